@@ -1,0 +1,47 @@
+"""A harness-owned NVFlare server filter that records what each client actually sent.
+
+It runs inside the FLARE server process on every incoming ``train`` result, outside the mutation surface, and
+writes one JSON line per result: site, round, reported local steps and the update's size. The fairness
+invariants (rounds completed, local steps per round) and the communication volume are read from this file,
+not from anything candidate code writes about itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from nvflare.apis.dxo import from_shareable
+from nvflare.apis.filter import Filter
+from nvflare.apis.fl_constant import ReservedKey
+from nvflare.apis.fl_context import FLContext
+from nvflare.apis.shareable import Shareable
+from nvflare.app_common.app_constant import AppConstants
+
+
+class AuditFilter(Filter):
+    def __init__(self, audit_path: str):
+        super().__init__()
+        self.audit_path = audit_path
+
+    def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        record: dict = {"round": shareable.get_cookie(AppConstants.CONTRIBUTION_ROUND)}
+        peer = fl_ctx.get_peer_context()
+        record["site"] = peer.get_identity_name() if peer else shareable.get_header(ReservedKey.TASK_NAME)
+        try:
+            dxo = from_shareable(shareable)
+            record["steps"] = dxo.get_meta_prop("NUM_STEPS_CURRENT_ROUND")
+            record["data_kind"] = str(dxo.data_kind)
+            record["tensors"] = len(dxo.data or {})
+            record["values"] = int(sum(np.asarray(v).size for v in (dxo.data or {}).values()))
+        except Exception as exc:  # a malformed result is itself an audit fact
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        line = json.dumps(record, default=str) + "\n"
+        fd = os.open(self.audit_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+        return shareable

@@ -1,0 +1,46 @@
+"""A candidate: a bounded change (knob values, for now) with a stable id derived from its content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .contract import canonical_json, sha256_of
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """``params`` is the complete, validated knob set; ``id`` depends on nothing else."""
+
+    params: dict[str, Any]
+    family: str
+    description: str
+    source: str = "builtin"
+    changed: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}-{sha256_of({'params': self.params})[:10]}"
+
+    @property
+    def params_json(self) -> str:
+        return canonical_json(self.params)
+
+
+def family_of(params: dict[str, Any]) -> str:
+    """A short method-family label: the aggregator, plus fedprox when the proximal term is on."""
+    name = str(params.get("aggregator", "custom"))
+    if float(params.get("fedprox_mu", 0) or 0) > 0:
+        name += "+prox"
+    return name
+
+
+def changed_knobs(params: dict[str, Any], reference: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in params if params.get(k) != reference.get(k)))
+
+
+def describe(params: dict[str, Any], reference: dict[str, Any]) -> str:
+    diff = changed_knobs(params, reference)
+    if not diff:
+        return "baseline (schema defaults)"
+    return ", ".join(f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in diff)

@@ -1,0 +1,222 @@
+"""Run one candidate on every contract seed as real NVFlare simulations, then score it with the evaluator.
+
+Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
+
+    <trial>/candidate.json            the candidate and the contract hash it ran under
+    <trial>/autofl_surface/           a private copy of the surface (the user's tree is never touched)
+    <trial>/seed-<s>/client.json      what the client script reads: seed, knobs, budget, shard directory
+    <trial>/seed-<s>/run.log          the simulator's output
+    <trial>/seed-<s>/audit.jsonl      what the server received, written by the harness' audit filter
+    <trial>/seed-<s>/ws/trial/...     the NVFlare workspace (final global model under server/simulate_job)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .candidate import Candidate
+from .contract import Contract
+from .contract_check import CHECKS
+from .evaluate import EVAL_PREFIX
+from .processes import python_env, run_tree
+
+SURFACE_PACKAGE = "autofl_surface"
+JOB_NAME = "trial"
+TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
+EVAL_TIMEOUT_SECONDS = 300.0
+_ROUND_RE = re.compile(r"Round (\d+) started")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    directory: Path
+    runtime_seconds: float = 0.0
+    error: str | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    score: float | None = None
+    n_params: int | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "run.log"
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / "ws" / JOB_NAME / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
+
+    @property
+    def workspace(self) -> Path:
+        return self.directory / "ws" / JOB_NAME
+
+
+def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
+    """Copy the surface's Python files into ``<trial>/autofl_surface`` and return the package's parent."""
+    package = trial_dir / SURFACE_PACKAGE
+    package.mkdir(parents=True, exist_ok=True)
+    for name in CHECKS:
+        shutil.copy2(surface_dir / name, package / name)
+    (package / "__init__.py").write_text('"""Per-trial copy of the mutation surface."""\n')
+    return trial_dir
+
+
+def _first_error(workspace: Path) -> str | None:
+    """NVFlare can fail silently with exit code 0: its error logs are the truth."""
+    for log in sorted(workspace.glob("*/error_log.txt")):
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            detail = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1])
+            return f"{log.parent.name} error log: {detail.strip()[:300]}"
+    return None
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_seed(
+    candidate: Candidate,
+    contract: Contract,
+    seed: int,
+    surface_parent: Path,
+    shard_dir: Path,
+    trial_dir: Path,
+    progress: Callable[[str], None],
+) -> SeedRun:
+    run = SeedRun(seed=seed, directory=trial_dir / f"seed-{seed}")
+    run.directory.mkdir(parents=True, exist_ok=True)
+    budget = contract.budget
+    client_config = run.directory / "client.json"
+    client_config.write_text(json.dumps({
+        "seed": seed,
+        "knobs": candidate.params,
+        "data_dir": str(shard_dir),
+        "local_epochs": budget["local_epochs"],
+        "max_local_steps": budget["max_local_steps"],
+        "batch_size": budget["batch_size"],
+    }, indent=1))
+    audit_path = run.directory / "audit.jsonl"
+    audit_path.unlink(missing_ok=True)
+    spec = {
+        "surface_parent": str(surface_parent),
+        "knobs": candidate.params,
+        "seed": seed,
+        "job_name": JOB_NAME,
+        "num_clients": contract.num_clients,
+        "rounds": contract.rounds,
+        "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
+        "client_config": str(client_config),
+        "task_request_interval": TASK_REQUEST_INTERVAL,
+        "audit_path": str(audit_path),
+        "workspace_root": str(run.directory / "ws"),
+    }
+    spec_path = run.directory / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+
+    def on_line(line: str) -> None:
+        if match := _ROUND_RE.search(line):
+            progress(f"seed {seed}: round {int(match.group(1)) + 1}/{contract.rounds}")
+
+    env = python_env(
+        [surface_parent, _PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=str(run.directory / "ws")
+    )
+    tree = run_tree(
+        [sys.executable, "-u", "-m", "pytest_autofl.simjob", str(spec_path)],
+        cwd=run.directory,
+        env=env,
+        log_path=run.log_path,
+        timeout=float(budget["wall_clock_seconds"]),
+        on_line=on_line,
+    )
+    run.runtime_seconds = tree.seconds
+    run.audit = read_audit(audit_path)
+    if tree.timed_out:
+        run.error = (
+            f"seed {seed}: wall-clock cap of {budget['wall_clock_seconds']} s exceeded; "
+            f"stopped {tree.killed} process(es); log: {run.log_path}"
+        )
+    elif tree.returncode != 0:
+        tail = run.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+        run.error = f"seed {seed}: simulator exited with code {tree.returncode}: {tail[0][:300]}"
+    elif err := _first_error(run.workspace):
+        run.error = f"seed {seed}: {err}"
+    elif not run.model_path.is_file():
+        run.error = f"seed {seed}: no final global model at {run.model_path}"
+    return run
+
+
+def evaluate_models(
+    contract: Contract, surface_parent: Path, models: list[dict[str, Any]], split: str, work_dir: Path,
+    tag: str = "",
+) -> list[dict[str, Any]]:
+    """Score final global models in a separate harness process; raises RuntimeError with the reason."""
+    spec_path = work_dir / f"evaluate-{split}{tag}.json"
+    spec_path.write_text(json.dumps({
+        "benchmarks_dir": str(contract.directory.parent),
+        "benchmark": contract.name,
+        "split": split,
+        "surface_parent": str(surface_parent),
+        "models": models,
+    }, indent=1))
+    log_path = work_dir / f"evaluate-{split}{tag}.log"
+    tree = run_tree(
+        [sys.executable, "-u", "-m", "pytest_autofl.evaluate", str(spec_path)],
+        cwd=work_dir,
+        env=python_env([_PACKAGE_ROOT]),
+        log_path=log_path,
+        timeout=EVAL_TIMEOUT_SECONDS,
+    )
+    output = log_path.read_text(errors="replace")
+    line = next((ln for ln in reversed(output.splitlines()) if ln.startswith(EVAL_PREFIX)), None)
+    if tree.returncode != 0 or line is None:
+        tail = output.strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"evaluator failed (exit {tree.returncode}): {tail[0][:300]}; log: {log_path}")
+    return list(json.loads(line[len(EVAL_PREFIX):]))
+
+
+def run_candidate(
+    candidate: Candidate,
+    contract: Contract,
+    surface_dir: Path,
+    shard_dir: Path,
+    trial_dir: Path,
+    progress: Callable[[str], None],
+) -> list[SeedRun]:
+    """Every contract seed in turn; stops at the first crash (its error is on that SeedRun)."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / "candidate.json").write_text(json.dumps({
+        "id": candidate.id, "family": candidate.family, "description": candidate.description,
+        "params": candidate.params, "contract_sha": contract.sha, "seeds": list(contract.seeds),
+    }, indent=1))
+    surface_parent = prepare_surface(surface_dir, trial_dir)
+    runs = []
+    for seed in contract.seeds:
+        started = time.monotonic()
+        progress(f"seed {seed}: starting NVFlare SimEnv ({contract.num_clients} clients x {contract.rounds} rounds)")
+        run = run_seed(candidate, contract, seed, surface_parent, shard_dir, trial_dir, progress)
+        runs.append(run)
+        if run.error:
+            progress(f"seed {seed}: CRASH after {time.monotonic() - started:.1f} s")
+            return runs
+    models = [{"arch": candidate.params.get("arch", "mlp"), "seed": r.seed, "path": str(r.model_path)} for r in runs]
+    try:
+        scores = evaluate_models(contract, surface_parent, models, "validation", trial_dir)
+    except RuntimeError as exc:
+        runs[-1].error = str(exc)
+        return runs
+    for run, scored in zip(runs, scores):
+        run.score, run.n_params = float(scored["score"]), int(scored["n_params"])
+        progress(f"seed {run.seed}: validation {contract.raw['metric']['name']} {run.score:.4f} "
+                 f"({run.runtime_seconds:.1f} s)")
+    return runs
