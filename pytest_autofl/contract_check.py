@@ -84,19 +84,32 @@ def _keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
-def _has_num_steps_key(tree: ast.AST) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict) and any(
-            isinstance(k, ast.Constant) and k.value == "NUM_STEPS_CURRENT_ROUND" for k in node.keys
-        ):
-            return True
-        if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.ctx, ast.Store)
-            and isinstance(node.slice, ast.Constant)
-            and node.slice.value == "NUM_STEPS_CURRENT_ROUND"
-        ):
-            return True
+def _dict_has_num_steps(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Dict) and any(
+        isinstance(k, ast.Constant) and k.value == "NUM_STEPS_CURRENT_ROUND" for k in node.keys
+    )
+
+
+def _meta_has_num_steps(meta: ast.expr | None, scope: ast.AST) -> bool:
+    """The meta passed to the update carries the key: a dict literal, or a variable that gets it in scope."""
+    if _dict_has_num_steps(meta):
+        return True
+    if not isinstance(meta, ast.Name):
+        return False
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == meta.id for t in targets) and _dict_has_num_steps(node.value):
+                return True
+            if any(
+                isinstance(t, ast.Subscript)
+                and isinstance(t.value, ast.Name)
+                and t.value.id == meta.id
+                and isinstance(t.slice, ast.Constant)
+                and t.slice.value == "NUM_STEPS_CURRENT_ROUND"
+                for t in targets
+            ):
+                return True
     return False
 
 
@@ -161,7 +174,7 @@ def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violatio
         and isinstance(kind := _keyword(m, "params_type"), ast.Attribute)  # type: ignore[arg-type]
         and kind.attr == "DIFF"
     ]
-    if not diff_models or not _has_num_steps_key(loop):
+    if not any(_meta_has_num_steps(_keyword(m, "meta"), loop) for m in diff_models):  # type: ignore[arg-type]
         out.append(Violation("AF107", path, diff_models[0].lineno if diff_models else loop.lineno))
     return out
 

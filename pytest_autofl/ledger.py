@@ -65,7 +65,8 @@ def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int]:
     if text and not text.endswith("\n"):
         torn_at = text.rfind("\n") + 1
         text = text[:torn_at]
-    lines = text.splitlines()
+    # Split on "\n" only: str.splitlines also breaks on form feeds and other separators a field may hold.
+    lines = text[:-1].split("\n") if text else []
     if not lines:
         return [], torn_at
     if lines[0].split("\t") != list(COLUMNS):

@@ -38,7 +38,7 @@ _OPTIONS = (
     # (flag, ini key, default, help)
     ("--autofl-iterations", "autofl_iterations", "0",
      "search: run N candidates as test items (0 = no search; the normal test suite runs)"),
-    ("--autofl-benchmark", "autofl_benchmark", "digits", "benchmark contract to use (a directory of benchmarks)"),
+    ("--autofl-benchmark", "autofl_benchmark", "digits", "benchmark contract to use (a directory under autofl_benchmarks_dir)"),
     ("--autofl-workdir", "autofl_workdir", ".autofl", "where trial workspaces, logs and data shards go"),
     ("--autofl-ledger", "autofl_ledger", "results.tsv", "the ledger (TSV) every verdict is appended to"),
 )

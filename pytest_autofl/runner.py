@@ -33,6 +33,7 @@ JOB_NAME = "trial"
 TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
 EVAL_TIMEOUT_SECONDS = 300.0
 _ROUND_RE = re.compile(r"Round (\d+) started")
+_EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,12 +71,15 @@ def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
 
 
 def _first_error(workspace: Path) -> str | None:
-    """NVFlare can fail silently with exit code 0: its error logs are the truth."""
-    for log in sorted(workspace.glob("*/error_log.txt")):
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    """NVFlare can fail silently with exit code 0: its error logs are the truth. Client logs come first,
+    since a client failure shows up on the server only as a consequence."""
+    logs = sorted(workspace.glob("*/error_log.txt"), key=lambda p: (p.parent.name == "server", p.parent.name))
+    for log in logs:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         if lines:
-            detail = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1])
-            return f"{log.parent.name} error log: {detail.strip()[:300]}"
+            exceptions = [ln for ln in lines if _EXCEPTION_RE.match(ln)]
+            detail = exceptions[0] if exceptions else next((ln for ln in lines if " ERROR " in ln), lines[0])
+            return f"{log.parent.name}: {detail[:300]}"
     return None
 
 
@@ -146,11 +150,11 @@ def run_seed(
             f"seed {seed}: wall-clock cap of {budget['wall_clock_seconds']} s exceeded; "
             f"stopped {tree.killed} process(es); log: {run.log_path}"
         )
+    elif err := _first_error(run.workspace):
+        run.error = f"seed {seed}: {err}; log: {run.log_path}"
     elif tree.returncode != 0:
         tail = run.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
         run.error = f"seed {seed}: simulator exited with code {tree.returncode}: {tail[0][:300]}"
-    elif err := _first_error(run.workspace):
-        run.error = f"seed {seed}: {err}"
     elif not run.model_path.is_file():
         run.error = f"seed {seed}: no final global model at {run.model_path}"
     return run

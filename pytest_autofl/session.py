@@ -21,7 +21,7 @@ from typing import Any
 
 from . import ledger
 from .candidate import Candidate, changed_knobs
-from .contract import Contract, load_contract
+from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
 from .invariants import RunFacts, check
 from .proposer import BuiltinProposer, Tried
@@ -111,6 +111,7 @@ class AutoflSession:
         self.ledger_path = ledger_path
         self.progress = progress
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
+        check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         self.contract_sha_at_start = self.contract.sha
         self.schema: Schema = load_schema(surface_dir)
         self.proposer = BuiltinProposer(self.schema, seed=int(self.contract.sha[:8], 16),

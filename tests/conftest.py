@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository's own benchmarks and surface, and throw-away project copies of them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pytest_autofl.contract import load_contract
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def smoke_contract():
+    return load_contract(REPO / "benchmarks", "digits-smoke")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    """A pytester project with a copy of the benchmarks and the surface (free to tamper with)."""
+    root = pytester.path
+    shutil.copytree(REPO / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "surfaces", root / "surfaces", ignore=shutil.ignore_patterns("__pycache__"))
+    pytester.makeini("[pytest]\ntestpaths = benchmarks\nautofl_benchmark = digits-smoke\n")
+    return root

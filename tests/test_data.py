@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+
+from pytest_autofl.data import heldout, load_arrays, make_split, shards_sha, write_shards
+
+
+def test_split_is_deterministic_disjoint_and_complete(smoke_contract):
+    _, y = load_arrays()
+    a, b = make_split(smoke_contract, y), make_split(smoke_contract, y)
+    assert a.sha == b.sha
+    parts = [a.validation, a.test, *a.clients.values()]
+    everything = np.concatenate(parts)
+    assert len(everything) == len(set(everything.tolist())) == len(y)
+    assert min(len(p) for p in a.clients.values()) >= smoke_contract.split["min_samples_per_client"]
+
+
+def test_label_skew_is_real(repo):
+    from pytest_autofl.contract import load_contract
+
+    contract = load_contract(repo / "benchmarks", "digits")
+    _, y = load_arrays()
+    split = make_split(contract, y)
+    shares = np.array([np.bincount(y[idx], minlength=10) / len(idx) for idx in split.clients.values()])
+    assert shares.max() > 0.25  # a Dirichlet(0.3) client is far from the uniform 0.1 per class
+
+
+def test_shards_hash_back_to_the_split_and_catch_tampering(smoke_contract, tmp_path):
+    directory, split = write_shards(smoke_contract, tmp_path)
+    assert shards_sha(smoke_contract, directory) == split.sha
+    with np.load(directory / "site-1.npz") as shard:
+        x, y, idx = shard["x"], shard["y"], shard["idx"]
+    np.savez(directory / "site-1.npz", x=x, y=y, idx=idx[:-1])
+    assert shards_sha(smoke_contract, directory) != split.sha
+
+
+def test_heldout_sets_are_the_split_rows(smoke_contract):
+    x, y = heldout(smoke_contract, "validation")
+    assert x.shape == (len(y), 64) and 0.0 <= x.min() and x.max() <= 1.0
+    assert len(heldout(smoke_contract, "test")[1]) > 300

@@ -1,0 +1,118 @@
+"""End to end with real NVFlare simulations on the digits-smoke contract (about 20 s per run)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+import psutil
+import pytest
+
+from pytest_autofl import ledger
+from pytest_autofl.contract import load_contract
+
+pytestmark = pytest.mark.e2e
+
+
+def _processes_under(path) -> list[str]:
+    out = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(path) in cmd:
+            out.append(cmd)
+    return out
+
+
+def _repin(project, name="digits-smoke", **budget):
+    """Change the project copy's contract budget and pin it again (the visible act the search requires)."""
+    directory = project / "benchmarks" / name
+    raw = json.loads((directory / "contract.json").read_text())
+    raw["budget"].update(budget)
+    (directory / "contract.json").write_text(json.dumps(raw))
+    (directory / "contract.sha256").write_text(load_contract(project / "benchmarks", name).sha + "\n")
+
+
+def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
+    result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*[[]autofl 01[]] fedavg-* seed 0: round 2/2",
+        "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent",
+        "*[[]autofl 02[]] fedavg+prox-*: * - mean paired gain *",
+        "*autofl summary*",
+        "*verdicts: *",
+        "held-out test (reported once, never used to select): *",
+    ])
+    frame = ledger.load_frame(project / "results.tsv")
+    assert len(frame) == 2
+    assert frame["status"].iloc[0] == "keep"
+    assert frame["status"].iloc[1] in ("keep", "narrow", "discard")
+    assert frame["target"].tolist() == ["baseline", "knobs: fedprox_mu"]
+    contract = load_contract(project / "benchmarks", "digits-smoke")
+    assert set(frame["contract_sha"]) == {contract.sha}
+    assert frame["benchmark"].iloc[0] == "digits-smoke" and frame["seeds"].iloc[0] == "[0]"
+    assert 0.0 < float(frame["score"].iloc[0]) <= 1.0
+    assert json.loads(frame["seed_scores"].iloc[0])["0"] == pytest.approx(float(frame["score"].iloc[0]))
+    assert int(frame["n_params"].iloc[0]) == 8970
+    trial_dir, log = frame["artifacts"].iloc[0].split(";")
+    assert (project / log).is_file() and "Round 1 started" in (project / log).read_text()
+    audit = (project / trial_dir / "seed-0" / "audit.jsonl").read_text().splitlines()
+    assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter
+    assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
+    assert _processes_under(project) == []
+
+    # A second session continues the campaign: it reuses the ledger's incumbent and proposes new candidates.
+    again = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1)
+    frame = ledger.load_frame(project / "results.tsv")
+    assert len(frame) == 3 and frame["candidate_id"].nunique() == 3
+    assert frame["incumbent_id"].iloc[2] != ""
+
+
+def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, project):
+    script = project / "surfaces" / "client_train.py"
+    script.write_text(script.read_text().replace(
+        "        round_num = int(input_model.current_round or 0)\n",
+        "        round_num = int(input_model.current_round or 0)\n"
+        "        if knobs['fedprox_mu'] == 0:\n            raise RuntimeError('injected client failure')\n",
+    ))
+    result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*crash: seed 0: *injected client failure*"])
+    frame = ledger.load_frame(project / "results.tsv")
+    assert frame["status"].tolist()[0] == "crash"
+    assert "injected client failure" in frame["reason"].iloc[0]
+    assert frame["score"].iloc[0] == "0.000000"
+    assert frame["status"].iloc[1] == "keep"  # the first clean run becomes the incumbent
+    assert _processes_under(project) == []
+
+
+def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
+    _repin(project, wall_clock_seconds=35)
+    script = project / "surfaces" / "client_train.py"
+    script.write_text(script.read_text().replace(
+        "        round_num = int(input_model.current_round or 0)\n",
+        "        round_num = int(input_model.current_round or 0)\n        import time\n        time.sleep(3600)\n",
+    ))
+    started = time.monotonic()
+    result = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert time.monotonic() - started < 120
+    result.stdout.fnmatch_lines(["*wall-clock cap of 35 s exceeded; stopped * process(es)*"])
+    assert ledger.load_frame(project / "results.tsv")["status"].tolist() == ["crash"]
+    time.sleep(1)
+    assert _processes_under(project) == []
+
+
+def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
+    script = project / "surfaces" / "client_train.py"
+    script.write_text(script.read_text().replace(
+        'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps}', 'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps + 100}'
+    ))
+    result = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fairness invariant violated: local steps (seed 0, round 0, site-1): reported*"])
+    frame = ledger.load_frame(project / "results.tsv")
+    assert frame["status"].tolist() == ["invalid"]
+    assert frame["reason"].iloc[0].startswith("fairness invariant violated: local steps")

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_autofl import ledger
+from pytest_autofl.errors import LedgerError
+
+
+def row(i: int, **extra):
+    base = {c: "" for c in ledger.COLUMNS}
+    base.update(commit="abc", score=f"{i / 100:.6f}", runtime_seconds="1.0", status="keep",
+                candidate_id=f"c{i}", row_id=f"test:{os.getpid()}:{i}")
+    base.update(extra)
+    return base
+
+
+def test_first_eight_columns_are_nvflare_autofl_layout():
+    assert ledger.COLUMNS[:8] == ("commit", "score", "runtime_seconds", "budget", "status", "target",
+                                  "description", "artifacts")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_any_text_round_trips(tmp_path, text):
+    path = tmp_path / f"r{abs(hash(text))}.tsv"
+    ledger.append_row(path, row(1, description=text, reason=text + "\t\n\\"))
+    (back,) = ledger.read_rows(path)
+    assert back["description"] == text and back["reason"] == text + "\t\n\\"
+    assert path.read_text().count("\n") == 2  # header + exactly one line per row
+
+
+def test_pandas_reads_it(tmp_path):
+    path = tmp_path / "results.tsv"
+    for i in range(3):
+        ledger.append_row(path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"'))
+    frame = ledger.load_frame(path)
+    assert list(frame.columns) == list(ledger.COLUMNS)
+    assert frame["params"].iloc[0] == '{"lr": 0.05, "aggregator": "fedavg"}'
+    assert frame["description"].iloc[2] == '"quoted"'
+    assert ledger.validate(path) == []
+
+
+def test_foreign_header_is_refused_and_never_overwritten(tmp_path):
+    path = tmp_path / "results.tsv"
+    original = "\t".join(ledger.AUTOFL_RESEARCH_COLUMNS) + "\nabc\t0.9\t1\tb\tkeep\tt\td\ta\n"
+    path.write_text(original)
+    with pytest.raises(LedgerError, match="NVFlare Auto-FL ledger"):
+        ledger.append_row(path, row(1))
+    assert path.read_text() == original
+
+
+def test_malformed_middle_row_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "results.tsv"
+    ledger.append_row(path, row(1))
+    ledger.append_row(path, row(2))
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = "only\tthree\tfields\n"
+    broken = "".join(lines)
+    path.write_text(broken)
+    with pytest.raises(LedgerError, match=r"results.tsv:2: malformed row: 3 fields"):
+        ledger.append_row(path, row(3))
+    assert path.read_text() == broken
+    assert "malformed row" in ledger.validate(path)[0]
+
+
+def test_torn_tail_from_a_killed_writer_is_set_aside(tmp_path):
+    path = tmp_path / "results.tsv"
+    ledger.append_row(path, row(1))
+    with open(path, "a") as fh:
+        fh.write("abc\t0.5\tpartial")  # a writer died mid-row
+    assert len(ledger.read_rows(path)) == 1
+    ledger.append_row(path, row(2))
+    assert [r["candidate_id"] for r in ledger.read_rows(path)] == ["c1", "c2"]
+    (aside,) = tmp_path.glob("results.tsv.torn-*")
+    assert aside.read_text() == "abc\t0.5\tpartial"
+
+
+def test_validate_flags_bad_status_numbers_and_duplicates(tmp_path):
+    path = tmp_path / "results.tsv"
+    ledger.append_row(path, row(1, status="maybe"))
+    ledger.append_row(path, row(2, score="high", row_id="dup"))
+    ledger.append_row(path, row(3, row_id="dup"))
+    problems = "\n".join(ledger.validate(path))
+    assert "unknown status 'maybe'" in problems
+    assert "column score = 'high'" in problems
+    assert "duplicate row_id 'dup'" in problems
+
+
+def _writer(path: str, worker: int, count: int, spans: multiprocessing.Queue) -> None:
+    from pathlib import Path
+
+    for i in range(count):
+        ledger.append_row(Path(path), row(worker * 1000 + i, row_id=f"w{worker}:{i}"))
+        spans.put(worker)
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
+    path = tmp_path / "results.tsv"
+    ctx = multiprocessing.get_context("spawn")
+    spans = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(str(path), w, 25, spans)) for w in range(4)]
+    started = time.monotonic()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    rows = ledger.read_rows(path)
+    assert len(rows) == 100
+    assert len({r["row_id"] for r in rows}) == 100
+    assert ledger.validate(path) == []
+    assert time.monotonic() - started < 120

@@ -1,0 +1,105 @@
+"""Plugin behaviour through pytester: options, modes and clear errors. Nothing here trains a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_autofl import ledger
+
+
+def test_help_lists_the_option_group(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*pytest-autofl*", "*--autofl-iterations=ITERATIONS*",
+                                 "*--autofl-benchmark=BENCHMARK*", "*--autofl-ledger=LEDGER*", "*--autofl-check*",
+                                 "*autofl_iterations*", "*autofl_surface_dir*"])
+
+
+def test_check_is_green_on_the_shipped_project(pytester, project):
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["autofl check ok: contract digits-smoke: valid, pinned*",
+                                 "autofl check ok: surface *: Client API and strategy contract rules hold",
+                                 "autofl check: contract, schema, surface and ledger are valid"])
+
+
+def test_check_is_red_on_a_tampered_contract(pytester, project):
+    path = project / "benchmarks" / "digits" / "contract.json"
+    raw = json.loads(path.read_text())
+    raw["seeds"] = [0]
+    path.write_text(json.dumps(raw))
+    result = pytester.runpytest("--autofl-check", "--autofl-benchmark", "digits")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["autofl check FAILED: contract: contract 'digits' was changed*",
+                                 "autofl check: 1 violation(s); nothing was trained"])
+
+
+def test_check_is_red_on_a_surface_that_breaks_the_client_api(pytester, project):
+    script = project / "surfaces" / "client_train.py"
+    script.write_text(script.read_text().replace("strict=True", "strict=False"))
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["autofl check FAILED: surface: *client_train.py:*: AF105 *strict=True*"])
+
+
+def test_check_is_red_on_a_malformed_ledger(pytester, project):
+    (project / "results.tsv").write_text("\t".join(ledger.COLUMNS) + "\nbroken\trow\n")
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["autofl check FAILED: ledger: *results.tsv:2: malformed row: 2 fields*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--autofl-iterations=many"], "*--autofl-iterations must be an integer, got 'many'*"),
+        (["--autofl-iterations=-1"], "*--autofl-iterations must be >= 0*"),
+        (["--autofl-iterations=1", "--autofl-benchmark=cifar"], "*unknown benchmark 'cifar'*known benchmarks:*"),
+        (["--autofl-iterations=1", "-n", "2"], "*does not run under pytest-xdist*"),
+    ],
+)
+def test_bad_usage_is_a_clear_error(pytester, project, args, message):
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_a_search_refuses_an_unpinned_contract(pytester, project):
+    (project / "benchmarks" / "digits-smoke" / "contract.sha256").write_text("0" * 64 + "\n")
+    result = pytester.runpytest("--autofl-iterations=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*contract 'digits-smoke' was changed*"])
+
+
+def test_a_malformed_ledger_stops_the_search_before_anything_runs(pytester, project):
+    broken = "\t".join(ledger.COLUMNS) + "\nbroken\trow\n"
+    (project / "results.tsv").write_text(broken)
+    result = pytester.runpytest("--autofl-iterations=1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*results.tsv:2: malformed row*"])
+    assert (project / "results.tsv").read_text() == broken
+
+
+def test_a_normal_run_deselects_the_candidate_test(pytester, project):
+    pytester.makepyfile(test_other="def test_ok():\n    pass\n")
+    result = pytester.runpytest("test_other.py", "benchmarks")
+    result.assert_outcomes(passed=1, deselected=1)
+
+
+def test_a_search_runs_only_candidates_and_needs_the_candidate_test(pytester, project):
+    pytester.makepyfile(test_other="def test_ok():\n    pass\n")
+    result = pytester.runpytest("--autofl-iterations=3", "--collect-only", "-q", "test_other.py", "benchmarks")
+    result.stdout.fnmatch_lines(["benchmarks/test_autofl.py::test_candidate[[]candidate-01[]]",
+                                 "benchmarks/test_autofl.py::test_candidate[[]candidate-03[]]",
+                                 "3/4 tests collected (1 deselected)*"])
+    result = pytester.runpytest("--autofl-iterations=3", "test_other.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no collected test uses the autofl_trial fixture*"])
+
+
+def test_the_contract_fixture_is_available_to_any_test(pytester, project):
+    pytester.makepyfile(test_c="def test_c(autofl_contract):\n"
+                                "    assert autofl_contract.name == 'digits-smoke'\n"
+                                "    assert len(autofl_contract.sha) == 64\n")
+    pytester.runpytest("test_c.py").assert_outcomes(passed=1)
