@@ -12,7 +12,6 @@ import json
 import os
 
 import numpy as np
-
 from nvflare.apis.dxo import from_shareable
 from nvflare.apis.filter import Filter
 from nvflare.apis.fl_constant import ReservedKey

@@ -43,4 +43,6 @@ def describe(params: dict[str, Any], reference: dict[str, Any]) -> str:
     diff = changed_knobs(params, reference)
     if not diff:
         return "baseline (schema defaults)"
-    return ", ".join(f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in diff)
+    return ", ".join(
+        f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in diff
+    )

@@ -12,7 +12,9 @@ from .errors import AutoFLError
 from .schema import load_schema
 
 
-def run_checks(benchmarks_dir: Path, benchmark: str, surface_dir: Path, ledger_path: Path) -> tuple[list[str], list[str]]:
+def run_checks(
+    benchmarks_dir: Path, benchmark: str, surface_dir: Path, ledger_path: Path
+) -> tuple[list[str], list[str]]:
     """(passed, problems): one human line per check passed and per problem found."""
     passed: list[str] = []
     problems: list[str] = []
@@ -20,13 +22,17 @@ def run_checks(benchmarks_dir: Path, benchmark: str, surface_dir: Path, ledger_p
         contract = load_contract(benchmarks_dir, benchmark)
         check_pin(contract)
         split = make_split(contract, load_arrays()[1])
-        passed.append(f"contract {benchmark}: valid, pinned (contract_sha {contract.sha[:12]}), "
-                      f"split_sha {split.sha[:12]}, profile present")
+        passed.append(
+            f"contract {benchmark}: valid, pinned (contract_sha {contract.sha[:12]}), "
+            f"split_sha {split.sha[:12]}, profile present"
+        )
     except (AutoFLError, ValueError) as exc:
         problems.append(f"contract: {exc}")
     try:
         schema = load_schema(surface_dir)
-        passed.append(f"schema {surface_dir}: {len(schema.knobs)} knobs, patchable files {list(schema.files)}")
+        passed.append(
+            f"schema {surface_dir}: {len(schema.knobs)} knobs, patchable files {list(schema.files)}"
+        )
     except AutoFLError as exc:
         problems.append(f"schema: {exc}")
     violations = check_surface(surface_dir)
@@ -39,6 +45,9 @@ def run_checks(benchmarks_dir: Path, benchmark: str, surface_dir: Path, ledger_p
         problems.extend(f"ledger: {p}" for p in ledger_problems)
     else:
         rows = len(ledger.read_rows(ledger_path))
-        passed.append(f"ledger {ledger_path}: well-formed ({rows} rows)" if ledger_path.exists()
-                      else f"ledger {ledger_path}: not created yet")
+        passed.append(
+            f"ledger {ledger_path}: well-formed ({rows} rows)"
+            if ledger_path.exists()
+            else f"ledger {ledger_path}: not created yet"
+        )
     return passed, problems

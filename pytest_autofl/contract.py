@@ -36,8 +36,11 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "budget.batch_size": (int, lambda v: v >= 1, "must be >= 1"),
     "budget.max_model_params": (int, lambda v: v >= 1, "must be >= 1"),
     "budget.wall_clock_seconds": ((int, float), lambda v: v > 0, "must be > 0"),
-    "seeds": (list, lambda v: len(v) >= 1 and all(isinstance(s, int) for s in v) and len(set(v)) == len(v),
-              "must be a non-empty list of distinct integers"),
+    "seeds": (
+        list,
+        lambda v: len(v) >= 1 and all(isinstance(s, int) for s in v) and len(set(v)) == len(v),
+        "must be a non-empty list of distinct integers",
+    ),
     "metric.name": (str, lambda v: v == "accuracy", "must be 'accuracy'"),
     "metric.split": (str, lambda v: v == "validation", "must be 'validation' (the test split never selects)"),
     "metric.direction": (str, lambda v: v in ("max", "min"), "must be 'max' or 'min'"),
@@ -151,7 +154,9 @@ def load_contract(benchmarks_dir: Path, name: str) -> Contract:
         raise ContractError(f"{path}: cannot read the contract: {exc}") from None
     _validate(raw, str(path))
     if raw.get("name") != name:
-        raise ContractError(f"{path}: field 'name' = {raw.get('name')!r} must equal the directory name {name!r}")
+        raise ContractError(
+            f"{path}: field 'name' = {raw.get('name')!r} must equal the directory name {name!r}"
+        )
     return Contract(name=name, raw=raw, directory=directory)
 
 

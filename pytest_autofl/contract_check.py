@@ -10,6 +10,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 CLIENT_SCRIPT = "client_train.py"
 STRATEGIES = "strategies.py"
@@ -73,11 +74,13 @@ def _calls(tree: ast.AST, aliases: set[str], method: str) -> Iterator[ast.Call]:
             yield node
 
 
-def _is_flmodel(node: ast.AST) -> bool:
+def _is_flmodel(node: ast.AST) -> TypeGuard[ast.Call]:
     if not isinstance(node, ast.Call):
         return False
     f = node.func
-    return (isinstance(f, ast.Name) and f.id == "FLModel") or (isinstance(f, ast.Attribute) and f.attr == "FLModel")
+    return (isinstance(f, ast.Name) and f.id == "FLModel") or (
+        isinstance(f, ast.Attribute) and f.attr == "FLModel"
+    )
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -99,7 +102,9 @@ def _meta_has_num_steps(meta: ast.expr | None, scope: ast.AST) -> bool:
     for node in ast.walk(scope):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == meta.id for t in targets) and _dict_has_num_steps(node.value):
+            if any(isinstance(t, ast.Name) and t.id == meta.id for t in targets) and _dict_has_num_steps(
+                node.value
+            ):
                 return True
             if any(
                 isinstance(t, ast.Subscript)
@@ -114,16 +119,15 @@ def _meta_has_num_steps(meta: ast.expr | None, scope: ast.AST) -> bool:
 
 
 def _forbidden_imports(tree: ast.AST, path: str) -> list[Violation]:
-    out = []
+    out: list[Violation] = []
     for node in ast.walk(tree):
-        modules: list[str] = []
-        if isinstance(node, ast.Import):
-            modules = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules = [node.module]
-        for module in modules:
-            if module.split(".")[0] in FORBIDDEN_MODULES:
-                out.append(Violation("AF108", path, node.lineno, f"imports {module}"))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            out.extend(
+                Violation("AF108", path, node.lineno, f"imports {module}")
+                for module in modules
+                if module.split(".")[0] in FORBIDDEN_MODULES
+            )
     return out
 
 
@@ -139,7 +143,9 @@ def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violatio
     if not any(True for _ in _calls(tree, aliases, "init")):
         out.append(Violation("AF101", path, 1))
     loops = [
-        n for n in ast.walk(tree) if isinstance(n, ast.While) and _is_flare_call(n.test, aliases, "is_running")
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.While) and _is_flare_call(n.test, aliases, "is_running")
     ]
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         if isinstance(call.func, ast.Attribute) and call.func.attr == "load_state_dict":
@@ -159,9 +165,11 @@ def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violatio
         for c in ast.walk(loop)
     ):
         out.append(Violation("AF105", path, loop.lineno, "no load_state_dict(..., strict=True) in the loop"))
-    eval_ifs = [n for n in ast.walk(loop) if isinstance(n, ast.If) and _is_flare_call(n.test, aliases, "is_evaluate")]
+    eval_ifs = [
+        n for n in ast.walk(loop) if isinstance(n, ast.If) and _is_flare_call(n.test, aliases, "is_evaluate")
+    ]
     if not any(
-        _is_flmodel(m) and _keyword(m, "metrics") is not None  # type: ignore[arg-type]
+        _is_flmodel(m) and _keyword(m, "metrics") is not None
         for branch in eval_ifs
         for stmt in branch.body
         for m in ast.walk(stmt)
@@ -171,10 +179,10 @@ def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violatio
         m
         for m in ast.walk(loop)
         if _is_flmodel(m)
-        and isinstance(kind := _keyword(m, "params_type"), ast.Attribute)  # type: ignore[arg-type]
+        and isinstance(kind := _keyword(m, "params_type"), ast.Attribute)
         and kind.attr == "DIFF"
     ]
-    if not any(_meta_has_num_steps(_keyword(m, "meta"), loop) for m in diff_models):  # type: ignore[arg-type]
+    if not any(_meta_has_num_steps(_keyword(m, "meta"), loop) for m in diff_models):
         out.append(Violation("AF107", path, diff_models[0].lineno if diff_models else loop.lineno))
     return out
 
@@ -184,7 +192,11 @@ def _class_index(tree: ast.Module) -> dict[str, ast.ClassDef]:
 
 
 def _base_names(cls: ast.ClassDef) -> list[str]:
-    return [b.id if isinstance(b, ast.Name) else b.attr for b in cls.bases if isinstance(b, (ast.Name, ast.Attribute))]
+    return [
+        b.id if isinstance(b, ast.Name) else b.attr
+        for b in cls.bases
+        if isinstance(b, (ast.Name, ast.Attribute))
+    ]
 
 
 def check_strategies(source: str, path: str = STRATEGIES) -> list[Violation]:
@@ -223,7 +235,11 @@ def check_model(source: str, path: str = MODEL) -> list[Violation]:
         return [Violation("AF100", path, exc.lineno or 0, str(exc.msg))]
     out = _forbidden_imports(tree, path)
     net = _class_index(tree).get("Net")
-    init = next((f for f in net.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None) if net else None
+    init = (
+        next((f for f in net.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        if net
+        else None
+    )
     args = {a.arg for a in init.args.args} if init else set()
     if not {"arch", "seed"} <= args:
         out.append(Violation("AF130", path, net.lineno if net else 1))

@@ -78,10 +78,12 @@ def make_split(contract: Contract, labels: np.ndarray) -> Split:
             members = split_rng.permutation(pool_arr[labels[pool_arr] == cls])
             weights = split_rng.dirichlet([spec["dirichlet_alpha"]] * len(names))
             cuts = (np.cumsum(weights)[:-1] * len(members)).astype(int)
-            for part, chunk in zip(parts, np.split(members, cuts)):
+            for part, chunk in zip(parts, np.split(members, cuts), strict=True):
                 part.extend(chunk.tolist())
         if min(len(p) for p in parts) >= spec["min_samples_per_client"]:
-            clients = {name: np.array(sorted(p), dtype=np.int64) for name, p in zip(names, parts)}
+            clients = {
+                name: np.array(sorted(p), dtype=np.int64) for name, p in zip(names, parts, strict=True)
+            }
             return Split(clients, np.array(sorted(validation)), np.array(sorted(test)))
     raise ValueError(
         f"no Dirichlet split with >= {spec['min_samples_per_client']} samples per client after 1000 draws; "

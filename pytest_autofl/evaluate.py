@@ -22,7 +22,7 @@ def evaluate(spec: dict) -> list[dict]:
     from .data import heldout
 
     sys.path.insert(0, spec["surface_parent"])
-    from autofl_surface.model import Net  # type: ignore[import-not-found]
+    from autofl_surface.model import Net
 
     torch.set_num_threads(1)
     contract = load_contract(Path(spec["benchmarks_dir"]), spec["benchmark"])

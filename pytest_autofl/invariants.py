@@ -46,11 +46,15 @@ def check(
     if seeds != list(contract.seeds):
         out.append(f"same seeds: ran {seeds}, the contract fixes {list(contract.seeds)}")
     if split_sha_seen != expected_split_sha:
-        out.append(f"same split: the shards hash to {split_sha_seen[:12]}, the contract's split is "
-                   f"{expected_split_sha[:12]}")
+        out.append(
+            f"same split: the shards hash to {split_sha_seen[:12]}, the contract's split is "
+            f"{expected_split_sha[:12]}"
+        )
     if contract_sha_now != contract_sha_at_start:
-        out.append(f"contract unchanged: contract_sha moved from {contract_sha_at_start[:12]} to "
-                   f"{contract_sha_now[:12]} during the run")
+        out.append(
+            f"contract unchanged: contract_sha moved from {contract_sha_at_start[:12]} to "
+            f"{contract_sha_now[:12]} during the run"
+        )
     budget = site_step_budget(contract, shard_sizes)
     sites = sorted(shard_sizes)
     for run in runs:
@@ -60,18 +64,26 @@ def check(
                 by_round[rec["round"]][str(rec.get("site"))] = rec
         complete = [r for r, got in by_round.items() if sorted(got) == sites]
         if len(complete) != contract.rounds:
-            out.append(f"rounds completed (seed {run.seed}): {len(complete)} rounds with an update from every "
-                       f"client, the contract fixes {contract.rounds}")
+            out.append(
+                f"rounds completed (seed {run.seed}): {len(complete)} rounds with an update from every "
+                f"client, the contract fixes {contract.rounds}"
+            )
         for rnd, got in sorted(by_round.items()):
             for site, rec in sorted(got.items()):
                 steps = rec.get("steps")
                 if not isinstance(steps, int) or steps > budget.get(site, -1):
-                    out.append(f"local steps (seed {run.seed}, round {rnd}, {site}): reported {steps!r}, "
-                               f"budget {budget.get(site)}")
+                    out.append(
+                        f"local steps (seed {run.seed}, round {rnd}, {site}): reported {steps!r}, "
+                        f"budget {budget.get(site)}"
+                    )
                 if not rec.get("tensors"):
-                    out.append(f"non-empty update (seed {run.seed}, round {rnd}, {site}): the server received "
-                               "no parameters (numpy params are dropped by the PyTorch Client API)")
+                    out.append(
+                        f"non-empty update (seed {run.seed}, round {rnd}, {site}): the server received "
+                        "no parameters (numpy params are dropped by the PyTorch Client API)"
+                    )
         if run.n_params is None or run.n_params > contract.budget["max_model_params"]:
-            out.append(f"parameter count (seed {run.seed}): {run.n_params}, cap "
-                       f"{contract.budget['max_model_params']}")
+            out.append(
+                f"parameter count (seed {run.seed}): {run.n_params}, cap "
+                f"{contract.budget['max_model_params']}"
+            )
     return out

@@ -24,11 +24,31 @@ from .errors import LedgerError
 from .verdict import STATUSES
 
 AUTOFL_RESEARCH_COLUMNS = (
-    "commit", "score", "runtime_seconds", "budget", "status", "target", "description", "artifacts",
+    "commit",
+    "score",
+    "runtime_seconds",
+    "budget",
+    "status",
+    "target",
+    "description",
+    "artifacts",
 )
 COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
-    "candidate_id", "params", "seeds", "seed_scores", "delta", "incumbent_id", "reason", "n_params",
-    "contract_sha", "split_sha", "benchmark", "nvflare_version", "torch_version", "timestamp_utc", "row_id",
+    "candidate_id",
+    "params",
+    "seeds",
+    "seed_scores",
+    "delta",
+    "incumbent_id",
+    "reason",
+    "n_params",
+    "contract_sha",
+    "split_sha",
+    "benchmark",
+    "nvflare_version",
+    "torch_version",
+    "timestamp_utc",
+    "row_id",
 )
 NUMERIC_COLUMNS = ("score", "runtime_seconds", "delta", "n_params")
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -87,7 +107,7 @@ def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int]:
                 f"{path}:{number}: malformed row: {len(fields)} fields, expected {len(COLUMNS)}. "
                 "The ledger was not modified; fix or move that line by hand."
             )
-        rows.append({c: unescape(v) for c, v in zip(COLUMNS, fields)})
+        rows.append({c: unescape(v) for c, v in zip(COLUMNS, fields, strict=True)})
     return rows, torn_at
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,18 @@ result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
 
 _OPTIONS = (
     # (flag, ini key, default, help)
-    ("--autofl-iterations", "autofl_iterations", "0",
-     "search: run N candidates as test items (0 = no search; the normal test suite runs)"),
-    ("--autofl-benchmark", "autofl_benchmark", "digits", "benchmark contract to use (a directory under autofl_benchmarks_dir)"),
+    (
+        "--autofl-iterations",
+        "autofl_iterations",
+        "0",
+        "search: run N candidates as test items (0 = no search; the normal test suite runs)",
+    ),
+    (
+        "--autofl-benchmark",
+        "autofl_benchmark",
+        "digits",
+        "benchmark contract to use (a directory under autofl_benchmarks_dir)",
+    ),
     ("--autofl-workdir", "autofl_workdir", ".autofl", "where trial workspaces, logs and data shards go"),
     ("--autofl-ledger", "autofl_ledger", "results.tsv", "the ledger (TSV) every verdict is appended to"),
 )
@@ -47,11 +56,21 @@ _OPTIONS = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autofl", "pytest-autofl: federated-learning experiments on NVIDIA FLARE")
     for flag, ini, default, text in _OPTIONS:
-        group.addoption(flag, dest=ini, default=None, metavar=ini.split("_", 1)[1].upper(),
-                        help=f"{text}. Default: {default!r} (ini: {ini})")
+        group.addoption(
+            flag,
+            dest=ini,
+            default=None,
+            metavar=ini.split("_", 1)[1].upper(),
+            help=f"{text}. Default: {default!r} (ini: {ini})",
+        )
         parser.addini(ini, f"{text} (command line: {flag})", default=default)
-    group.addoption("--autofl-check", dest="autofl_check", action="store_true", default=False,
-                    help="validate contract, schema, surface and ledger without training; exit 1 on any violation")
+    group.addoption(
+        "--autofl-check",
+        dest="autofl_check",
+        action="store_true",
+        default=False,
+        help="validate contract, schema, surface and ledger without training; exit 1 on any violation",
+    )
     parser.addini("autofl_benchmarks_dir", "directory holding benchmark contracts", default="benchmarks")
     parser.addini("autofl_surface_dir", "directory holding the mutation surface", default="surfaces")
 
@@ -129,8 +148,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     from .checks import run_checks
 
     settings = _settings(config)
-    passed, problems = run_checks(settings.benchmarks_dir, settings.benchmark, settings.surface_dir,
-                                  settings.ledger)
+    passed, problems = run_checks(
+        settings.benchmarks_dir, settings.benchmark, settings.surface_dir, settings.ledger
+    )
     for line in passed:
         print(f"autofl check ok: {line}")
     for line in problems:
@@ -198,7 +218,9 @@ def autofl_trial(request: pytest.FixtureRequest, autofl_slot: int) -> Trial:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     # The verdict is decided and the ledger row written as soon as the candidate's call phase ends, so the
     # proposer sees it before the next item and an interrupted search loses no finished candidate.
@@ -207,8 +229,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         verdict = item.config.stash[session_key].record(result)
         report.user_properties.append(("autofl_candidate", result.candidate.id))
         report.user_properties.append(("autofl_verdict", verdict.status))
-        _emitter(item.config)(f"[autofl {result.slot:02d}] {result.candidate.id}: {verdict.status.upper()} - "
-                              f"{verdict.reason}")
+        _emitter(item.config)(
+            f"[autofl {result.slot:02d}] {result.candidate.id}: {verdict.status.upper()} - {verdict.reason}"
+        )
     return report
 
 
@@ -226,6 +249,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         test_scores = None
         terminalreporter.write_line(f"held-out test score unavailable: {exc}")
     terminalreporter.write_sep("=", "autofl summary")
-    for line in summary_lines(session.results, session.baseline, session.incumbent, test_scores,
-                              str(session.ledger_path)):
+    for line in summary_lines(
+        session.results, session.baseline, session.incumbent, test_scores, str(session.ledger_path)
+    ):
         terminalreporter.write_line(line)

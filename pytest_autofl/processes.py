@@ -7,6 +7,7 @@ gets SIGINT (NVFlare cleans up on it), a grace period, then SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,10 +43,8 @@ def _alive(procs: dict[int, psutil.Process]) -> list[psutil.Process]:
 
 def _signal_all(procs: list[psutil.Process], sig: int) -> None:
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.send_signal(sig)
-        except psutil.Error:
-            pass
 
 
 def kill_tree(seen: dict[int, psutil.Process], grace: float = GRACE_SECONDS) -> int:
@@ -73,8 +72,15 @@ def run_tree(
     start = time.monotonic()
     seen: dict[int, psutil.Process] = {}
     with open(log_path, "wb") as log, open(log_path, "rb") as reader:
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         root = psutil.Process(proc.pid)
         seen[proc.pid] = root
         pending = b""

@@ -66,8 +66,9 @@ class BuiltinProposer:
     def make(self, overrides: dict[str, Any], source: str = "builtin") -> Candidate:
         params = self.schema.complete(overrides)
         defaults = self.schema.defaults()
-        return Candidate(params=params, family=family_of(params), description=describe(params, defaults),
-                         source=source)
+        return Candidate(
+            params=params, family=family_of(params), description=describe(params, defaults), source=source
+        )
 
     def propose(self, history: Sequence[Tried]) -> Candidate:
         tried = {t.id for t in history}
@@ -90,8 +91,11 @@ class BuiltinProposer:
             return self._random(rng, tried)
         since_best = len(history) - max(i for i, t in enumerate(history) if t.id == center.id) - 1
         scale = 0.5 / (1.0 + since_best / 4.0)
-        knobs = [k for k in CLIENT_KNOBS + SERVER_KNOBS.get(center.params.get("aggregator", ""), ())
-                 if k in self.schema.knobs]
+        knobs = [
+            k
+            for k in CLIENT_KNOBS + SERVER_KNOBS.get(center.params.get("aggregator", ""), ())
+            if k in self.schema.knobs
+        ]
         for _ in range(100):
             params = dict(center.params)
             for name in rng.sample(knobs, k=min(len(knobs), rng.choice((1, 1, 2)))):
@@ -119,8 +123,9 @@ class BuiltinProposer:
 
     def _random(self, rng: random.Random, tried: set[str]) -> Candidate:
         for _ in range(100):
-            cand = self.make({k: (_round(v) if isinstance(v, float) else v)
-                              for k, v in self.schema.sample(rng).items()})
+            cand = self.make(
+                {k: (_round(v) if isinstance(v, float) else v) for k, v in self.schema.sample(rng).items()}
+            )
             if cand.id not in tried:
                 return cand
         raise RuntimeError("the proposer found no untried candidate in 100 random draws")

@@ -21,7 +21,9 @@ def summary_lines(
     if not results:
         return ["no candidate ran in this session"]
     width = max(len(r.candidate.id) for r in results)
-    lines = [f"{'#':>3}  {'candidate':<{width}}  {'score':>8}  {'delta':>8}  {'verdict':<8}  {'secs':>6}  description"]
+    lines = [
+        f"{'#':>3}  {'candidate':<{width}}  {'score':>8}  {'delta':>8}  {'verdict':<8}  {'secs':>6}  description"
+    ]
     for r in results:
         delta = r.verdict.delta if r.verdict else None
         lines.append(
@@ -34,12 +36,18 @@ def summary_lines(
     lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if baseline and best:
         if best.id == baseline.id:
-            lines.append(f"best = baseline {baseline.id}: validation {baseline.score:.4f} (nothing kept beat it)")
+            lines.append(
+                f"best = baseline {baseline.id}: validation {baseline.score:.4f} (nothing kept beat it)"
+            )
         else:
-            lines.append(f"best {best.id}: validation {best.score:.4f} vs baseline {baseline.id} "
-                         f"{baseline.score:.4f} ({best.score - baseline.score:+.4f})")
+            lines.append(
+                f"best {best.id}: validation {best.score:.4f} vs baseline {baseline.id} "
+                f"{baseline.score:.4f} ({best.score - baseline.score:+.4f})"
+            )
         if test_scores:
-            lines.append(f"held-out test (reported once, never used to select): best {test_scores['best']:.4f}, "
-                         f"baseline {test_scores['baseline']:.4f} ({test_scores['best'] - test_scores['baseline']:+.4f})")
+            lines.append(
+                f"held-out test (reported once, never used to select): best {test_scores['best']:.4f}, "
+                f"baseline {test_scores['baseline']:.4f} ({test_scores['best'] - test_scores['baseline']:+.4f})"
+            )
     lines.append(f"ledger: {ledger_path}")
     return lines

@@ -53,7 +53,9 @@ class SeedRun:
 
     @property
     def model_path(self) -> Path:
-        return self.directory / "ws" / JOB_NAME / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
+        return (
+            self.directory / "ws" / JOB_NAME / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
+        )
 
     @property
     def workspace(self) -> Path:
@@ -102,14 +104,19 @@ def run_seed(
     run.directory.mkdir(parents=True, exist_ok=True)
     budget = contract.budget
     client_config = run.directory / "client.json"
-    client_config.write_text(json.dumps({
-        "seed": seed,
-        "knobs": candidate.params,
-        "data_dir": str(shard_dir),
-        "local_epochs": budget["local_epochs"],
-        "max_local_steps": budget["max_local_steps"],
-        "batch_size": budget["batch_size"],
-    }, indent=1))
+    client_config.write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "knobs": candidate.params,
+                "data_dir": str(shard_dir),
+                "local_epochs": budget["local_epochs"],
+                "max_local_steps": budget["max_local_steps"],
+                "batch_size": budget["batch_size"],
+            },
+            indent=1,
+        )
+    )
     audit_path = run.directory / "audit.jsonl"
     audit_path.unlink(missing_ok=True)
     spec = {
@@ -161,18 +168,27 @@ def run_seed(
 
 
 def evaluate_models(
-    contract: Contract, surface_parent: Path, models: list[dict[str, Any]], split: str, work_dir: Path,
+    contract: Contract,
+    surface_parent: Path,
+    models: list[dict[str, Any]],
+    split: str,
+    work_dir: Path,
     tag: str = "",
 ) -> list[dict[str, Any]]:
     """Score final global models in a separate harness process; raises RuntimeError with the reason."""
     spec_path = work_dir / f"evaluate-{split}{tag}.json"
-    spec_path.write_text(json.dumps({
-        "benchmarks_dir": str(contract.directory.parent),
-        "benchmark": contract.name,
-        "split": split,
-        "surface_parent": str(surface_parent),
-        "models": models,
-    }, indent=1))
+    spec_path.write_text(
+        json.dumps(
+            {
+                "benchmarks_dir": str(contract.directory.parent),
+                "benchmark": contract.name,
+                "split": split,
+                "surface_parent": str(surface_parent),
+                "models": models,
+            },
+            indent=1,
+        )
+    )
     log_path = work_dir / f"evaluate-{split}{tag}.log"
     tree = run_tree(
         [sys.executable, "-u", "-m", "pytest_autofl.evaluate", str(spec_path)],
@@ -186,7 +202,7 @@ def evaluate_models(
     if tree.returncode != 0 or line is None:
         tail = output.strip().splitlines()[-1:] or ["(no output)"]
         raise RuntimeError(f"evaluator failed (exit {tree.returncode}): {tail[0][:300]}; log: {log_path}")
-    return list(json.loads(line[len(EVAL_PREFIX):]))
+    return list(json.loads(line[len(EVAL_PREFIX) :]))
 
 
 def run_candidate(
@@ -199,28 +215,43 @@ def run_candidate(
 ) -> list[SeedRun]:
     """Every contract seed in turn; stops at the first crash (its error is on that SeedRun)."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "candidate.json").write_text(json.dumps({
-        "id": candidate.id, "family": candidate.family, "description": candidate.description,
-        "params": candidate.params, "contract_sha": contract.sha, "seeds": list(contract.seeds),
-    }, indent=1))
+    (trial_dir / "candidate.json").write_text(
+        json.dumps(
+            {
+                "id": candidate.id,
+                "family": candidate.family,
+                "description": candidate.description,
+                "params": candidate.params,
+                "contract_sha": contract.sha,
+                "seeds": list(contract.seeds),
+            },
+            indent=1,
+        )
+    )
     surface_parent = prepare_surface(surface_dir, trial_dir)
     runs = []
     for seed in contract.seeds:
         started = time.monotonic()
-        progress(f"seed {seed}: starting NVFlare SimEnv ({contract.num_clients} clients x {contract.rounds} rounds)")
+        progress(
+            f"seed {seed}: starting NVFlare SimEnv ({contract.num_clients} clients x {contract.rounds} rounds)"
+        )
         run = run_seed(candidate, contract, seed, surface_parent, shard_dir, trial_dir, progress)
         runs.append(run)
         if run.error:
             progress(f"seed {seed}: CRASH after {time.monotonic() - started:.1f} s")
             return runs
-    models = [{"arch": candidate.params.get("arch", "mlp"), "seed": r.seed, "path": str(r.model_path)} for r in runs]
+    models = [
+        {"arch": candidate.params.get("arch", "mlp"), "seed": r.seed, "path": str(r.model_path)} for r in runs
+    ]
     try:
         scores = evaluate_models(contract, surface_parent, models, "validation", trial_dir)
     except RuntimeError as exc:
         runs[-1].error = str(exc)
         return runs
-    for run, scored in zip(runs, scores):
+    for run, scored in zip(runs, scores, strict=True):
         run.score, run.n_params = float(scored["score"]), int(scored["n_params"])
-        progress(f"seed {run.seed}: validation {contract.raw['metric']['name']} {run.score:.4f} "
-                 f"({run.runtime_seconds:.1f} s)")
+        progress(
+            f"seed {run.seed}: validation {contract.raw['metric']['name']} {run.score:.4f} "
+            f"({run.runtime_seconds:.1f} s)"
+        )
     return runs

@@ -109,13 +109,19 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
     elif kind == "bool":
         knob = Knob(name, kind, spec["default"], doc=str(spec.get("doc", "")))
     else:
-        low, high = spec.get("low"), spec.get("high")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low > high:
+        low: Any = spec.get("low")
+        high: Any = spec.get("high")
+        if (
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            or low > high
+        ):
             raise SchemaError(f"{where}: knob '{name}' needs numeric bounds with low <= high")
         log = bool(spec.get("log", False))
         if log and low <= 0:
             raise SchemaError(f"{where}: log-scale knob '{name}' needs low > 0")
-        knob = Knob(name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", "")))
+        knob = Knob(
+            name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", ""))
+        )
     if why := knob.check(knob.default):
         raise SchemaError(f"{where}: default of knob '{name}' = {knob.default!r} {why}")
     return knob
@@ -134,6 +140,8 @@ def load_schema(surface_dir: Path) -> Schema:
         raise SchemaError(f"{path}: 'files' must be a list of file names")
     for name in files:
         if "/" in name or "\\" in name or name.startswith(".") or not (surface_dir / name).is_file():
-            raise SchemaError(f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}")
+            raise SchemaError(
+                f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}"
+            )
     knobs = {str(n): _knob(str(n), s, str(path)) for n, s in raw["knobs"].items()}
     return Schema(knobs=knobs, files=tuple(files))

@@ -84,10 +84,20 @@ def _version(package: str) -> str:
 
 def _git_commit(rootdir: Path) -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=rootdir, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=rootdir,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=rootdir,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=rootdir,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "no-git"
     return (sha + ("+dirty" if dirty else "")) if sha else "no-git"
@@ -114,8 +124,9 @@ class AutoflSession:
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         self.contract_sha_at_start = self.contract.sha
         self.schema: Schema = load_schema(surface_dir)
-        self.proposer = BuiltinProposer(self.schema, seed=int(self.contract.sha[:8], 16),
-                                        higher_is_better=self.contract.higher_is_better)
+        self.proposer = BuiltinProposer(
+            self.schema, seed=int(self.contract.sha[:8], 16), higher_is_better=self.contract.higher_is_better
+        )
         self.results: list[TrialResult] = []
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
@@ -126,18 +137,32 @@ class AutoflSession:
 
     # -- state ------------------------------------------------------------------------------------------
     def _incumbent_from_ledger(self) -> Incumbent | None:
-        keeps = [r for r in self._prior if r["status"] == KEEP and r["seeds"] == json.dumps(list(self.contract.seeds))]
+        keeps = [
+            r
+            for r in self._prior
+            if r["status"] == KEEP and r["seeds"] == json.dumps(list(self.contract.seeds))
+        ]
         if not keeps:
             return None
         row = keeps[-1]  # a keep beats the incumbent of its time, so the latest keep is the incumbent
-        return Incumbent(row["candidate_id"], float(row["score"]),
-                         {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()},
-                         row["artifacts"].split(";")[0], json.loads(row["params"]))
+        return Incumbent(
+            row["candidate_id"],
+            float(row["score"]),
+            {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()},
+            row["artifacts"].split(";")[0],
+            json.loads(row["params"]),
+        )
 
     def history(self) -> list[Tried]:
-        past = [Tried(r["candidate_id"], json.loads(r["params"]), r["status"],
-                      float(r["score"]) if r["status"] not in (CRASH, INVALID) and r["score"] else None)
-                for r in self._prior]
+        past = [
+            Tried(
+                r["candidate_id"],
+                json.loads(r["params"]),
+                r["status"],
+                float(r["score"]) if r["status"] not in (CRASH, INVALID) and r["score"] else None,
+            )
+            for r in self._prior
+        ]
         now = [Tried(t.candidate.id, t.candidate.params, t.status, t.score) for t in self.results]
         return past + now
 
@@ -156,8 +181,14 @@ class AutoflSession:
         result = TrialResult(slot=slot, candidate=candidate, trial_dir=trial_dir)
         started = time.monotonic()
         label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"
-        result.runs = run_candidate(candidate, self.contract, self.surface_dir, shard_dir, trial_dir,
-                                    lambda msg: self.progress(f"{label} {msg}"))
+        result.runs = run_candidate(
+            candidate,
+            self.contract,
+            self.surface_dir,
+            shard_dir,
+            trial_dir,
+            lambda msg: self.progress(f"{label} {msg}"),
+        )
         result.runtime_seconds = time.monotonic() - started
         if not result.error:
             contract_now = load_contract(self.contract.directory.parent, self.contract.name).sha
@@ -179,15 +210,24 @@ class AutoflSession:
         elif result.violations:
             verdict = Verdict(INVALID, None, "fairness invariant violated: " + "; ".join(result.violations))
         else:
-            verdict = decide(result.seed_scores, self.incumbent.seed_scores if self.incumbent else None,
-                             self.contract.min_delta, self.contract.higher_is_better)
+            verdict = decide(
+                result.seed_scores,
+                self.incumbent.seed_scores if self.incumbent else None,
+                self.contract.min_delta,
+                self.contract.higher_is_better,
+            )
         result.verdict = verdict
         incumbent_id = self.incumbent.id if self.incumbent else ""
         self.results.append(result)
         self._append(result, verdict, incumbent_id)
         if verdict.status == KEEP and result.score is not None:
-            self.incumbent = Incumbent(result.candidate.id, result.score, result.seed_scores,
-                                       self._rel(result.trial_dir), result.candidate.params)
+            self.incumbent = Incumbent(
+                result.candidate.id,
+                result.score,
+                result.seed_scores,
+                self._rel(result.trial_dir),
+                result.candidate.params,
+            )
             if self.baseline is None:
                 self.baseline = self.incumbent
         return verdict
@@ -203,32 +243,38 @@ class AutoflSession:
             self._commit = _git_commit(self.rootdir)
         changed = changed_knobs(result.candidate.params, self.schema.defaults())
         _, split = self.shards()
-        ledger.append_row(self.ledger_path, {
-            "commit": self._commit,
-            "score": f"{result.score:.6f}" if result.score is not None and verdict.status not in (CRASH, INVALID)
-            else "0.000000",
-            "runtime_seconds": f"{result.runtime_seconds:.1f}",
-            "budget": self.contract.budget_string(),
-            "status": verdict.status,
-            "target": ("knobs: " + ",".join(changed)) if changed else "baseline",
-            "description": result.candidate.description,
-            "artifacts": ";".join([self._rel(result.trial_dir)] + [self._rel(r.log_path) for r in result.runs]),
-            "candidate_id": result.candidate.id,
-            "params": result.candidate.params_json,
-            "seeds": json.dumps(list(self.contract.seeds)),
-            "seed_scores": json.dumps({str(k): round(v, 6) for k, v in result.seed_scores.items()}),
-            "delta": "" if verdict.delta is None else f"{verdict.delta:+.6f}",
-            "incumbent_id": incumbent_id,
-            "reason": verdict.reason,
-            "n_params": result.n_params if result.n_params is not None else "",
-            "contract_sha": self.contract.sha,
-            "split_sha": split.sha,
-            "benchmark": self.contract.name,
-            "nvflare_version": _version("nvflare"),
-            "torch_version": _version("torch"),
-            "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
-        })
+        ledger.append_row(
+            self.ledger_path,
+            {
+                "commit": self._commit,
+                "score": f"{result.score:.6f}"
+                if result.score is not None and verdict.status not in (CRASH, INVALID)
+                else "0.000000",
+                "runtime_seconds": f"{result.runtime_seconds:.1f}",
+                "budget": self.contract.budget_string(),
+                "status": verdict.status,
+                "target": ("knobs: " + ",".join(changed)) if changed else "baseline",
+                "description": result.candidate.description,
+                "artifacts": ";".join(
+                    [self._rel(result.trial_dir)] + [self._rel(r.log_path) for r in result.runs]
+                ),
+                "candidate_id": result.candidate.id,
+                "params": result.candidate.params_json,
+                "seeds": json.dumps(list(self.contract.seeds)),
+                "seed_scores": json.dumps({str(k): round(v, 6) for k, v in result.seed_scores.items()}),
+                "delta": "" if verdict.delta is None else f"{verdict.delta:+.6f}",
+                "incumbent_id": incumbent_id,
+                "reason": verdict.reason,
+                "n_params": result.n_params if result.n_params is not None else "",
+                "contract_sha": self.contract.sha,
+                "split_sha": split.sha,
+                "benchmark": self.contract.name,
+                "nvflare_version": _version("nvflare"),
+                "torch_version": _version("torch"),
+                "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+            },
+        )
 
     # -- the final report -------------------------------------------------------------------------------
     def test_scores(self) -> dict[str, float] | None:
@@ -240,14 +286,28 @@ class AutoflSession:
         out: dict[str, float] = {}
         for name, inc in (("baseline", self.baseline), ("best", self.incumbent)):
             trial = self.rootdir / inc.artifacts
-            models = [{"arch": inc.params.get("arch", "mlp"), "seed": s,
-                       "path": str(SeedRun(s, trial / f"seed-{s}").model_path)} for s in self.contract.seeds]
+            models = [
+                {
+                    "arch": inc.params.get("arch", "mlp"),
+                    "seed": s,
+                    "path": str(SeedRun(s, trial / f"seed-{s}").model_path),
+                }
+                for s in self.contract.seeds
+            ]
             if not all(Path(m["path"]).is_file() for m in models):
                 return None
             self.run_dir.mkdir(parents=True, exist_ok=True)
             scored = evaluate_models(self.contract, trial, models, "test", self.run_dir, tag=f"-{name}")
             out[name] = sum(float(e["score"]) for e in scored) / len(scored)
-        (self.run_dir / "final_test.json").write_text(json.dumps({
-            "baseline": self.baseline.id, "best": self.incumbent.id, "test_scores": out,
-            "contract_sha": self.contract.sha}, indent=1))
+        (self.run_dir / "final_test.json").write_text(
+            json.dumps(
+                {
+                    "baseline": self.baseline.id,
+                    "best": self.incumbent.id,
+                    "test_scores": out,
+                    "contract_sha": self.contract.sha,
+                },
+                indent=1,
+            )
+        )
         return out

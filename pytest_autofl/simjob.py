@@ -14,8 +14,8 @@ from pathlib import Path
 
 def build_and_run(spec: dict) -> str:
     sys.path.insert(0, spec["surface_parent"])
-    from autofl_surface.model import Net  # type: ignore[import-not-found]
-    from autofl_surface.strategies import build_aggregator  # type: ignore[import-not-found]
+    from autofl_surface.model import Net
+    from autofl_surface.strategies import build_aggregator
     from nvflare.apis.dxo import DataKind
     from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
     from nvflare.recipe import SimEnv

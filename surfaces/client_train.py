@@ -15,9 +15,8 @@ import math
 import numpy as np
 import nvflare.client as flare
 import torch
-from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
-
 from autofl_surface.model import Net
+from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
 
 
 def _tensors(params: dict) -> dict[str, torch.Tensor]:
@@ -33,7 +32,8 @@ def _accuracy(model: Net, x: torch.Tensor, y: torch.Tensor) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True)
-    cfg = json.loads(open(parser.parse_args().config).read())
+    with open(parser.parse_args().config) as fh:
+        cfg = json.load(fh)
     knobs = cfg["knobs"]
     torch.set_num_threads(1)
 
@@ -52,7 +52,9 @@ def main() -> None:
         model.load_state_dict(_tensors(input_model.params), strict=True)
 
         if flare.is_evaluate():
-            flare.send(FLModel(metrics={"accuracy": _accuracy(model, x, y)}, meta={"NUM_STEPS_CURRENT_ROUND": 0}))
+            flare.send(
+                FLModel(metrics={"accuracy": _accuracy(model, x, y)}, meta={"NUM_STEPS_CURRENT_ROUND": 0})
+            )
             continue
 
         round_num = int(input_model.current_round or 0)
@@ -91,9 +93,11 @@ def main() -> None:
         if scaffold:
             c_diff = {}
             for n in named:
-                c_new = c_local[n] - c_global.get(n, torch.zeros_like(c_local[n])) + (
-                    global_state[n] - local_state[n]
-                ) / (steps * knobs["lr"])
+                c_new = (
+                    c_local[n]
+                    - c_global.get(n, torch.zeros_like(c_local[n]))
+                    + (global_state[n] - local_state[n]) / (steps * knobs["lr"])
+                )
                 c_diff[n] = (c_new - c_local[n]).numpy()
                 c_local[n] = c_new
             meta["scaffold_c_diff"] = c_diff

@@ -19,15 +19,25 @@ def _layers(arch: str) -> nn.Sequential:
         return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
     if arch == "mlp_deep":
         return nn.Sequential(
-            nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 48), nn.ReLU(),
-            nn.Linear(48, 48), nn.ReLU(), nn.Linear(48, 10),
+            nn.Linear(64, 48),
+            nn.ReLU(),
+            nn.Linear(48, 48),
+            nn.ReLU(),
+            nn.Linear(48, 48),
+            nn.ReLU(),
+            nn.Linear(48, 10),
         )
     if arch == "cnn_small":
         return nn.Sequential(
             nn.Unflatten(1, (1, 8, 8)),
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(16 * 2 * 2, 10),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 2 * 2, 10),
         )
     raise ValueError(f"unknown arch {arch!r}; expected one of {ARCHS}")
 

@@ -117,7 +117,9 @@ class Scaffold(_DiffAggregator):
             if c_diff is None:
                 raise ValueError("SCAFFOLD needs every client to send meta['scaffold_c_diff']")
             for k, v in c_diff.items():
-                self._c_global[k] = self._c_global.get(k, 0.0) + np.asarray(v, dtype=np.float64) / len(ordered)
+                self._c_global[k] = self._c_global.get(k, 0.0) + np.asarray(v, dtype=np.float64) / len(
+                    ordered
+                )
         c_global = {k: v.astype(np.float32) for k, v in self._c_global.items()}
         return self._finish(self._weighted_mean(), meta={SCAFFOLD_C_GLOBAL: c_global})
 
@@ -143,7 +145,9 @@ def build_aggregator(knobs: dict[str, Any]) -> _DiffAggregator:
     if name == "fedavgm":
         return FedAvgM(server_lr=lr, server_momentum=knobs["server_momentum"])
     if name == "fedadam":
-        return FedAdam(server_lr=lr, beta1=knobs["adam_beta1"], beta2=knobs["adam_beta2"], tau=knobs["adam_tau"])
+        return FedAdam(
+            server_lr=lr, beta1=knobs["adam_beta1"], beta2=knobs["adam_beta2"], tau=knobs["adam_tau"]
+        )
     if name == "scaffold":
         return Scaffold(server_lr=lr)
     if name == "median":

@@ -36,14 +36,16 @@ def _repin(project, name="digits-smoke", **budget):
 def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([
-        "*[[]autofl 01[]] fedavg-* seed 0: round 2/2",
-        "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent",
-        "*[[]autofl 02[]] fedavg+prox-*: * - mean paired gain *",
-        "*autofl summary*",
-        "*verdicts: *",
-        "held-out test (reported once, never used to select): *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]autofl 01[]] fedavg-* seed 0: round 2/2",
+            "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent",
+            "*[[]autofl 02[]] fedavg+prox-*: * - mean paired gain *",
+            "*autofl summary*",
+            "*verdicts: *",
+            "held-out test (reported once, never used to select): *",
+        ]
+    )
     frame = ledger.load_frame(project / "results.tsv")
     assert len(frame) == 2
     assert frame["status"].iloc[0] == "keep"
@@ -72,11 +74,13 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
 
 def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, project):
     script = project / "surfaces" / "client_train.py"
-    script.write_text(script.read_text().replace(
-        "        round_num = int(input_model.current_round or 0)\n",
-        "        round_num = int(input_model.current_round or 0)\n"
-        "        if knobs['fedprox_mu'] == 0:\n            raise RuntimeError('injected client failure')\n",
-    ))
+    script.write_text(
+        script.read_text().replace(
+            "        round_num = int(input_model.current_round or 0)\n",
+            "        round_num = int(input_model.current_round or 0)\n"
+            "        if knobs['fedprox_mu'] == 0:\n            raise RuntimeError('injected client failure')\n",
+        )
+    )
     result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*crash: seed 0: *injected client failure*"])
@@ -91,10 +95,12 @@ def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, proje
 def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
     _repin(project, wall_clock_seconds=35)
     script = project / "surfaces" / "client_train.py"
-    script.write_text(script.read_text().replace(
-        "        round_num = int(input_model.current_round or 0)\n",
-        "        round_num = int(input_model.current_round or 0)\n        import time\n        time.sleep(3600)\n",
-    ))
+    script.write_text(
+        script.read_text().replace(
+            "        round_num = int(input_model.current_round or 0)\n",
+            "        round_num = int(input_model.current_round or 0)\n        import time\n        time.sleep(3600)\n",
+        )
+    )
     started = time.monotonic()
     result = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -107,12 +113,17 @@ def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
 
 def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
     script = project / "surfaces" / "client_train.py"
-    script.write_text(script.read_text().replace(
-        'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps}', 'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps + 100}'
-    ))
+    script.write_text(
+        script.read_text().replace(
+            'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps}',
+            'meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps + 100}',
+        )
+    )
     result = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*fairness invariant violated: local steps (seed 0, round 0, site-1): reported*"])
+    result.stdout.fnmatch_lines(
+        ["*fairness invariant violated: local steps (seed 0, round 0, site-1): reported*"]
+    )
     frame = ledger.load_frame(project / "results.tsv")
     assert frame["status"].tolist() == ["invalid"]
     assert frame["reason"].iloc[0].startswith("fairness invariant violated: local steps")

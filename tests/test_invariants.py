@@ -10,8 +10,13 @@ def audit(rounds=2, steps=10, tensors=6, sites=("site-1", "site-2")):
 
 
 def violations(contract, runs, **overrides):
-    kwargs = dict(split_sha_seen="a" * 64, expected_split_sha="a" * 64, contract_sha_now="c" * 64,
-                  contract_sha_at_start="c" * 64, shard_sizes=SIZES)
+    kwargs = dict(
+        split_sha_seen="a" * 64,
+        expected_split_sha="a" * 64,
+        contract_sha_now="c" * 64,
+        contract_sha_at_start="c" * 64,
+        shard_sizes=SIZES,
+    )
     kwargs.update(overrides)
     return check(contract, runs, **kwargs)
 
@@ -36,7 +41,9 @@ def test_each_invariant_is_named(smoke_contract):
     assert one([RunFacts(0, audit(sites=("site-1",)), 10)]).startswith("rounds completed")
     assert one([RunFacts(0, audit(), 10**6)]).startswith("parameter count")
     steps = violations(smoke_contract, [RunFacts(0, audit(steps=17), 10)])
-    assert steps == ["local steps (seed 0, round 0, site-1): reported 17, budget 16",
-                     "local steps (seed 0, round 1, site-1): reported 17, budget 16"]
+    assert steps == [
+        "local steps (seed 0, round 0, site-1): reported 17, budget 16",
+        "local steps (seed 0, round 1, site-1): reported 17, budget 16",
+    ]
     empty = violations(smoke_contract, [RunFacts(0, audit(tensors=0), 10)])
     assert empty and all(v.startswith("non-empty update") for v in empty)

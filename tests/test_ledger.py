@@ -14,15 +14,29 @@ from pytest_autofl.errors import LedgerError
 
 def row(i: int, **extra):
     base = {c: "" for c in ledger.COLUMNS}
-    base.update(commit="abc", score=f"{i / 100:.6f}", runtime_seconds="1.0", status="keep",
-                candidate_id=f"c{i}", row_id=f"test:{os.getpid()}:{i}")
+    base.update(
+        commit="abc",
+        score=f"{i / 100:.6f}",
+        runtime_seconds="1.0",
+        status="keep",
+        candidate_id=f"c{i}",
+        row_id=f"test:{os.getpid()}:{i}",
+    )
     base.update(extra)
     return base
 
 
 def test_first_eight_columns_are_nvflare_autofl_layout():
-    assert ledger.COLUMNS[:8] == ("commit", "score", "runtime_seconds", "budget", "status", "target",
-                                  "description", "artifacts")
+    assert ledger.COLUMNS[:8] == (
+        "commit",
+        "score",
+        "runtime_seconds",
+        "budget",
+        "status",
+        "target",
+        "description",
+        "artifacts",
+    )
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)

@@ -11,17 +11,29 @@ from pytest_autofl import ledger
 
 def test_help_lists_the_option_group(pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["*pytest-autofl*", "*--autofl-iterations=ITERATIONS*",
-                                 "*--autofl-benchmark=BENCHMARK*", "*--autofl-ledger=LEDGER*", "*--autofl-check*",
-                                 "*autofl_iterations*", "*autofl_surface_dir*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-autofl*",
+            "*--autofl-iterations=ITERATIONS*",
+            "*--autofl-benchmark=BENCHMARK*",
+            "*--autofl-ledger=LEDGER*",
+            "*--autofl-check*",
+            "*autofl_iterations*",
+            "*autofl_surface_dir*",
+        ]
+    )
 
 
 def test_check_is_green_on_the_shipped_project(pytester, project):
     result = pytester.runpytest("--autofl-check")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["autofl check ok: contract digits-smoke: valid, pinned*",
-                                 "autofl check ok: surface *: Client API and strategy contract rules hold",
-                                 "autofl check: contract, schema, surface and ledger are valid"])
+    result.stdout.fnmatch_lines(
+        [
+            "autofl check ok: contract digits-smoke: valid, pinned*",
+            "autofl check ok: surface *: Client API and strategy contract rules hold",
+            "autofl check: contract, schema, surface and ledger are valid",
+        ]
+    )
 
 
 def test_check_is_red_on_a_tampered_contract(pytester, project):
@@ -31,8 +43,12 @@ def test_check_is_red_on_a_tampered_contract(pytester, project):
     path.write_text(json.dumps(raw))
     result = pytester.runpytest("--autofl-check", "--autofl-benchmark", "digits")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["autofl check FAILED: contract: contract 'digits' was changed*",
-                                 "autofl check: 1 violation(s); nothing was trained"])
+    result.stdout.fnmatch_lines(
+        [
+            "autofl check FAILED: contract: contract 'digits' was changed*",
+            "autofl check: 1 violation(s); nothing was trained",
+        ]
+    )
 
 
 def test_check_is_red_on_a_surface_that_breaks_the_client_api(pytester, project):
@@ -55,7 +71,10 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
     [
         (["--autofl-iterations=many"], "*--autofl-iterations must be an integer, got 'many'*"),
         (["--autofl-iterations=-1"], "*--autofl-iterations must be >= 0*"),
-        (["--autofl-iterations=1", "--autofl-benchmark=cifar"], "*unknown benchmark 'cifar'*known benchmarks:*"),
+        (
+            ["--autofl-iterations=1", "--autofl-benchmark=cifar"],
+            "*unknown benchmark 'cifar'*known benchmarks:*",
+        ),
         (["--autofl-iterations=1", "-n", "2"], "*does not run under pytest-xdist*"),
     ],
 )
@@ -89,17 +108,25 @@ def test_a_normal_run_deselects_the_candidate_test(pytester, project):
 
 def test_a_search_runs_only_candidates_and_needs_the_candidate_test(pytester, project):
     pytester.makepyfile(test_other="def test_ok():\n    pass\n")
-    result = pytester.runpytest("--autofl-iterations=3", "--collect-only", "-q", "test_other.py", "benchmarks")
-    result.stdout.fnmatch_lines(["benchmarks/test_autofl.py::test_candidate[[]candidate-01[]]",
-                                 "benchmarks/test_autofl.py::test_candidate[[]candidate-03[]]",
-                                 "3/4 tests collected (1 deselected)*"])
+    result = pytester.runpytest(
+        "--autofl-iterations=3", "--collect-only", "-q", "test_other.py", "benchmarks"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "benchmarks/test_autofl.py::test_candidate[[]candidate-01[]]",
+            "benchmarks/test_autofl.py::test_candidate[[]candidate-03[]]",
+            "3/4 tests collected (1 deselected)*",
+        ]
+    )
     result = pytester.runpytest("--autofl-iterations=3", "test_other.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no collected test uses the autofl_trial fixture*"])
 
 
 def test_the_contract_fixture_is_available_to_any_test(pytester, project):
-    pytester.makepyfile(test_c="def test_c(autofl_contract):\n"
-                                "    assert autofl_contract.name == 'digits-smoke'\n"
-                                "    assert len(autofl_contract.sha) == 64\n")
+    pytester.makepyfile(
+        test_c="def test_c(autofl_contract):\n"
+        "    assert autofl_contract.name == 'digits-smoke'\n"
+        "    assert len(autofl_contract.sha) == 64\n"
+    )
     pytester.runpytest("test_c.py").assert_outcomes(passed=1)

@@ -22,20 +22,33 @@ HANGING_TREE = textwrap.dedent(
 def test_timeout_kills_the_whole_tree_including_new_sessions(tmp_path):
     lines = []
     started = time.monotonic()
-    result = run_tree([sys.executable, "-c", HANGING_TREE], cwd=tmp_path, env=python_env([]),
-                      log_path=tmp_path / "log.txt", timeout=3.0, on_line=lines.append)
+    result = run_tree(
+        [sys.executable, "-c", HANGING_TREE],
+        cwd=tmp_path,
+        env=python_env([]),
+        log_path=tmp_path / "log.txt",
+        timeout=3.0,
+        on_line=lines.append,
+    )
     assert result.timed_out and result.returncode is None
     assert result.killed == 2
     assert "Round 0 started." in lines
     assert time.monotonic() - started < 20
     time.sleep(0.5)
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "time.sleep(600)" in " ".join(p.info["cmdline"] or [])]
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if "time.sleep(600)" in " ".join(p.info["cmdline"] or [])
+    ]
     assert leftovers == []
 
 
 def test_a_normal_exit_reports_the_code_and_leaves_nothing(tmp_path):
-    result = run_tree([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"], cwd=tmp_path,
-                      env=python_env([tmp_path], EXTRA="1"), log_path=tmp_path / "log.txt", timeout=30)
+    result = run_tree(
+        [sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"],
+        cwd=tmp_path,
+        env=python_env([tmp_path], EXTRA="1"),
+        log_path=tmp_path / "log.txt",
+        timeout=30,
+    )
     assert (result.returncode, result.timed_out, result.killed) == (3, False, 0)
     assert (tmp_path / "log.txt").read_text().strip() == "hi"
 

@@ -29,8 +29,12 @@ def test_starts_with_the_baseline_then_walks_the_calibration(proposer):
 
 
 def test_never_repeats_and_stays_in_bounds(proposer):
-    history = _walk(proposer, 40, status_of=lambda c: KEEP if c.params["lr"] > 0.05 else DISCARD,
-                    score_of=lambda c: c.params["lr"])
+    history = _walk(
+        proposer,
+        40,
+        status_of=lambda c: KEEP if c.params["lr"] > 0.05 else DISCARD,
+        score_of=lambda c: c.params["lr"],
+    )
     assert len({h.id for h in history}) == 40
     for h in history:
         assert proposer.schema.problems(h.params) == []
@@ -42,9 +46,10 @@ def test_narrows_around_the_best_kept_candidate(proposer):
     def status(c):
         return KEEP if c.id == best.id else DISCARD
 
-    history = _walk(proposer, len(CALIBRATION) + 10, status_of=status,
-                    score_of=lambda c: 0.9 if c.id == best.id else 0.5)
-    narrowed = history[len(CALIBRATION):]
+    history = _walk(
+        proposer, len(CALIBRATION) + 10, status_of=status, score_of=lambda c: 0.9 if c.id == best.id else 0.5
+    )
+    narrowed = history[len(CALIBRATION) :]
     assert all(h.params["aggregator"] == "fedavgm" for h in narrowed)
 
 

@@ -50,10 +50,13 @@ def test_sampled_params_always_validate(schema, seed):
 
 
 def test_malformed_schema_is_a_clear_error(tmp_path):
-    (tmp_path / "mutation_schema.yaml").write_text("knobs:\n  lr: {type: float, low: 1, high: 0, default: 0.5}\n")
+    (tmp_path / "mutation_schema.yaml").write_text(
+        "knobs:\n  lr: {type: float, low: 1, high: 0, default: 0.5}\n"
+    )
     with pytest.raises(SchemaError, match="numeric bounds"):
         load_schema(tmp_path)
-    (tmp_path / "mutation_schema.yaml").write_text("knobs: {lr: {type: float, low: 0, high: 1, default: 0.1}}\n"
-                                                   "files: [../evil.py]\n")
+    (tmp_path / "mutation_schema.yaml").write_text(
+        "knobs: {lr: {type: float, low: 0, high: 1, default: 0.1}}\nfiles: [../evil.py]\n"
+    )
     with pytest.raises(SchemaError, match="directly inside"):
         load_schema(tmp_path)
