@@ -34,8 +34,11 @@ def build_and_run(spec: dict) -> str:
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
     )
     # Identical infrastructure settings for every candidate: only the polling interval differs from defaults.
-    recipe.add_server_config({"task_request_interval": spec["task_request_interval"]})
-    recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
+    # (benchmarks/bare_simenv.py passes None for both to time NVFlare's defaults without the harness.)
+    if spec.get("task_request_interval") is not None:
+        recipe.add_server_config({"task_request_interval": spec["task_request_interval"]})
+    if spec.get("audit_path") is not None:
+        recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
     env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
     run = recipe.execute(env)
     return str(run.get_result())

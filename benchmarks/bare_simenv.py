@@ -1,0 +1,86 @@
+"""Time one bare NVFlare SimEnv run of the benchmark's job, without the plugin, for comparison.
+
+    python benchmarks/bare_simenv.py [--benchmark digits] [--seed 0] [--interval 0.1]
+
+Same recipe, model, client script and data as a pytest-autofl baseline run, but run in this process with
+NVFlare's default settings (2 s task_request_interval, no audit filter, no process-tree wrapper, no
+evaluator). Prints the wall-clock seconds. Compare with a candidate's per-seed runtime in the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_autofl.contract import load_contract  # noqa: E402
+from pytest_autofl.data import write_shards  # noqa: E402
+from pytest_autofl.runner import JOB_NAME, SURFACE_PACKAGE, prepare_surface  # noqa: E402
+from pytest_autofl.schema import load_schema  # noqa: E402
+from pytest_autofl.simjob import build_and_run  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", default="digits")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--interval", type=float, default=None, help="task_request_interval (default: NVFlare's)"
+    )
+    args = parser.parse_args()
+    contract = load_contract(ROOT / "benchmarks", args.benchmark)
+    knobs = load_schema(ROOT / "surfaces").defaults()
+    with tempfile.TemporaryDirectory(prefix="bare-simenv-") as tmp:
+        work = Path(tmp)
+        shard_dir, _ = write_shards(contract, work / "data")
+        surface_parent = prepare_surface(ROOT / "surfaces", work)
+        budget = contract.budget
+        client_config = work / "client.json"
+        client_config.write_text(
+            json.dumps(
+                {
+                    "seed": args.seed,
+                    "knobs": knobs,
+                    "data_dir": str(shard_dir),
+                    "local_epochs": budget["local_epochs"],
+                    "max_local_steps": budget["max_local_steps"],
+                    "batch_size": budget["batch_size"],
+                }
+            )
+        )
+        spec = {
+            "surface_parent": str(surface_parent),
+            "knobs": knobs,
+            "seed": args.seed,
+            "job_name": JOB_NAME,
+            "num_clients": contract.num_clients,
+            "rounds": contract.rounds,
+            "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
+            "client_config": str(client_config),
+            "task_request_interval": args.interval,
+            "audit_path": None,
+            "workspace_root": str(work / "ws"),
+        }
+        # The simulator's worker processes import the surface package too.
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(surface_parent), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        )
+        started = time.monotonic()
+        build_and_run(spec)
+        seconds = time.monotonic() - started
+    interval = "default (2 s)" if args.interval is None else f"{args.interval} s"
+    print(
+        f"BARE_SIMENV benchmark={args.benchmark} clients={contract.num_clients} rounds={contract.rounds} "
+        f"interval={interval} seconds={seconds:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
