@@ -194,6 +194,14 @@ def autofl_contract(pytestconfig: pytest.Config) -> Any:
     return load_contract(settings.benchmarks_dir, settings.benchmark)
 
 
+@pytest.fixture(scope="session")
+def autofl_split(autofl_contract: Any) -> Any:
+    """The contract's client split and held-out sets (row indices); ``.sha`` is the ``split_sha``."""
+    from .data import load_arrays, make_split
+
+    return make_split(autofl_contract, load_arrays()[1])
+
+
 @pytest.fixture
 def autofl_slot() -> int:
     pytest.skip("candidate items exist only in a search: pytest --autofl-iterations=N")

@@ -75,6 +75,16 @@ class Incumbent:
     params: dict[str, Any]
 
 
+def _incumbent_of(row: dict[str, str]) -> Incumbent:
+    return Incumbent(
+        row["candidate_id"],
+        float(row["score"]),
+        {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()},
+        row["artifacts"].split(";")[0],
+        json.loads(row["params"]),
+    )
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -132,27 +142,17 @@ class AutoflSession:
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
         self._shards: tuple[Path, Split] | None = None
         self._commit: str | None = None
-        self.incumbent = self._incumbent_from_ledger()
-        self.baseline = self.incumbent_at_start = self.incumbent
-
-    # -- state ------------------------------------------------------------------------------------------
-    def _incumbent_from_ledger(self) -> Incumbent | None:
         keeps = [
             r
             for r in self._prior
             if r["status"] == KEEP and r["seeds"] == json.dumps(list(self.contract.seeds))
         ]
-        if not keeps:
-            return None
-        row = keeps[-1]  # a keep beats the incumbent of its time, so the latest keep is the incumbent
-        return Incumbent(
-            row["candidate_id"],
-            float(row["score"]),
-            {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()},
-            row["artifacts"].split(";")[0],
-            json.loads(row["params"]),
-        )
+        # The campaign's baseline is its first keep; a keep beats the incumbent of its time, so the latest
+        # keep is the incumbent.
+        self.baseline = _incumbent_of(keeps[0]) if keeps else None
+        self.incumbent = _incumbent_of(keeps[-1]) if keeps else None
 
+    # -- state ------------------------------------------------------------------------------------------
     def history(self) -> list[Tried]:
         past = [
             Tried(

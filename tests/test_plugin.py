@@ -125,8 +125,9 @@ def test_a_search_runs_only_candidates_and_needs_the_candidate_test(pytester, pr
 
 def test_the_contract_fixture_is_available_to_any_test(pytester, project):
     pytester.makepyfile(
-        test_c="def test_c(autofl_contract):\n"
+        test_c="def test_c(autofl_contract, autofl_split):\n"
         "    assert autofl_contract.name == 'digits-smoke'\n"
-        "    assert len(autofl_contract.sha) == 64\n"
+        "    assert len(autofl_contract.sha) == 64 and len(autofl_split.sha) == 64\n"
+        "    assert len(autofl_split.clients) == autofl_contract.num_clients\n"
     )
     pytester.runpytest("test_c.py").assert_outcomes(passed=1)
