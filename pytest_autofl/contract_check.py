@@ -7,7 +7,7 @@ Unlike a presence-only check, each rule looks for the construct where it must be
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
@@ -131,12 +131,21 @@ def _forbidden_imports(tree: ast.AST, path: str) -> list[Violation]:
     return out
 
 
-def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violation]:
+def _checked(source: str, path: str, rules: Callable[[ast.Module, str], list[Violation]]) -> list[Violation]:
+    """Parse once (a syntax error is AF100), then the import rule and the file's own rules."""
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
         return [Violation("AF100", path, exc.lineno or 0, str(exc.msg))]
-    out = _forbidden_imports(tree, path)
+    return _forbidden_imports(tree, path) + rules(tree, path)
+
+
+def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violation]:
+    return _checked(source, path, _client_script_rules)
+
+
+def _client_script_rules(tree: ast.Module, path: str) -> list[Violation]:
+    out: list[Violation] = []
     aliases = _flare_aliases(tree)
     if not aliases:
         return [*out, Violation("AF101", path, 1, "no `import nvflare.client as flare`")]
@@ -200,11 +209,11 @@ def _base_names(cls: ast.ClassDef) -> list[str]:
 
 
 def check_strategies(source: str, path: str = STRATEGIES) -> list[Violation]:
-    try:
-        tree = ast.parse(source, filename=path)
-    except SyntaxError as exc:
-        return [Violation("AF100", path, exc.lineno or 0, str(exc.msg))]
-    out = _forbidden_imports(tree, path)
+    return _checked(source, path, _strategies_rules)
+
+
+def _strategies_rules(tree: ast.Module, path: str) -> list[Violation]:
+    out: list[Violation] = []
     if not any(isinstance(n, ast.FunctionDef) and n.name == "build_aggregator" for n in tree.body):
         out.append(Violation("AF120", path, 1))
     classes = _class_index(tree)
@@ -229,11 +238,11 @@ def check_strategies(source: str, path: str = STRATEGIES) -> list[Violation]:
 
 
 def check_model(source: str, path: str = MODEL) -> list[Violation]:
-    try:
-        tree = ast.parse(source, filename=path)
-    except SyntaxError as exc:
-        return [Violation("AF100", path, exc.lineno or 0, str(exc.msg))]
-    out = _forbidden_imports(tree, path)
+    return _checked(source, path, _model_rules)
+
+
+def _model_rules(tree: ast.Module, path: str) -> list[Violation]:
+    out: list[Violation] = []
     net = _class_index(tree).get("Net")
     init = (
         next((f for f in net.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)

@@ -92,22 +92,17 @@ def _version(package: str) -> str:
         return "not-installed"
 
 
+def _git(rootdir: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=rootdir, capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+
+
 def _git_commit(rootdir: Path) -> str:
+    """HEAD of the project, marked ``+dirty`` when tracked files differ from it."""
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=rootdir,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=rootdir,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        sha = _git(rootdir, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(rootdir, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "no-git"
     return (sha + ("+dirty" if dirty else "")) if sha else "no-git"
