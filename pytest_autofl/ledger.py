@@ -44,6 +44,7 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "n_params",
     "contract_sha",
     "split_sha",
+    "surface_sha",
     "benchmark",
     "nvflare_version",
     "torch_version",

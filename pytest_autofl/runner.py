@@ -12,6 +12,7 @@ Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .candidate import Candidate
-from .contract import Contract
+from .contract import Contract, sha256_of
 from .contract_check import CHECKS
 from .evaluate import EVAL_PREFIX
 from .processes import python_env, run_tree
@@ -70,6 +71,14 @@ def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
         shutil.copy2(surface_dir / name, package / name)
     (package / "__init__.py").write_text('"""Per-trial copy of the mutation surface."""\n')
     return trial_dir
+
+
+def surface_sha(surface_parent: Path) -> str:
+    """Hash of the surface files a trial actually ran (``surface_sha`` in the ledger)."""
+    package = surface_parent / SURFACE_PACKAGE
+    return sha256_of(
+        {name: hashlib.sha256((package / name).read_bytes()).hexdigest() for name in sorted(CHECKS)}
+    )
 
 
 def _first_error(workspace: Path) -> str | None:

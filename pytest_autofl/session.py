@@ -25,7 +25,7 @@ from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
 from .invariants import RunFacts, check
 from .proposer import BuiltinProposer, Tried
-from .runner import SeedRun, evaluate_models, run_candidate
+from .runner import SeedRun, evaluate_models, run_candidate, surface_sha
 from .schema import Schema, load_schema
 from .verdict import CRASH, INVALID, KEEP, Verdict, decide
 
@@ -136,7 +136,6 @@ class AutoflSession:
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
         self._shards: tuple[Path, Split] | None = None
-        self._commit: str | None = None
         keeps = [
             r
             for r in self._prior
@@ -234,14 +233,12 @@ class AutoflSession:
             return str(path)
 
     def _append(self, result: TrialResult, verdict: Verdict, incumbent_id: str) -> None:
-        if self._commit is None:
-            self._commit = _git_commit(self.rootdir)
         changed = changed_knobs(result.candidate.params, self.schema.defaults())
         _, split = self.shards()
         ledger.append_row(
             self.ledger_path,
             {
-                "commit": self._commit,
+                "commit": _git_commit(self.rootdir),
                 "score": f"{result.score:.6f}"
                 if result.score is not None and verdict.status not in (CRASH, INVALID)
                 else "0.000000",
@@ -263,6 +260,9 @@ class AutoflSession:
                 "n_params": result.n_params if result.n_params is not None else "",
                 "contract_sha": self.contract.sha,
                 "split_sha": split.sha,
+                "surface_sha": surface_sha(result.trial_dir)
+                if (result.trial_dir / "autofl_surface").is_dir()
+                else "",
                 "benchmark": self.contract.name,
                 "nvflare_version": _version("nvflare"),
                 "torch_version": _version("torch"),

@@ -57,6 +57,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     assert 0.0 < float(frame["score"].iloc[0]) <= 1.0
     assert json.loads(frame["seed_scores"].iloc[0])["0"] == pytest.approx(float(frame["score"].iloc[0]))
     assert int(frame["n_params"].iloc[0]) == 8970
+    assert len(frame["surface_sha"].iloc[0]) == 64 and frame["surface_sha"].nunique() == 1
     trial_dir, log = frame["artifacts"].iloc[0].split(";")
     assert (project / log).is_file() and "Round 1 started" in (project / log).read_text()
     audit = (project / trial_dir / "seed-0" / "audit.jsonl").read_text().splitlines()
