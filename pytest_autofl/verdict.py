@@ -48,6 +48,6 @@ def decide(
     if mean >= min_delta and wins == n:
         return Verdict(KEEP, mean, f"{summary}; >= min_delta {min_delta:g} and consistent")
     if mean > 0:
-        why = "below min_delta" if mean < min_delta else "not better on every seed"
-        return Verdict(NARROW, mean, f"{summary}; positive but inconclusive ({why} {min_delta:g})")
+        why = f"below min_delta {min_delta:g}" if mean < min_delta else "not better on every seed"
+        return Verdict(NARROW, mean, f"{summary}; positive but inconclusive ({why})")
     return Verdict(DISCARD, mean, f"{summary}; no improvement")
