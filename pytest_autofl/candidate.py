@@ -19,19 +19,30 @@ class Candidate:
     changed: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def key(self) -> str:
+        """What makes two candidates the same experiment (the family label is only for people)."""
+        return params_key(self.params)
+
+    @property
     def id(self) -> str:
-        return f"{self.family}-{sha256_of({'params': self.params})[:10]}"
+        return f"{self.family}-{self.key[:10]}"
 
     @property
     def params_json(self) -> str:
         return canonical_json(self.params)
 
 
-def family_of(params: dict[str, Any]) -> str:
-    """A short method-family label: the aggregator, plus fedprox when the proximal term is on."""
+def params_key(params: dict[str, Any]) -> str:
+    return sha256_of({"params": params})
+
+
+def family_of(params: dict[str, Any], reference: dict[str, Any]) -> str:
+    """A short method-family label: the aggregator, +prox when the proximal term is on, +arch for a model change."""
     name = str(params.get("aggregator", "custom"))
     if float(params.get("fedprox_mu", 0) or 0) > 0:
         name += "+prox"
+    if params.get("arch") != reference.get("arch"):
+        name += f"+{params.get('arch')}"
     return name
 
 

@@ -1,7 +1,7 @@
 """The built-in offline proposer: baseline, a calibration walk over canonical FL families, then narrowing.
 
 It sees every finished candidate (this session's and the ledger's rows for the same contract) before it
-proposes the next, never proposes an id that was already tried, and narrows around the best candidate whose
+proposes the next, never proposes a knob set that was already tried, and narrows around the best candidate whose
 verdict was keep or narrow, with steps that shrink while nothing improves.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .candidate import Candidate, describe, family_of
+from .candidate import Candidate, describe, family_of, params_key
 from .schema import Schema
 from .verdict import KEEP, NARROW
 
@@ -67,15 +67,18 @@ class BuiltinProposer:
         params = self.schema.complete(overrides)
         defaults = self.schema.defaults()
         return Candidate(
-            params=params, family=family_of(params), description=describe(params, defaults), source=source
+            params=params,
+            family=family_of(params, defaults),
+            description=describe(params, defaults),
+            source=source,
         )
 
     def propose(self, history: Sequence[Tried]) -> Candidate:
-        tried = {t.id for t in history}
+        tried = {params_key(t.params) for t in history}
         for _label, overrides in CALIBRATION:
             if set(overrides) <= set(self.schema.knobs):
                 cand = self.make(overrides)
-                if cand.id not in tried:
+                if cand.key not in tried:
                     return cand
         return self._narrow(history, tried)
 
@@ -101,7 +104,7 @@ class BuiltinProposer:
             for name in rng.sample(knobs, k=min(len(knobs), rng.choice((1, 1, 2)))):
                 params[name] = self._perturb(name, params[name], scale, rng)
             cand = self.make(params)
-            if cand.id not in tried:
+            if cand.key not in tried:
                 return cand
         return self._random(rng, tried)
 
@@ -126,6 +129,6 @@ class BuiltinProposer:
             cand = self.make(
                 {k: (_round(v) if isinstance(v, float) else v) for k, v in self.schema.sample(rng).items()}
             )
-            if cand.id not in tried:
+            if cand.key not in tried:
                 return cand
         raise RuntimeError("the proposer found no untried candidate in 100 random draws")
