@@ -67,6 +67,7 @@ def main() -> None:
             model.parameters(), lr=knobs["lr"], momentum=knobs["momentum"], weight_decay=knobs["weight_decay"]
         )
         named = dict(model.named_parameters())
+        grad_sum = {n: torch.zeros_like(p) for n, p in named.items()}
         model.train()
         steps, loss_sum = 0, 0.0
         while steps < steps_per_round:
@@ -81,6 +82,7 @@ def main() -> None:
                 loss.backward()
                 if scaffold:
                     for n, p in named.items():
+                        grad_sum[n] += p.grad
                         p.grad += c_global.get(n, torch.zeros_like(p)) - c_local[n]
                 optimizer.step()
                 steps += 1
@@ -91,13 +93,12 @@ def main() -> None:
         diff = {k: local_state[k] - global_state[k] for k in local_state}
         meta: dict = {"NUM_STEPS_CURRENT_ROUND": steps}
         if scaffold:
+            # The new client control variate is the mean raw gradient over this round's local steps (an
+            # option-I style estimate from the local iterates). Option II's (x - y) / (K * lr) assumes plain
+            # SGD: with client momentum it overstates the gradient about 1 / (1 - momentum) times and diverges.
             c_diff = {}
             for n in named:
-                c_new = (
-                    c_local[n]
-                    - c_global.get(n, torch.zeros_like(c_local[n]))
-                    + (global_state[n] - local_state[n]) / (steps * knobs["lr"])
-                )
+                c_new = grad_sum[n] / max(steps, 1)
                 c_diff[n] = (c_new - c_local[n]).numpy()
                 c_local[n] = c_new
             meta["scaffold_c_diff"] = c_diff
