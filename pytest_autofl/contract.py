@@ -45,6 +45,13 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "metric.split": (str, lambda v: v == "validation", "must be 'validation' (the test split never selects)"),
     "metric.direction": (str, lambda v: v in ("max", "min"), "must be 'max' or 'min'"),
     "min_delta": ((int, float), lambda v: v >= 0 and math.isfinite(v), "must be a finite number >= 0"),
+    "statistics.min_seeds": (int, lambda v: v >= 1, "must be >= 1"),
+    "statistics.confidence": ((int, float), lambda v: 0.5 < v < 1, "must be in (0.5, 1)"),
+    "statistics.noise_k": ((int, float), lambda v: v >= 0, "must be >= 0"),
+    "statistics.confirm_seeds_first": (int, lambda v: v >= 0, "must be >= 0"),
+    "statistics.confirm_seeds_count": (int, lambda v: v >= 0, "must be >= 0"),
+    "statistics.confirm_per_keep": (int, lambda v: v >= 1, "must be >= 1"),
+    "statistics.cheaper_ratio": ((int, float), lambda v: 0 < v <= 1, "must be in (0, 1]"),
 }
 
 
@@ -76,6 +83,14 @@ def _validate(raw: Any, where: str) -> None:
             raise ContractError(f"{where}: missing field '{dotted}'") from None
         if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
             raise ContractError(f"{where}: field '{dotted}' = {value!r} {rule}")
+    st = raw["statistics"]
+    if st["min_seeds"] > len(raw["seeds"]):
+        raise ContractError(
+            f"{where}: statistics.min_seeds = {st['min_seeds']} exceeds the {len(raw['seeds'])} seeds"
+        )
+    confirm = range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"])
+    if set(confirm) & set(raw["seeds"]):
+        raise ContractError(f"{where}: confirmation seeds must be fresh: they overlap 'seeds'")
     if raw["holdout"]["validation_fraction"] + raw["holdout"]["test_fraction"] >= 0.8:
         raise ContractError(f"{where}: validation_fraction + test_fraction must leave >= 20% for the clients")
 
@@ -115,6 +130,24 @@ class Contract:
     @property
     def min_delta(self) -> float:
         return float(self.raw["min_delta"])
+
+    @property
+    def statistics(self) -> dict[str, Any]:
+        return dict(self.raw["statistics"])
+
+    @property
+    def min_seeds(self) -> int:
+        return int(self.raw["statistics"]["min_seeds"])
+
+    @property
+    def confirm_seeds(self) -> tuple[int, ...]:
+        """The pool of fresh seeds: never used for selection, each used by one confirmation only."""
+        st = self.raw["statistics"]
+        return tuple(range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"]))
+
+    def threshold(self, noise: float) -> float:
+        """The smallest gain that counts: max(min_delta, noise_k x noise floor)."""
+        return max(self.min_delta, float(self.raw["statistics"]["noise_k"]) * noise)
 
     @property
     def higher_is_better(self) -> bool:

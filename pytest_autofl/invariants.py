@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[st
 def check(
     contract: Contract,
     runs: list[RunFacts],
+    extra_runs: Sequence[RunFacts] = (),
     *,
     split_sha_seen: str,
     expected_split_sha: str,
@@ -42,9 +44,17 @@ def check(
 ) -> list[str]:
     """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair."""
     out = []
-    seeds = [r.seed for r in runs]
-    if seeds != list(contract.seeds):
-        out.append(f"same seeds: ran {seeds}, the contract fixes {list(contract.seeds)}")
+    seeds, pool = [r.seed for r in runs], list(contract.seeds)
+    if not (contract.min_seeds <= len(seeds) and seeds == pool[: len(seeds)]):
+        out.append(
+            f"same seeds: ran {seeds}, the contract fixes the first {contract.min_seeds} or more of {pool}, in order"
+        )
+    fresh = set(contract.confirm_seeds)
+    strays = [r.seed for r in extra_runs if r.seed not in fresh and r.seed not in seeds]
+    if strays:
+        out.append(
+            f"same seeds: extra runs on seeds {strays} that are neither selection nor confirmation seeds"
+        )
     if split_sha_seen != expected_split_sha:
         out.append(
             f"same split: the shards hash to {split_sha_seen[:12]}, the contract's split is "
@@ -57,7 +67,7 @@ def check(
         )
     budget = site_step_budget(contract, shard_sizes)
     sites = sorted(shard_sizes)
-    for run in runs:
+    for run in [*runs, *extra_runs]:
         by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
         for rec in run.audit:
             if isinstance(rec.get("round"), int):

@@ -39,9 +39,17 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "seeds",
     "seed_scores",
     "delta",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "noise",
+    "threshold",
     "incumbent_id",
     "reason",
     "n_params",
+    "comm_bytes",
+    "cost_ratio",
+    "confirm",
     "contract_sha",
     "split_sha",
     "surface_sha",
@@ -51,7 +59,19 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "timestamp_utc",
     "row_id",
 )
-NUMERIC_COLUMNS = ("score", "runtime_seconds", "delta", "n_params")
+NUMERIC_COLUMNS = (
+    "score",
+    "runtime_seconds",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+    "noise",
+    "threshold",
+    "n_params",
+    "comm_bytes",
+    "cost_ratio",
+)
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
 LOCK_TIMEOUT_SECONDS = 60.0

@@ -24,6 +24,7 @@ class Settings:
     workdir: Path
     ledger: Path
     check: bool
+    calibrate: bool
 
     @property
     def searching(self) -> bool:
@@ -71,6 +72,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="validate contract, schema, surface and ledger without training; exit 1 on any violation",
     )
+    group.addoption(
+        "--autofl-calibrate",
+        dest="autofl_calibrate",
+        action="store_true",
+        default=False,
+        help="measure the contract's noise floor again (A/A baseline runs) even if it is cached",
+    )
     parser.addini("autofl_benchmarks_dir", "directory holding benchmark contracts", default="benchmarks")
     parser.addini("autofl_surface_dir", "directory holding the mutation surface", default="surfaces")
 
@@ -97,6 +105,7 @@ def _settings(config: pytest.Config) -> Settings:
         workdir=root / _value(config, "autofl_workdir"),
         ledger=root / _value(config, "autofl_ledger"),
         check=bool(config.getoption("autofl_check")),
+        calibrate=bool(config.getoption("autofl_calibrate")),
     )
 
 
@@ -135,6 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
             workdir=settings.workdir,
             ledger_path=settings.ledger,
             progress=_emitter(config),
+            calibrate=settings.calibrate,
         )
     except AutoFLError as exc:
         raise pytest.UsageError(f"autofl: {exc}") from None
@@ -258,6 +268,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"held-out test score unavailable: {exc}")
     terminalreporter.write_sep("=", "autofl summary")
     for line in summary_lines(
-        session.results, session.baseline, session.incumbent, test_scores, str(session.ledger_path)
+        session.results,
+        session.baseline,
+        session.incumbent,
+        test_scores,
+        str(session.ledger_path),
+        session.noise.describe() + f"; threshold {session.threshold():.4f}" if session.noise else None,
     ):
         terminalreporter.write_line(line)

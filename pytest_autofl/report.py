@@ -17,6 +17,7 @@ def summary_lines(
     best: Incumbent | None,
     test_scores: dict[str, float] | None,
     ledger_path: str,
+    noise_line: str | None = None,
 ) -> list[str]:
     if not results:
         return ["no candidate ran in this session"]
@@ -34,6 +35,8 @@ def summary_lines(
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if noise_line:
+        lines.append(noise_line)
     if baseline and best:
         if best.id == baseline.id:
             lines.append(

@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +61,16 @@ class SeedRun:
     def workspace(self) -> Path:
         return self.directory / "ws" / JOB_NAME
 
+    @property
+    def comm_bytes(self) -> int | None:
+        """Bytes over the wire for model weights: every client's update up (audited), the global model down
+        to every client each round. float32 weights."""
+        if self.n_params is None:
+            return None
+        up = sum(int(rec.get("values") or 0) for rec in self.audit)
+        down = len(self.audit) * self.n_params
+        return 4 * (up + down)
+
 
 def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
     """Copy the surface's Python files into ``<trial>/autofl_surface`` and return the package's parent."""
@@ -73,11 +82,10 @@ def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
     return trial_dir
 
 
-def surface_sha(surface_parent: Path) -> str:
-    """Hash of the surface files a trial actually ran (``surface_sha`` in the ledger)."""
-    package = surface_parent / SURFACE_PACKAGE
+def surface_sha(directory: Path) -> str:
+    """Hash of the surface's code files in ``directory`` (a trial's ``autofl_surface`` copy, or the source)."""
     return sha256_of(
-        {name: hashlib.sha256((package / name).read_bytes()).hexdigest() for name in sorted(CHECKS)}
+        {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in sorted(CHECKS)}
     )
 
 
@@ -108,8 +116,9 @@ def run_seed(
     shard_dir: Path,
     trial_dir: Path,
     progress: Callable[[str], None],
+    tag: str = "",
 ) -> SeedRun:
-    run = SeedRun(seed=seed, directory=trial_dir / f"seed-{seed}")
+    run = SeedRun(seed=seed, directory=trial_dir / f"seed-{seed}{tag}")
     run.directory.mkdir(parents=True, exist_ok=True)
     budget = contract.budget
     client_config = run.directory / "client.json"
@@ -146,7 +155,7 @@ def run_seed(
 
     def on_line(line: str) -> None:
         if match := _ROUND_RE.search(line):
-            progress(f"seed {seed}: round {int(match.group(1)) + 1}/{contract.rounds}")
+            progress(f"seed {seed}{tag}: round {int(match.group(1)) + 1}/{contract.rounds}")
 
     env = python_env(
         [surface_parent, _PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=str(run.directory / "ws")
@@ -214,53 +223,61 @@ def evaluate_models(
     return list(json.loads(line[len(EVAL_PREFIX) :]))
 
 
-def run_candidate(
-    candidate: Candidate,
-    contract: Contract,
-    surface_dir: Path,
-    shard_dir: Path,
-    trial_dir: Path,
-    progress: Callable[[str], None],
-) -> list[SeedRun]:
-    """Every contract seed in turn; stops at the first crash (its error is on that SeedRun)."""
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "candidate.json").write_text(
-        json.dumps(
-            {
-                "id": candidate.id,
-                "family": candidate.family,
-                "description": candidate.description,
-                "params": candidate.params,
-                "contract_sha": contract.sha,
-                "seeds": list(contract.seeds),
-            },
-            indent=1,
+class CandidateRunner:
+    """Runs one candidate seed by seed in its trial directory: the surface is copied once, each seed is a
+    real NVFlare simulation, then scored right away so the caller can decide whether it needs another seed."""
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        contract: Contract,
+        surface_dir: Path,
+        shard_dir: Path,
+        trial_dir: Path,
+        progress: Callable[[str], None],
+    ):
+        self.candidate, self.contract, self.shard_dir, self.trial_dir = (
+            candidate,
+            contract,
+            shard_dir,
+            trial_dir,
         )
-    )
-    surface_parent = prepare_surface(surface_dir, trial_dir)
-    runs = []
-    for seed in contract.seeds:
-        started = time.monotonic()
-        progress(
-            f"seed {seed}: starting NVFlare SimEnv ({contract.num_clients} clients x {contract.rounds} rounds)"
+        self.progress = progress
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "candidate.json").write_text(
+            json.dumps(
+                {
+                    "id": candidate.id,
+                    "family": candidate.family,
+                    "description": candidate.description,
+                    "params": candidate.params,
+                    "contract_sha": contract.sha,
+                },
+                indent=1,
+            )
         )
-        run = run_seed(candidate, contract, seed, surface_parent, shard_dir, trial_dir, progress)
-        runs.append(run)
+        self.surface_parent = prepare_surface(surface_dir, trial_dir)
+
+    def run(self, seed: int, tag: str = "") -> SeedRun:
+        """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun."""
+        c = self.contract
+        self.progress(
+            f"seed {seed}{tag}: starting NVFlare SimEnv ({c.num_clients} clients x {c.rounds} rounds)"
+        )
+        run = run_seed(
+            self.candidate, c, seed, self.surface_parent, self.shard_dir, self.trial_dir, self.progress, tag
+        )
         if run.error:
-            progress(f"seed {seed}: CRASH after {time.monotonic() - started:.1f} s")
-            return runs
-    models = [
-        {"arch": candidate.params.get("arch", "mlp"), "seed": r.seed, "path": str(r.model_path)} for r in runs
-    ]
-    try:
-        scores = evaluate_models(contract, surface_parent, models, "validation", trial_dir)
-    except RuntimeError as exc:
-        runs[-1].error = str(exc)
-        return runs
-    for run, scored in zip(runs, scores, strict=True):
+            self.progress(f"seed {seed}{tag}: CRASH after {run.runtime_seconds:.1f} s")
+            return run
+        model = {"arch": self.candidate.params.get("arch", "mlp"), "seed": seed, "path": str(run.model_path)}
+        try:
+            (scored,) = evaluate_models(c, self.surface_parent, [model], "validation", run.directory)
+        except RuntimeError as exc:
+            run.error = f"seed {seed}{tag}: {exc}"
+            return run
         run.score, run.n_params = float(scored["score"]), int(scored["n_params"])
-        progress(
-            f"seed {run.seed}: validation {contract.raw['metric']['name']} {run.score:.4f} "
-            f"({run.runtime_seconds:.1f} s)"
+        self.progress(
+            f"seed {seed}{tag}: validation {c.raw['metric']['name']} {run.score:.4f} ({run.runtime_seconds:.1f} s)"
         )
-    return runs
+        return run

@@ -1,7 +1,8 @@
-"""The per-run object the plugin keeps in ``config.stash``: contract, proposer, results and the verdict pass.
+"""The per-run object the plugin keeps in ``config.stash``: contract, noise floor, proposer, results, verdicts.
 
 It knows nothing of pytest: the plugin hands it a progress callback and calls ``next_candidate``, ``run`` and
-``record`` from its hooks, so the whole search loop is testable as plain Python.
+``record`` from its hooks, so the whole search loop is testable as plain Python (with a fake runner, even
+without NVFlare).
 """
 
 from __future__ import annotations
@@ -13,21 +14,29 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from . import ledger
+from . import ledger, noise
 from .candidate import Candidate, changed_knobs
 from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
 from .invariants import RunFacts, check
+from .noise import NoiseFloor
 from .proposer import BuiltinProposer, Tried
-from .runner import SeedRun, evaluate_models, run_candidate, surface_sha
+from .runner import SURFACE_PACKAGE, CandidateRunner, SeedRun, evaluate_models, surface_sha
 from .schema import Schema, load_schema
-from .verdict import CRASH, INVALID, KEEP, Verdict, decide
+from .verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, Verdict, confirm, decide
+
+
+class Runner(Protocol):
+    def run(self, seed: int, tag: str = "") -> SeedRun: ...
+
+
+RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
 
 
 @dataclass
@@ -35,18 +44,25 @@ class TrialResult:
     slot: int
     candidate: Candidate
     trial_dir: Path
-    runs: list[SeedRun] = field(default_factory=list)
+    runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
+    extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
+    incumbent_confirm: dict[int, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     runtime_seconds: float = 0.0
     verdict: Verdict | None = None
 
     @property
     def error(self) -> str | None:
-        return next((r.error for r in self.runs if r.error), None)
+        return next((r.error for r in self.runs + self.extra_runs if r.error), None)
 
     @property
     def seed_scores(self) -> dict[int, float]:
         return {r.seed: r.score for r in self.runs if r.score is not None}
+
+    @property
+    def confirm_scores(self) -> dict[int, float]:
+        selection = {r.seed for r in self.runs}
+        return {r.seed: r.score for r in self.extra_runs if r.score is not None and r.seed not in selection}
 
     @property
     def score(self) -> float | None:
@@ -56,6 +72,12 @@ class TrialResult:
     @property
     def n_params(self) -> int | None:
         return next((r.n_params for r in self.runs if r.n_params is not None), None)
+
+    @property
+    def comm_bytes(self) -> float | None:
+        """Mean bytes of model traffic per run (per seed)."""
+        values = [r.comm_bytes for r in self.runs if r.comm_bytes is not None]
+        return sum(values) / len(values) if values else None
 
     @property
     def status(self) -> str:
@@ -73,6 +95,7 @@ class Incumbent:
     seed_scores: dict[int, float]
     artifacts: str
     params: dict[str, Any]
+    comm_bytes: float | None = None
 
 
 def _incumbent_of(row: dict[str, str]) -> Incumbent:
@@ -82,7 +105,12 @@ def _incumbent_of(row: dict[str, str]) -> Incumbent:
         {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()},
         row["artifacts"].split(";")[0],
         json.loads(row["params"]),
+        float(row["comm_bytes"]) if row["comm_bytes"] else None,
     )
+
+
+def _rounded(scores: dict[int, float]) -> dict[int, float]:
+    return {k: round(v, 6) for k, v in sorted(scores.items())}
 
 
 def _version(package: str) -> str:
@@ -119,12 +147,15 @@ class AutoflSession:
         workdir: Path,
         ledger_path: Path,
         progress: Callable[[str], None] = print,
+        calibrate: bool = False,
+        runner_factory: RunnerFactory = CandidateRunner,
     ):
         self.rootdir = rootdir
         self.surface_dir = surface_dir
         self.workdir = workdir
         self.ledger_path = ledger_path
         self.progress = progress
+        self.runner_factory = runner_factory
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         self.contract_sha_at_start = self.contract.sha
@@ -136,15 +167,13 @@ class AutoflSession:
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
         self._shards: tuple[Path, Split] | None = None
-        keeps = [
-            r
-            for r in self._prior
-            if r["status"] == KEEP and r["seeds"] == json.dumps(list(self.contract.seeds))
-        ]
+        keeps = [r for r in self._prior if r["status"] == KEEP]
         # The campaign's baseline is its first keep; a keep beats the incumbent of its time, so the latest
         # keep is the incumbent.
         self.baseline = _incumbent_of(keeps[0]) if keeps else None
         self.incumbent = _incumbent_of(keeps[-1]) if keeps else None
+        self.noise_path = noise.cache_path(workdir, self.contract.sha, surface_sha(surface_dir))
+        self.noise: NoiseFloor | None = None if calibrate else noise.load(self.noise_path)
 
     # -- state ------------------------------------------------------------------------------------------
     def history(self) -> list[Tried]:
@@ -165,51 +194,194 @@ class AutoflSession:
             self._shards = write_shards(self.contract, self.workdir / "data")
         return self._shards
 
+    def _used_confirm_seeds(self) -> set[int]:
+        used = {
+            int(s) for r in self._prior if r["confirm"] for s in json.loads(r["confirm"]).get("seeds", [])
+        }
+        return used | {s for t in self.results for s in t.confirm_scores}
+
+    def threshold(self) -> float:
+        return self.contract.threshold(self.noise.noise if self.noise else 0.0)
+
     # -- the loop ---------------------------------------------------------------------------------------
     def next_candidate(self) -> Candidate:
         return self.proposer.propose(self.history())
 
-    def run(self, candidate: Candidate, slot: int) -> TrialResult:
-        shard_dir, split = self.shards()
-        trial_dir = self.run_dir / f"{slot:02d}-{candidate.id}"
-        result = TrialResult(slot=slot, candidate=candidate, trial_dir=trial_dir)
-        started = time.monotonic()
-        label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"
-        result.runs = run_candidate(
+    def _runner(self, candidate: Candidate, trial_dir: Path, label: str) -> Runner:
+        shard_dir, _ = self.shards()
+        return self.runner_factory(
             candidate,
             self.contract,
             self.surface_dir,
             shard_dir,
             trial_dir,
-            lambda msg: self.progress(f"{label} {msg}"),
+            lambda m: self.progress(f"{label} {m}"),
         )
+
+    def calibrate(self, runner: Runner, scores: dict[int, float], started: float) -> SeedRun:
+        """A/A: the baseline's spread over the selection seeds, and a repeat of the first seed (returned)."""
+        first = self.contract.seeds[0]
+        repeat = runner.run(first, tag="-repeat")
+        if repeat.error is None and repeat.score is not None:
+            self.noise = NoiseFloor.measure(scores, first, repeat.score, time.monotonic() - started)
+            noise.save(self.noise_path, self.noise)
+            self.progress(f"[autofl] {self.noise.describe()}; threshold {self.threshold():.4f}")
+        return repeat
+
+    def _ensure_noise(self) -> str | None:
+        """Measure the noise floor when it is not cached (the baseline rerun is not a ledger row)."""
+        if self.noise is not None or self.incumbent is None or self.baseline is None:
+            return None
+        base = self.proposer.make(self.baseline.params)
+        runner = self._runner(base, self.run_dir / "calibration", "[autofl calibration]")
+        started, scores = time.monotonic(), {}
+        for seed in self.contract.seeds:
+            run = runner.run(seed)
+            if run.error or run.score is None:
+                return f"calibration failed: {run.error}"
+            scores[seed] = run.score
+        repeat = self.calibrate(runner, scores, started)
+        return f"calibration failed: {repeat.error}" if repeat.error else None
+
+    def run(self, candidate: Candidate, slot: int) -> TrialResult:
+        """Run a candidate seed by seed until its verdict is clear, confirm a keep on fresh seeds, and check
+        the fairness invariants. The verdict is decided here; ``record`` writes it."""
+        trial_dir = self.run_dir / f"{slot:02d}-{candidate.id}"
+        result = TrialResult(slot=slot, candidate=candidate, trial_dir=trial_dir)
+        started = time.monotonic()
+        label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"
+        failure = self._ensure_noise()
+        runner = self._runner(candidate, trial_dir, label)
+        if failure:
+            result.extra_runs.append(SeedRun(seed=self.contract.seeds[0], directory=trial_dir, error=failure))
+        elif self.incumbent is None:
+            self._run_baseline(runner, result, started)
+        else:
+            self._run_sequential(runner, result)
         result.runtime_seconds = time.monotonic() - started
         if not result.error:
-            contract_now = load_contract(self.contract.directory.parent, self.contract.name).sha
-            result.violations = check(
-                self.contract,
-                [RunFacts(r.seed, r.audit, r.n_params) for r in result.runs],
-                split_sha_seen=shards_sha(self.contract, shard_dir),
-                expected_split_sha=split.sha,
-                contract_sha_now=contract_now,
-                contract_sha_at_start=self.contract_sha_at_start,
-                shard_sizes={site: len(idx) for site, idx in split.clients.items()},
-            )
+            self._check_invariants(result)
         return result
 
+    def _run_baseline(self, runner: Runner, result: TrialResult, started: float) -> None:
+        for seed in self.contract.seeds:
+            result.runs.append(run := runner.run(seed))
+            if run.error:
+                return
+        result.extra_runs.append(repeat := self.calibrate(runner, result.seed_scores, started))
+        if repeat.error or self.noise is None:
+            return
+        result.verdict = Verdict(
+            KEEP,
+            None,
+            f"baseline: becomes the first incumbent; {self.noise.describe()}",
+            threshold=self.threshold(),
+        )
+
+    def _decide(self, result: TrialResult) -> Verdict:
+        assert self.incumbent is not None
+        inc_comm = self.incumbent.comm_bytes
+        cost = result.comm_bytes / inc_comm if result.comm_bytes and inc_comm else None
+        st = self.contract.statistics
+        return decide(
+            result.seed_scores,
+            self.incumbent.seed_scores,
+            threshold=self.threshold(),
+            alpha=1 - st["confidence"],
+            min_seeds=st["min_seeds"],
+            max_seeds=len(self.contract.seeds),
+            higher_is_better=self.contract.higher_is_better,
+            cost_ratio=cost,
+            cheaper_ratio=st["cheaper_ratio"],
+        )
+
+    def _run_sequential(self, runner: Runner, result: TrialResult) -> None:
+        seeds = self.contract.seeds
+        verdict: Verdict | None = None
+        for i, seed in enumerate(seeds):
+            result.runs.append(run := runner.run(seed))
+            if run.error:
+                return
+            if i + 1 >= self.contract.min_seeds:
+                verdict = self._decide(result)
+                if verdict.status != NARROW:
+                    break
+        assert verdict is not None
+        if verdict.status == KEEP:
+            for seed in seeds[len(result.runs) :]:  # a future incumbent needs every selection seed
+                result.runs.append(run := runner.run(seed))
+                if run.error:
+                    return
+            verdict = self._confirm(runner, result, verdict)
+        result.verdict = verdict
+
+    def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:
+        """Re-run a keep and the incumbent on fresh, never-used seeds before the keep may replace it."""
+        assert self.incumbent is not None
+        used = self._used_confirm_seeds()
+        fresh = [s for s in self.contract.confirm_seeds if s not in used][
+            : self.contract.statistics["confirm_per_keep"]
+        ]
+        if len(fresh) < self.contract.statistics["confirm_per_keep"]:
+            return replace(
+                verdict, status=NARROW, reason=verdict.reason + "; no fresh confirmation seeds left"
+            )
+        inc = self.proposer.make(self.incumbent.params)
+        inc_runner = self._runner(
+            inc, result.trial_dir / "incumbent", f"[autofl {result.slot:02d}] incumbent {inc.id}"
+        )
+        for seed in fresh:
+            result.extra_runs.append(run := runner.run(seed))
+            if run.error:
+                return verdict
+            inc_run = inc_runner.run(seed)
+            if inc_run.error or inc_run.score is None:
+                run.error = f"incumbent rerun for confirmation failed: {inc_run.error}"
+                return verdict
+            result.incumbent_confirm[seed] = inc_run.score
+        ok, mean = confirm(
+            result.confirm_scores,
+            result.incumbent_confirm,
+            self.threshold(),
+            verdict.for_cost,
+            self.contract.higher_is_better,
+        )
+        where = f"fresh seeds {fresh}: gain {mean:+.4f}"
+        if ok:
+            return replace(verdict, reason=f"{verdict.reason}; confirmed on {where}")
+        return replace(
+            verdict,
+            status=DISCARD,
+            reason=f"failed confirmation on {where} < threshold; selection said: {verdict.reason}",
+        )
+
+    def _check_invariants(self, result: TrialResult) -> None:
+        shard_dir, split = self.shards()
+        contract_now = load_contract(self.contract.directory.parent, self.contract.name).sha
+        result.violations = check(
+            self.contract,
+            [RunFacts(r.seed, r.audit, r.n_params) for r in result.runs],
+            [
+                RunFacts(r.seed, r.audit, r.n_params)
+                for r in result.extra_runs
+                if r.audit or r.score is not None
+            ],
+            split_sha_seen=shards_sha(self.contract, shard_dir),
+            expected_split_sha=split.sha,
+            contract_sha_now=contract_now,
+            contract_sha_at_start=self.contract_sha_at_start,
+            shard_sizes={site: len(idx) for site, idx in split.clients.items()},
+        )
+
     def record(self, result: TrialResult) -> Verdict:
-        """Decide the verdict, append the ledger row, update the incumbent. Called once per finished trial."""
+        """Append the ledger row and move the incumbent on a keep. Called once per finished trial."""
         if result.error:
             verdict = Verdict(CRASH, None, result.error)
         elif result.violations:
             verdict = Verdict(INVALID, None, "fairness invariant violated: " + "; ".join(result.violations))
         else:
-            verdict = decide(
-                result.seed_scores,
-                self.incumbent.seed_scores if self.incumbent else None,
-                self.contract.min_delta,
-                self.contract.higher_is_better,
-            )
+            assert result.verdict is not None
+            verdict = result.verdict
         result.verdict = verdict
         incumbent_id = self.incumbent.id if self.incumbent else ""
         self.results.append(result)
@@ -221,6 +393,7 @@ class AutoflSession:
                 result.seed_scores,
                 self._rel(result.trial_dir),
                 result.candidate.params,
+                result.comm_bytes,
             )
             if self.baseline is None:
                 self.baseline = self.incumbent
@@ -235,34 +408,53 @@ class AutoflSession:
     def _append(self, result: TrialResult, verdict: Verdict, incumbent_id: str) -> None:
         changed = changed_knobs(result.candidate.params, self.schema.defaults())
         _, split = self.shards()
+        iv = verdict.interval
+        clean = verdict.status not in (CRASH, INVALID)
+        surface_copy = result.trial_dir / SURFACE_PACKAGE
+        confirm_json = (
+            json.dumps(
+                {
+                    "seeds": sorted(result.confirm_scores),
+                    "candidate": _rounded(result.confirm_scores),
+                    "incumbent": _rounded(result.incumbent_confirm),
+                }
+            )
+            if result.confirm_scores
+            else ""
+        )
         ledger.append_row(
             self.ledger_path,
             {
                 "commit": _git_commit(self.rootdir),
-                "score": f"{result.score:.6f}"
-                if result.score is not None and verdict.status not in (CRASH, INVALID)
-                else "0.000000",
+                "score": f"{result.score:.6f}" if result.score is not None and clean else "0.000000",
                 "runtime_seconds": f"{result.runtime_seconds:.1f}",
                 "budget": self.contract.budget_string(),
                 "status": verdict.status,
                 "target": ("knobs: " + ",".join(changed)) if changed else "baseline",
                 "description": result.candidate.description,
                 "artifacts": ";".join(
-                    [self._rel(result.trial_dir)] + [self._rel(r.log_path) for r in result.runs]
+                    [self._rel(result.trial_dir)]
+                    + [self._rel(r.log_path) for r in result.runs + result.extra_runs]
                 ),
                 "candidate_id": result.candidate.id,
                 "params": result.candidate.params_json,
-                "seeds": json.dumps(list(self.contract.seeds)),
-                "seed_scores": json.dumps({str(k): round(v, 6) for k, v in result.seed_scores.items()}),
+                "seeds": json.dumps(sorted(result.seed_scores)),
+                "seed_scores": json.dumps({str(k): v for k, v in _rounded(result.seed_scores).items()}),
                 "delta": "" if verdict.delta is None else f"{verdict.delta:+.6f}",
+                "ci_low": f"{iv.low:+.6f}" if iv and iv.n > 1 else "",
+                "ci_high": f"{iv.high:+.6f}" if iv and iv.n > 1 else "",
+                "n_seeds": len(result.seed_scores),
+                "noise": f"{self.noise.noise:.6f}" if self.noise else "",
+                "threshold": f"{verdict.threshold:.6f}" if verdict.threshold is not None else "",
                 "incumbent_id": incumbent_id,
                 "reason": verdict.reason,
                 "n_params": result.n_params if result.n_params is not None else "",
+                "comm_bytes": f"{result.comm_bytes:.0f}" if result.comm_bytes is not None else "",
+                "cost_ratio": f"{verdict.cost_ratio:.3f}" if verdict.cost_ratio is not None else "",
+                "confirm": confirm_json,
                 "contract_sha": self.contract.sha,
                 "split_sha": split.sha,
-                "surface_sha": surface_sha(result.trial_dir)
-                if (result.trial_dir / "autofl_surface").is_dir()
-                else "",
+                "surface_sha": surface_sha(surface_copy) if surface_copy.is_dir() else "",
                 "benchmark": self.contract.name,
                 "nvflare_version": _version("nvflare"),
                 "torch_version": _version("torch"),

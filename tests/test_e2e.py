@@ -39,10 +39,13 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     result.stdout.fnmatch_lines(
         [
             "*[[]autofl 01[]] fedavg-* seed 0: round 2/2",
-            "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent",
+            "*[[]autofl 01[]] fedavg-* seed 0-repeat: validation accuracy *",
+            "*[[]autofl[]] noise floor: sd * over 2 baseline seeds; repeat of seed 0: deterministic; threshold *",
+            "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent; noise floor*",
             "*[[]autofl 02[]] fedavg+prox-*: * - mean paired gain *",
             "*autofl summary*",
             "*verdicts: *",
+            "noise floor: sd *",
             "held-out test (reported once, never used to select): *",
         ]
     )
@@ -53,12 +56,18 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     assert frame["target"].tolist() == ["baseline", "knobs: fedprox_mu"]
     contract = load_contract(project / "benchmarks", "digits-smoke")
     assert set(frame["contract_sha"]) == {contract.sha}
-    assert frame["benchmark"].iloc[0] == "digits-smoke" and frame["seeds"].iloc[0] == "[0]"
+    assert frame["benchmark"].iloc[0] == "digits-smoke" and frame["seeds"].iloc[0] == "[0, 1]"
     assert 0.0 < float(frame["score"].iloc[0]) <= 1.0
-    assert json.loads(frame["seed_scores"].iloc[0])["0"] == pytest.approx(float(frame["score"].iloc[0]))
+    scores = json.loads(frame["seed_scores"].iloc[0])
+    assert sum(scores.values()) / 2 == pytest.approx(float(frame["score"].iloc[0]), abs=1e-6)
+    assert (
+        frame["n_seeds"].iloc[1] == "2" and frame["noise"].iloc[1] != "" and frame["threshold"].iloc[1] != ""
+    )
+    assert frame["cost_ratio"].iloc[1] == "1.000" and int(frame["comm_bytes"].iloc[0]) == 4 * 2 * 4 * 8970
     assert int(frame["n_params"].iloc[0]) == 8970
     assert len(frame["surface_sha"].iloc[0]) == 64 and frame["surface_sha"].nunique() == 1
-    trial_dir, log = frame["artifacts"].iloc[0].split(";")
+    trial_dir, log, _, repeat_log = frame["artifacts"].iloc[0].split(";")
+    assert repeat_log.endswith("seed-0-repeat/run.log")
     assert (project / log).is_file() and "Round 1 started" in (project / log).read_text()
     audit = (project / trial_dir / "seed-0" / "audit.jsonl").read_text().splitlines()
     assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter

@@ -9,7 +9,11 @@ def audit(rounds=2, steps=10, tensors=6, sites=("site-1", "site-2")):
     return [{"round": r, "site": s, "steps": steps, "tensors": tensors} for r in range(rounds) for s in sites]
 
 
-def violations(contract, runs, **overrides):
+def fair(seed=0, **kw):
+    return RunFacts(seed, audit(**kw), 8970)
+
+
+def violations(contract, runs, extra_runs=(), **overrides):
     kwargs = dict(
         split_sha_seen="a" * 64,
         expected_split_sha="a" * 64,
@@ -18,11 +22,14 @@ def violations(contract, runs, **overrides):
         shard_sizes=SIZES,
     )
     kwargs.update(overrides)
-    return check(contract, runs, **kwargs)
+    return check(contract, runs, extra_runs, **kwargs)
 
 
 def test_a_fair_run_has_no_violation(smoke_contract):
-    assert violations(smoke_contract, [RunFacts(0, audit(), 8970)]) == []
+    assert violations(smoke_contract, [fair(0), fair(1)]) == []
+    assert (
+        violations(smoke_contract, [fair(0), fair(1)], [fair(0), fair(1000)]) == []
+    )  # repeat + confirmation
 
 
 def test_step_budget_is_epochs_over_the_shard_capped(smoke_contract):
@@ -30,20 +37,25 @@ def test_step_budget_is_epochs_over_the_shard_capped(smoke_contract):
 
 
 def test_each_invariant_is_named(smoke_contract):
-    def one(runs, **kw):
-        (v,) = violations(smoke_contract, runs, **kw)
+    ok = fair(1)
+
+    def one(runs, extra_runs=(), **kw):
+        (v,) = violations(smoke_contract, runs, extra_runs, **kw)
         return v
 
-    assert one([RunFacts(1, audit(), 10)]).startswith("same seeds")
-    assert one([RunFacts(0, audit(), 10)], split_sha_seen="b" * 64).startswith("same split")
-    assert one([RunFacts(0, audit(), 10)], contract_sha_now="d" * 64).startswith("contract unchanged")
-    assert one([RunFacts(0, audit(rounds=1), 10)]).startswith("rounds completed")
-    assert one([RunFacts(0, audit(sites=("site-1",)), 10)]).startswith("rounds completed")
-    assert one([RunFacts(0, audit(), 10**6)]).startswith("parameter count")
-    steps = violations(smoke_contract, [RunFacts(0, audit(steps=17), 10)])
-    assert steps == [
+    assert one([fair(0)]).startswith("same seeds: ran [0]")  # fewer than min_seeds
+    assert one([fair(1), fair(0)]).startswith("same seeds")  # out of order
+    assert one([fair(0), ok], [fair(7)]).startswith("same seeds: extra runs on seeds [7]")
+    assert one([fair(0), ok], split_sha_seen="b" * 64).startswith("same split")
+    assert one([fair(0), ok], contract_sha_now="d" * 64).startswith("contract unchanged")
+    assert one([fair(0, rounds=1), ok]).startswith("rounds completed (seed 0)")
+    assert one([fair(0, sites=("site-1",)), ok]).startswith("rounds completed (seed 0)")
+    assert one([RunFacts(0, audit(), 10**6), ok]).startswith("parameter count (seed 0)")
+    assert violations(smoke_contract, [fair(0, steps=17), ok]) == [
         "local steps (seed 0, round 0, site-1): reported 17, budget 16",
         "local steps (seed 0, round 1, site-1): reported 17, budget 16",
     ]
-    empty = violations(smoke_contract, [RunFacts(0, audit(tensors=0), 10)])
+    empty = violations(smoke_contract, [fair(0, tensors=0), ok])
     assert empty and all(v.startswith("non-empty update") for v in empty)
+    extra = violations(smoke_contract, [fair(0), ok], [fair(1000, steps=99)])  # extra runs are checked too
+    assert len(extra) == 4 and all(v.startswith("local steps (seed 1000") for v in extra)
