@@ -23,13 +23,17 @@ def summary_lines(
         return ["no candidate ran in this session"]
     width = max(len(r.candidate.id) for r in results)
     lines = [
-        f"{'#':>3}  {'candidate':<{width}}  {'score':>8}  {'delta':>8}  {'verdict':<8}  {'secs':>6}  description"
+        f"{'#':>3}  {'candidate':<{width}}  {'score':>8}  {'delta':>8}  {'interval':>19}  {'seeds':>5}  "
+        f"{'verdict':<8}  {'secs':>6}  description"
     ]
     for r in results:
         delta = r.verdict.delta if r.verdict else None
+        iv = r.verdict.interval if r.verdict else None
+        interval = f"[{iv.low:+.4f}, {iv.high:+.4f}]" if iv and iv.n > 1 else "-"
         lines.append(
             f"{r.slot:>3}  {r.candidate.id:<{width}}  {_fmt(r.score, '.4f'):>8}  {_fmt(delta, '+.4f'):>8}  "
-            f"{r.status:<8}  {r.runtime_seconds:>6.0f}  {r.candidate.description}"
+            f"{interval:>19}  {len(r.seed_scores):>5}  {r.status:<8}  {r.runtime_seconds:>6.0f}  "
+            f"{r.candidate.description}"
         )
     counts: dict[str, int] = {}
     for r in results:
