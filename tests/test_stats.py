@@ -84,35 +84,11 @@ def test_a_clear_loser_stops_at_the_minimum_and_only_inconclusive_earns_seeds():
 
 
 def test_decide_reports_interval_threshold_and_cost():
-    v = decide(
-        {0: 0.9, 1: 0.91, 2: 0.92},
-        {0: 0.8, 1: 0.8, 2: 0.81},
-        threshold=0.02,
-        alpha=ALPHA,
-        min_seeds=3,
-        max_seeds=6,
-        cost_ratio=1.0,
-    )
+    rule = dict(threshold=0.02, alpha=ALPHA, min_seeds=3, max_seeds=6)
+    v = decide({0: 0.9, 1: 0.91, 2: 0.92}, {0: 0.8, 1: 0.8, 2: 0.81}, cost_ratio=1.0, **rule)
     assert v.status == KEEP and v.interval.n == 3
     assert "> threshold 0.0200 on 3 seed(s); cost 1.00x" in v.reason
-    same = {0: 0.80, 1: 0.81, 2: 0.79}
-    tie = decide(
-        {0: 0.801, 1: 0.808, 2: 0.791},
-        same,
-        threshold=0.02,
-        alpha=ALPHA,
-        min_seeds=3,
-        max_seeds=6,
-        cost_ratio=0.5,
-    )
-    assert tie.status == KEEP and tie.for_cost and "within noise" in tie.reason
-    pricey = decide(
-        {0: 0.801, 1: 0.808, 2: 0.791},
-        same,
-        threshold=0.02,
-        alpha=ALPHA,
-        min_seeds=3,
-        max_seeds=6,
-        cost_ratio=1.0,
-    )
-    assert pricey.status != KEEP
+    same, tie = {0: 0.80, 1: 0.81, 2: 0.79}, {0: 0.801, 1: 0.808, 2: 0.791}
+    cheap = decide(tie, same, cost_ratio=0.5, **rule)
+    assert cheap.status == KEEP and cheap.for_cost and "within noise" in cheap.reason
+    assert decide(tie, same, cost_ratio=1.0, **rule).status != KEEP
