@@ -49,6 +49,7 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "n_params",
     "comm_bytes",
     "cost_ratio",
+    "seconds_per_run",
     "confirm",
     "contract_sha",
     "split_sha",
@@ -71,6 +72,7 @@ NUMERIC_COLUMNS = (
     "n_params",
     "comm_bytes",
     "cost_ratio",
+    "seconds_per_run",
 )
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}

@@ -74,6 +74,11 @@ class TrialResult:
         return next((r.n_params for r in self.runs if r.n_params is not None), None)
 
     @property
+    def seconds_per_run(self) -> float | None:
+        values = [r.runtime_seconds for r in self.runs if r.score is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
     def comm_bytes(self) -> float | None:
         """Mean bytes of model traffic per run (per seed)."""
         values = [r.comm_bytes for r in self.runs if r.comm_bytes is not None]
@@ -96,6 +101,7 @@ class Incumbent:
     artifacts: str
     params: dict[str, Any]
     comm_bytes: float | None = None
+    seconds_per_run: float | None = None
 
 
 def _incumbent_of(row: dict[str, str]) -> Incumbent:
@@ -106,6 +112,7 @@ def _incumbent_of(row: dict[str, str]) -> Incumbent:
         row["artifacts"].split(";")[0],
         json.loads(row["params"]),
         float(row["comm_bytes"]) if row["comm_bytes"] else None,
+        float(row["seconds_per_run"]) if row["seconds_per_run"] else None,
     )
 
 
@@ -282,6 +289,8 @@ class AutoflSession:
         assert self.incumbent is not None
         inc_comm = self.incumbent.comm_bytes
         cost = result.comm_bytes / inc_comm if result.comm_bytes and inc_comm else None
+        inc_time, own_time = self.incumbent.seconds_per_run, result.seconds_per_run
+        time_ratio = own_time / inc_time if own_time and inc_time else None
         st = self.contract.statistics
         return decide(
             result.seed_scores,
@@ -292,6 +301,7 @@ class AutoflSession:
             max_seeds=len(self.contract.seeds),
             higher_is_better=self.contract.higher_is_better,
             cost_ratio=cost,
+            time_ratio=time_ratio,
             cheaper_ratio=st["cheaper_ratio"],
         )
 
@@ -394,6 +404,7 @@ class AutoflSession:
                 self._rel(result.trial_dir),
                 result.candidate.params,
                 result.comm_bytes,
+                result.seconds_per_run,
             )
             if self.baseline is None:
                 self.baseline = self.incumbent
@@ -451,6 +462,9 @@ class AutoflSession:
                 "n_params": result.n_params if result.n_params is not None else "",
                 "comm_bytes": f"{result.comm_bytes:.0f}" if result.comm_bytes is not None else "",
                 "cost_ratio": f"{verdict.cost_ratio:.3f}" if verdict.cost_ratio is not None else "",
+                "seconds_per_run": f"{result.seconds_per_run:.1f}"
+                if result.seconds_per_run is not None
+                else "",
                 "confirm": confirm_json,
                 "contract_sha": self.contract.sha,
                 "split_sha": split.sha,

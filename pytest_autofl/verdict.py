@@ -53,6 +53,7 @@ def decide(
     higher_is_better: bool = True,
     cost_ratio: float | None = None,
     cheaper_ratio: float = 0.8,
+    time_ratio: float | None = None,
 ) -> Verdict:
     """The verdict of a clean candidate after the seeds it has run so far."""
     if incumbent is None:
@@ -61,7 +62,10 @@ def decide(
     if not gains:
         raise ValueError("candidate and incumbent share no seed; a paired verdict is impossible")
     status, iv = sequential_decision(gains, threshold, alpha, min_seeds, max_seeds)
-    cost = f"; cost {cost_ratio:.2f}x the incumbent's communication" if cost_ratio is not None else ""
+    ratios = [
+        f"{r:.2f}x {what}" for r, what in ((cost_ratio, "communication"), (time_ratio, "run time")) if r
+    ]
+    cost = f"; cost vs incumbent: {', '.join(ratios)}" if ratios else ""
     n = f"on {iv.n} seed(s)"
     if status == KEEP:
         why = f"gain {_fmt_interval(iv)} > threshold {threshold:.4f} {n}{cost}"

@@ -42,7 +42,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
             "*[[]autofl 01[]] fedavg-* seed 0-repeat: validation accuracy *",
             "*[[]autofl[]] noise floor: sd * over 2 baseline seeds; repeat of seed 0: deterministic; threshold *",
             "*[[]autofl 01[]] fedavg-*: KEEP - baseline: becomes the first incumbent; noise floor*",
-            "*[[]autofl 02[]] fedavg+prox-*: * - gain * seed(s); cost 1.00x the incumbent*",
+            "*[[]autofl 02[]] fedavg+prox-*: * - gain * seed(s); cost vs incumbent: 1.00x communication, *x run time",
             "*autofl summary*",
             "*verdicts: *",
             "noise floor: sd *",

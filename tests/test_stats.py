@@ -87,7 +87,7 @@ def test_decide_reports_interval_threshold_and_cost():
     rule = dict(threshold=0.02, alpha=ALPHA, min_seeds=3, max_seeds=6)
     v = decide({0: 0.9, 1: 0.91, 2: 0.92}, {0: 0.8, 1: 0.8, 2: 0.81}, cost_ratio=1.0, **rule)
     assert v.status == KEEP and v.interval.n == 3
-    assert "> threshold 0.0200 on 3 seed(s); cost 1.00x" in v.reason
+    assert "> threshold 0.0200 on 3 seed(s); cost vs incumbent: 1.00x communication" in v.reason
     same, tie = {0: 0.80, 1: 0.81, 2: 0.79}, {0: 0.801, 1: 0.808, 2: 0.791}
     cheap = decide(tie, same, cost_ratio=0.5, **rule)
     assert cheap.status == KEEP and cheap.for_cost and "within noise" in cheap.reason
