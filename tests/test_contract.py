@@ -55,5 +55,5 @@ def test_malformed_contract_names_the_field(repo, tmp_path, mutate, message):
 
 
 def test_unknown_benchmark_lists_the_known_ones(repo):
-    with pytest.raises(ContractError, match="known benchmarks: digits, digits-smoke"):
+    with pytest.raises(ContractError, match="known benchmarks: digits, digits-skew, digits-smoke"):
         load_contract(repo / "benchmarks", "cifar")
