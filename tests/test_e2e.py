@@ -137,3 +137,34 @@ def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
     frame = ledger.load_frame(project / "results.tsv")
     assert frame["status"].tolist() == ["invalid"]
     assert frame["reason"].iloc[0].startswith("fairness invariant violated: local steps")
+
+
+def test_ctrl_c_mid_run_leaves_no_process_and_no_partial_row(pytester, project):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--autofl-iterations=2", "-p", "no:cacheprovider"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if "seed 0: round 1/2" in line:
+            time.sleep(1)
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output[-2000:]
+    assert "KeyboardInterrupt" in output
+    time.sleep(1)
+    assert _processes_under(project) == []
+    assert (
+        ledger.read_rows(project / "results.tsv") == []
+    )  # the unfinished candidate left no row, not half a row
