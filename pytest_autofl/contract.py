@@ -52,6 +52,7 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "statistics.confirm_seeds_count": (int, lambda v: v >= 0, "must be >= 0"),
     "statistics.confirm_per_keep": (int, lambda v: v >= 1, "must be >= 1"),
     "statistics.cheaper_ratio": ((int, float), lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "statistics.rerun_tolerance": ((int, float), lambda v: v >= 0, "must be >= 0"),
 }
 
 

@@ -25,15 +25,18 @@ class Settings:
     ledger: Path
     check: bool
     calibrate: bool
+    rerun: str | None
 
     @property
     def searching(self) -> bool:
-        return self.iterations > 0
+        """A search or a rerun: candidate items run, everything else is deselected."""
+        return self.iterations > 0 or self.rerun is not None
 
 
 settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Any]()  # an AutoflSession, imported lazily to keep `pytest --help` fast
 result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
+rerun_row_key = pytest.StashKey[dict[str, str]]()  # the ledger row --autofl-rerun reproduces
 
 _OPTIONS = (
     # (flag, ini key, default, help)
@@ -79,6 +82,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="measure the contract's noise floor again (A/A baseline runs) even if it is cached",
     )
+    group.addoption(
+        "--autofl-rerun",
+        dest="autofl_rerun",
+        default=None,
+        metavar="ID",
+        help="re-run one ledger row (candidate_id or row_id) on exactly its seeds and check the scores reproduce",
+    )
     parser.addini("autofl_benchmarks_dir", "directory holding benchmark contracts", default="benchmarks")
     parser.addini("autofl_surface_dir", "directory holding the mutation surface", default="surfaces")
 
@@ -97,6 +107,10 @@ def _settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"--autofl-iterations must be an integer, got {raw!r}") from None
     if iterations < 0:
         raise pytest.UsageError(f"--autofl-iterations must be >= 0, got {iterations}")
+    if iterations and config.getoption("autofl_rerun"):
+        raise pytest.UsageError(
+            "--autofl-rerun runs one recorded candidate; do not combine it with --autofl-iterations"
+        )
     return Settings(
         iterations=iterations,
         benchmark=_value(config, "autofl_benchmark"),
@@ -106,6 +120,7 @@ def _settings(config: pytest.Config) -> Settings:
         ledger=root / _value(config, "autofl_ledger"),
         check=bool(config.getoption("autofl_check")),
         calibrate=bool(config.getoption("autofl_calibrate")),
+        rerun=config.getoption("autofl_rerun"),
     )
 
 
@@ -146,6 +161,9 @@ def pytest_configure(config: pytest.Config) -> None:
             progress=_emitter(config),
             calibrate=settings.calibrate,
         )
+        if settings.rerun is not None:
+            session = config.stash[session_key]
+            config.stash[rerun_row_key] = session.find_row(settings.rerun)
     except AutoFLError as exc:
         raise pytest.UsageError(f"autofl: {exc}") from None
 
@@ -174,7 +192,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[settings_key]
-    if SLOT_FIXTURE in metafunc.fixturenames and settings.searching:
+    if SLOT_FIXTURE not in metafunc.fixturenames or not settings.searching:
+        return
+    if rerun_row_key in metafunc.config.stash:
+        metafunc.parametrize(
+            SLOT_FIXTURE, [0], ids=[f"rerun-{metafunc.config.stash[rerun_row_key]['candidate_id']}"]
+        )
+    else:
         slots = list(range(1, settings.iterations + 1))
         metafunc.parametrize(SLOT_FIXTURE, slots, ids=[f"candidate-{i:02d}" for i in slots])
 
@@ -224,6 +248,10 @@ class Trial:
         self._session, self._slot, self._node = session, slot, node
 
     def run(self) -> Any:
+        if rerun_row_key in self._node.config.stash:
+            result = self._session.rerun(self._node.config.stash[rerun_row_key])
+            self._node.stash[result_key] = result
+            return result
         candidate = self._session.next_candidate()
         result = self._session.run(candidate, self._slot)
         self._node.stash[result_key] = result
@@ -242,7 +270,19 @@ def pytest_runtest_makereport(
     report = yield
     # The verdict is decided and the ledger row written as soon as the candidate's call phase ends, so the
     # proposer sees it before the next item and an interrupted search loses no finished candidate.
-    if call.when == "call" and result_key in item.stash:
+    if call.when == "call" and result_key in item.stash and rerun_row_key in item.config.stash:
+        result = item.stash[result_key]
+        row = item.config.stash[rerun_row_key]
+        if result.error or result.violations:
+            outcome = "CRASH" if result.error else "INVALID"
+        else:
+            outcome = "DOES NOT REPRODUCE" if result.mismatches else "REPRODUCED"
+        scores = ", ".join(f"seed {s}: {v:.6f}" for s, v in sorted(result.seed_scores.items()))
+        _emitter(item.config)(
+            f"[autofl rerun] {row['candidate_id']} (row {row['row_id']}): {outcome}; {scores} "
+            f"(ledger score {row['score']}, tolerance {item.config.stash[session_key].contract.statistics['rerun_tolerance']:g})"
+        )
+    elif call.when == "call" and result_key in item.stash:
         result = item.stash[result_key]
         verdict = item.config.stash[session_key].record(result)
         report.user_properties.append(("autofl_candidate", result.candidate.id))

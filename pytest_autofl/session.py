@@ -24,6 +24,7 @@ from . import ledger, noise
 from .candidate import Candidate, changed_knobs
 from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
+from .errors import AutoFLError
 from .invariants import RunFacts, check
 from .noise import NoiseFloor
 from .proposer import BuiltinProposer, Tried
@@ -48,6 +49,9 @@ class TrialResult:
     extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
     incumbent_confirm: dict[int, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(
+        default_factory=list
+    )  # an exact rerun that did not reproduce its ledger row
     runtime_seconds: float = 0.0
     verdict: Verdict | None = None
 
@@ -476,6 +480,60 @@ class AutoflSession:
                 "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
             },
         )
+
+    # -- exact rerun --------------------------------------------------------------------------------------
+    def find_row(self, ident: str) -> dict[str, str]:
+        """The ledger row to rerun: by row_id, or the latest row of a candidate_id, under the active contract."""
+        rows = ledger.read_rows(self.ledger_path)
+        matches = [r for r in rows if ident in (r["row_id"], r["candidate_id"])]
+        if not matches:
+            known = sorted({r["candidate_id"] for r in rows if ident[:6] in r["candidate_id"]})[:5]
+            hint = f"; similar ids: {', '.join(known)}" if known else ""
+            raise AutoFLError(
+                f"no ledger row with candidate_id or row_id {ident!r} in {self.ledger_path}{hint}"
+            )
+        row = matches[-1]
+        if row["status"] in (CRASH, INVALID) or not row["seed_scores"]:
+            raise AutoFLError(f"row {row['row_id']} is {row['status']}: there is no score to reproduce")
+        if row["contract_sha"] != self.contract.sha:
+            raise AutoFLError(
+                f"row {row['row_id']} ran under benchmark {row['benchmark']!r} (contract_sha "
+                f"{row['contract_sha'][:12]}), not the active {self.contract.name!r} ({self.contract.sha[:12]}); "
+                f"pass --autofl-benchmark {row['benchmark']} (with that contract pinned)"
+            )
+        return row
+
+    def rerun(self, row: dict[str, str]) -> TrialResult:
+        """Run the row's candidate again on exactly its seeds and compare every score with the ledger."""
+        candidate = self.proposer.make(json.loads(row["params"]))
+        claimed = {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()}
+        trial_dir = self.run_dir / f"rerun-{candidate.id}"
+        result = TrialResult(slot=0, candidate=candidate, trial_dir=trial_dir)
+        started = time.monotonic()
+        runner = self._runner(
+            candidate, trial_dir, f"[autofl rerun] {candidate.id} ({candidate.description})"
+        )
+        for seed in sorted(claimed):
+            result.runs.append(run := runner.run(seed))
+            if run.error:
+                break
+        result.runtime_seconds = time.monotonic() - started
+        if result.error:
+            return result
+        self._check_invariants(result)
+        tolerance = float(self.contract.statistics["rerun_tolerance"])
+        for seed, score in sorted(result.seed_scores.items()):
+            if abs(score - claimed[seed]) > tolerance:
+                result.mismatches.append(
+                    f"seed {seed}: {score:.6f} now vs {claimed[seed]:.6f} in the ledger (|d| "
+                    f"{abs(score - claimed[seed]):.2g} > tolerance {tolerance:g})"
+                )
+        now = surface_sha(self.surface_dir)
+        if result.mismatches and row["surface_sha"] and row["surface_sha"] != now:
+            result.mismatches.append(
+                f"the surface changed since that row (surface_sha {row['surface_sha'][:12]} then, {now[:12]} now)"
+            )
+        return result
 
     # -- the final report -------------------------------------------------------------------------------
     def test_scores(self) -> dict[str, float] | None:

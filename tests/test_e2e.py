@@ -74,6 +74,18 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
     assert _processes_under(project) == []
 
+    # A reviewer re-runs the baseline row exactly and sees the same scores.
+    baseline_id = frame["candidate_id"].iloc[0]
+    rerun = pytester.runpytest(f"--autofl-rerun={baseline_id}", "-p", "no:cacheprovider")
+    rerun.assert_outcomes(passed=1)
+    rerun.stdout.fnmatch_lines(
+        [
+            f"*test_candidate[[]rerun-{baseline_id}[]]*",
+            f"[[]autofl rerun[]] {baseline_id} (row *): REPRODUCED; seed 0: *, seed 1: *",
+        ]
+    )
+    assert len(ledger.read_rows(project / "results.tsv")) == 2  # a rerun is a check, not a new verdict row
+
     # A second session continues the campaign: it reuses the ledger's incumbent and proposes new candidates.
     again = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=1)

@@ -76,6 +76,8 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
             "*unknown benchmark 'cifar'*known benchmarks:*",
         ),
         (["--autofl-iterations=1", "-n", "2"], "*does not run under pytest-xdist*"),
+        (["--autofl-rerun=nope"], "*no ledger row with candidate_id or row_id 'nope'*"),
+        (["--autofl-rerun=x", "--autofl-iterations=2"], "*do not combine it with --autofl-iterations*"),
     ],
 )
 def test_bad_usage_is_a_clear_error(pytester, project, args, message):

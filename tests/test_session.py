@@ -151,3 +151,33 @@ def test_missing_noise_cache_recalibrates_without_a_row(make_session, tmp_path):
     assert second.noise is not None
     assert len(ledger.read_rows(tmp_path / "results.tsv")) == 2
     assert Path(second.noise_path).is_file()
+
+
+def test_an_exact_rerun_reproduces_or_names_the_seeds_that_do_not(make_session, tmp_path):
+    s = make_session()
+    base, _ = step(s, 1)
+    row = s.find_row(base.id)
+    assert s.find_row(row["row_id"]) == row
+    again = s.rerun(row)
+    assert again.mismatches == [] and again.violations == [] and sorted(again.seed_scores) == list(range(6))
+    Scripted.effects = {"baseline (schema defaults)": 0.01}  # the code "changed" since the row was written
+    drift = s.rerun(row)
+    assert len(drift.mismatches) == 6 and drift.mismatches[0].startswith("seed 0: ")
+    assert "> tolerance 1e-06" in drift.mismatches[0]
+
+
+def test_rerun_refuses_unknown_crashed_and_foreign_rows(make_session, tmp_path, repo):
+    from pytest_autofl.errors import AutoFLError
+
+    s = make_session()
+    step(s, 1)
+    Scripted.crash = {"fedprox_mu=0.01"}
+    crashed, _ = step(s, 2)
+    with pytest.raises(AutoFLError, match="no ledger row with candidate_id or row_id 'nope'"):
+        s.find_row("nope")
+    with pytest.raises(AutoFLError, match="is crash: there is no score to reproduce"):
+        s.find_row(crashed.id)
+    rows = (tmp_path / "results.tsv").read_text().replace(s.contract.sha, "f" * 64)
+    (tmp_path / "results.tsv").write_text(rows)
+    with pytest.raises(AutoFLError, match="ran under benchmark 'digits' .*pass --autofl-benchmark digits"):
+        make_session().find_row(s.baseline.id)
