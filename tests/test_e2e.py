@@ -76,7 +76,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
 
     # A reviewer re-runs the baseline row exactly and sees the same scores.
     baseline_id = frame["candidate_id"].iloc[0]
-    rerun = pytester.runpytest(f"--autofl-rerun={baseline_id}", "-p", "no:cacheprovider")
+    rerun = pytester.runpytest(f"--autofl-rerun={baseline_id}", "-v", "-p", "no:cacheprovider")
     rerun.assert_outcomes(passed=1)
     rerun.stdout.fnmatch_lines(
         [
