@@ -5,15 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import ledger
+from .candidate_file import load_candidate_file
 from .contract import check_pin, load_contract
 from .contract_check import check_surface
 from .data import load_arrays, make_split
 from .errors import AutoFLError
+from .proposer import BuiltinProposer
 from .schema import load_schema
 
 
 def run_checks(
-    benchmarks_dir: Path, benchmark: str, surface_dir: Path, ledger_path: Path
+    benchmarks_dir: Path,
+    benchmark: str,
+    surface_dir: Path,
+    ledger_path: Path,
+    candidates_dir: Path | None = None,
 ) -> tuple[list[str], list[str]]:
     """(passed, problems): one human line per check passed and per problem found."""
     passed: list[str] = []
@@ -33,6 +39,16 @@ def run_checks(
         passed.append(
             f"schema {surface_dir}: {len(schema.knobs)} knobs, patchable files {list(schema.files)}"
         )
+        files = sorted(candidates_dir.glob("*.y*ml")) if candidates_dir and candidates_dir.is_dir() else []
+        bad = 0
+        for path in files:
+            try:
+                load_candidate_file(path, BuiltinProposer(schema))
+            except AutoFLError as exc:
+                bad += 1
+                problems.append(f"candidate: {exc}")
+        if files and not bad:
+            passed.append(f"candidates {candidates_dir}: {len(files)} file(s) valid")
     except AutoFLError as exc:
         problems.append(f"schema: {exc}")
     violations = check_surface(surface_dir)

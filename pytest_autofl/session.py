@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ledger, noise
-from .candidate import Candidate, changed_knobs
+from .candidate import Candidate, changed_knobs, params_key
 from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
 from .errors import AutoFLError
@@ -391,6 +391,8 @@ class AutoflSession:
         """Append the ledger row and move the incumbent on a keep. Called once per finished trial."""
         if result.error:
             verdict = Verdict(CRASH, None, result.error)
+        elif result.violations and not result.runs:
+            verdict = Verdict(INVALID, None, "rejected before running: " + "; ".join(result.violations))
         elif result.violations:
             verdict = Verdict(INVALID, None, "fairness invariant violated: " + "; ".join(result.violations))
         else:
@@ -445,7 +447,9 @@ class AutoflSession:
                 "runtime_seconds": f"{result.runtime_seconds:.1f}",
                 "budget": self.contract.budget_string(),
                 "status": verdict.status,
-                "target": ("knobs: " + ",".join(changed)) if changed else "baseline",
+                "target": "rejected"
+                if not result.candidate.params
+                else (("knobs: " + ",".join(changed)) if changed else "baseline"),
                 "description": result.candidate.description,
                 "artifacts": ";".join(
                     [self._rel(result.trial_dir)]
@@ -480,6 +484,29 @@ class AutoflSession:
                 "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
             },
         )
+
+    # -- candidate files -----------------------------------------------------------------------------------
+    def prior_row(self, candidate: Candidate) -> dict[str, str] | None:
+        """The latest clean or invalid ledger row of this knob set under the active contract (crashes may retry)."""
+        key = candidate.key
+        rows = [r for r in self._prior if r["status"] != CRASH and params_key(json.loads(r["params"])) == key]
+        rows += [
+            {"row_id": "(this session)", "status": t.status}
+            for t in self.results
+            if t.candidate.key == key and t.status != CRASH
+        ]
+        return rows[-1] if rows else None
+
+    def reject(self, name: str, reason: str) -> Verdict:
+        """Record a candidate that never ran (malformed file, knob out of bounds) as an ``invalid`` row."""
+        candidate = Candidate(params={}, family="rejected", description=name, source="file")
+        result = TrialResult(
+            slot=len(self.results) + 1,
+            candidate=candidate,
+            trial_dir=self.run_dir / "rejected",
+            violations=[reason],
+        )
+        return self.record(result)
 
     # -- exact rerun --------------------------------------------------------------------------------------
     def find_row(self, ident: str) -> dict[str, str]:

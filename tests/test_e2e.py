@@ -180,3 +180,21 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_partial_row(pytester, project):
     assert (
         ledger.read_rows(project / "results.tsv") == []
     )  # the unfinished candidate left no row, not half a row
+
+
+def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(pytester, project):
+    (project / "candidates").mkdir()
+    (project / "candidates" / "fast_lr.yaml").write_text(
+        "description: a larger client learning rate\nknobs: {lr: 0.2}\ncites: ['common sense']\n"
+    )
+    result = pytester.runpytest("candidates/fast_lr.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*[[]autofl[]] fast_lr.yaml -> fedavg-*: * - *"])
+    frame = ledger.load_frame(project / "results.tsv")
+    assert frame["target"].tolist() == ["baseline", "knobs: lr"]
+    assert frame["description"].iloc[1] == "a larger client learning rate [src: common sense]"
+    assert frame["status"].iloc[1] in ("keep", "narrow", "discard")
+    again = pytester.runpytest("candidates/fast_lr.yaml", "-p", "no:cacheprovider", "-rs")
+    again.assert_outcomes(skipped=1)
+    again.stdout.fnmatch_lines(["*already ran under this contract (row *); --autofl-force runs it again*"])
+    assert len(ledger.read_rows(project / "results.tsv")) == 2

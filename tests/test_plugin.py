@@ -133,3 +133,29 @@ def test_the_contract_fixture_is_available_to_any_test(pytester, project):
         "    assert len(autofl_split.clients) == autofl_contract.num_clients\n"
     )
     pytester.runpytest("test_c.py").assert_outcomes(passed=1)
+
+
+def test_a_malformed_candidate_file_is_rejected_recorded_and_named_by_the_check(pytester, project):
+    (project / "candidates").mkdir()
+    (project / "candidates" / "typo.yaml").write_text("knobs: {lr: 5.0, momentun: 0.5}\n")
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "autofl check FAILED: candidate: *typo.yaml: unknown knob 'momentun'; knob 'lr' = 5.0 is out of bounds*"
+        ]
+    )
+    result = pytester.runpytest("candidates/typo.yaml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*rejected (recorded as invalid): *typo.yaml: unknown knob 'momentun'*"])
+    (row,) = ledger.read_rows(project / "results.tsv")
+    assert (row["status"], row["target"]) == ("invalid", "rejected")
+    assert row["reason"].startswith("rejected before running: ") and "momentun" in row["reason"]
+
+
+def test_candidate_files_are_not_part_of_a_normal_run(pytester, project):
+    (project / "candidates").mkdir()
+    (project / "candidates" / "ok.yaml").write_text("knobs: {lr: 0.1}\n")
+    result = pytester.runpytest("--collect-only", "-q", "candidates")
+    result.stdout.fnmatch_lines(["candidates/ok.yaml::ok"])
+    pytester.runpytest().assert_outcomes(deselected=1)  # testpaths hold no candidate files
