@@ -1,8 +1,10 @@
-"""A candidate: a bounded change (knob values, for now) with a stable id derived from its content."""
+"""A candidate: a bounded change (knob values, optionally replacement surface files) with a stable id derived
+from its content."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from .contract import canonical_json, sha256_of
@@ -10,18 +12,26 @@ from .contract import canonical_json, sha256_of
 
 @dataclass(frozen=True)
 class Candidate:
-    """``params`` is the complete, validated knob set; ``id`` depends on nothing else."""
+    """``params`` is the complete, validated knob set; ``files`` the replacement surface files (name, text),
+    sorted; ``id`` depends on nothing else."""
 
     params: dict[str, Any]
     family: str
     description: str
     source: str = "builtin"
-    changed: tuple[str, ...] = field(default_factory=tuple)
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def patch_sha(self) -> str:
+        """Hash of the replacement files ("" for a knob-only candidate)."""
+        if not self.files:
+            return ""
+        return sha256_of({name: hashlib.sha256(text.encode()).hexdigest() for name, text in self.files})
 
     @property
     def key(self) -> str:
         """What makes two candidates the same experiment (the family label is only for people)."""
-        return params_key(self.params)
+        return candidate_key(self.params, self.patch_sha)
 
     @property
     def id(self) -> str:
@@ -32,8 +42,10 @@ class Candidate:
         return canonical_json(self.params)
 
 
-def params_key(params: dict[str, Any]) -> str:
-    return sha256_of({"params": params})
+def candidate_key(params: dict[str, Any], patch_sha: str = "") -> str:
+    if not patch_sha:
+        return sha256_of({"params": params})
+    return sha256_of({"params": params, "patch_sha": patch_sha})
 
 
 def family_of(params: dict[str, Any], reference: dict[str, Any]) -> str:

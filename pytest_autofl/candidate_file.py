@@ -3,9 +3,14 @@
     description: FedProx with a small proximal term
     knobs: {fedprox_mu: 0.01}
     cites: ["Li et al. 2020, FedProx, arXiv:1812.06127"]
+    files:                       # optional: replacement surface files (the whole new text of each)
+      strategies.py: |
+        ...
 
 Knobs are validated against the mutation schema (every problem named); unknown top-level keys are errors, so a
-typo never silently runs the baseline. Patches over surface files arrive in a later release.
+typo never silently runs the baseline. A replacement file may only name a file the schema lists (no paths, no
+``..``, no absolute names, text only), and the replaced surface must pass the AST contract check before
+anything runs.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from typing import Any
 import yaml
 
 from .candidate import Candidate
+from .contract_check import CHECKS
 from .errors import SchemaError
 from .proposer import BuiltinProposer
 
-ALLOWED_KEYS = {"description", "knobs", "cites"}
+ALLOWED_KEYS = {"description", "knobs", "cites", "files"}
+MAX_FILE_BYTES = 1_000_000
 
 
-def load_candidate_file(path: Path, proposer: BuiltinProposer) -> Candidate:
+def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path | None = None) -> Candidate:
     """Parse and validate a candidate file; raises SchemaError with the file name and every problem."""
     try:
         raw: Any = yaml.safe_load(path.read_text())
@@ -46,7 +53,41 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer) -> Candidate:
         candidate = proposer.make(knobs, source=f"file:{path.name}")
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None
+    files = _replacement_files(path, raw.get("files") or {}, proposer.schema.files)
+    for name, _ in files:
+        if surface_dir is not None and (surface_dir / name).is_symlink():
+            raise SchemaError(
+                f"{path}: surface file {name!r} is a symlink in {surface_dir}; refusing to patch it"
+            )
     description = str(raw.get("description") or candidate.description)
     if cites:
         description += " [src: " + "; ".join(cites) + "]"
-    return replace(candidate, description=description)
+    family = candidate.family + ("+patch" if files else "")
+    return replace(candidate, description=description, files=files, family=family)
+
+
+def _replacement_files(path: Path, files: Any, allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    if not isinstance(files, dict):
+        raise SchemaError(f"{path}: 'files' must map a surface file name to its new text")
+    problems = []
+    for name, text in files.items():
+        if (
+            not isinstance(name, str)
+            or "/" in name
+            or "\\" in name
+            or name.startswith((".", "~"))
+            or ":" in name
+        ):
+            problems.append(f"{name!r} is not a plain surface file name (no paths, '..' or absolute names)")
+        elif name not in allowed:
+            problems.append(
+                f"{name!r} is not a file the mutation schema lets a candidate change ({list(allowed)})"
+            )
+        elif not isinstance(text, str) or "\x00" in text or len(text.encode()) > MAX_FILE_BYTES:
+            problems.append(f"{name!r} must be text (no NUL bytes, at most {MAX_FILE_BYTES} bytes)")
+        else:
+            check = CHECKS.get(name)
+            problems += [str(v) for v in check(text, f"{path.name}:files:{name}")] if check else []
+    if problems:
+        raise SchemaError(f"{path}: " + "; ".join(problems))
+    return tuple(sorted(files.items()))

@@ -43,7 +43,7 @@ def run_checks(
         bad = 0
         for path in files:
             try:
-                load_candidate_file(path, BuiltinProposer(schema))
+                load_candidate_file(path, BuiltinProposer(schema), surface_dir)
             except AutoFLError as exc:
                 bad += 1
                 problems.append(f"candidate: {exc}")

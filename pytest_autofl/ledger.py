@@ -54,6 +54,7 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "contract_sha",
     "split_sha",
     "surface_sha",
+    "patch_sha",
     "benchmark",
     "nvflare_version",
     "torch_version",

@@ -273,7 +273,7 @@ class CandidateItem(pytest.Item):
         except AutoFLError as exc:
             raise CandidateFailure(f"autofl: {exc}") from None
         try:
-            candidate = load_candidate_file(self.path, session.proposer)
+            candidate = load_candidate_file(self.path, session.proposer, session.surface_dir)
         except AutoFLError as exc:
             session.reject(self.path.name, str(exc))
             raise CandidateFailure(f"rejected (recorded as invalid): {exc}") from None
@@ -283,9 +283,9 @@ class CandidateItem(pytest.Item):
                 f"{candidate.id} already ran under this contract (row {prior['row_id']}, "
                 f"{prior['status']}); --autofl-force runs it again"
             )
-        if session.incumbent is None and candidate.params != session.schema.defaults():
+        baseline = session.proposer.make({})
+        if session.incumbent is None and candidate.key != baseline.key:
             # A verdict needs an incumbent: the campaign's baseline (schema defaults) runs first, as its own row.
-            baseline = session.proposer.make({})
             base_verdict = session.record(session.run(baseline, len(session.results) + 1))
             if base_verdict.status != "keep":
                 raise CandidateFailure(

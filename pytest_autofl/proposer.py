@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .candidate import Candidate, describe, family_of, params_key
+from .candidate import Candidate, candidate_key, describe, family_of
 from .schema import Schema
 from .verdict import KEEP, NARROW
 
@@ -51,6 +51,7 @@ class Tried:
     params: dict[str, Any]
     status: str
     score: float | None
+    patch_sha: str = ""
 
 
 def _round(value: float) -> float:
@@ -74,7 +75,7 @@ class BuiltinProposer:
         )
 
     def propose(self, history: Sequence[Tried]) -> Candidate:
-        tried = {params_key(t.params) for t in history}
+        tried = {candidate_key(t.params, t.patch_sha) for t in history}
         for _label, overrides in CALIBRATION:
             if set(overrides) <= set(self.schema.knobs):
                 cand = self.make(overrides)

@@ -72,12 +72,26 @@ class SeedRun:
         return 4 * (up + down)
 
 
-def prepare_surface(surface_dir: Path, trial_dir: Path) -> Path:
-    """Copy the surface's Python files into ``<trial>/autofl_surface`` and return the package's parent."""
+PATCH_FILE = "patch.json"
+
+
+def prepare_surface(surface_dir: Path, trial_dir: Path, files: tuple[tuple[str, str], ...] = ()) -> Path:
+    """Copy the surface's Python files into ``<trial>/autofl_surface``, apply a candidate's replacement files
+    there (never in the user's tree; names were validated by ``candidate_file``), save them as
+    ``<trial>/patch.json`` with the artifacts, and return the package's parent."""
     package = trial_dir / SURFACE_PACKAGE
     package.mkdir(parents=True, exist_ok=True)
     for name in CHECKS:
-        shutil.copy2(surface_dir / name, package / name)
+        source = surface_dir / name
+        if source.is_symlink():
+            raise ValueError(f"{source} is a symlink; surface files must be regular files")
+        shutil.copy2(source, package / name)
+    for name, text in files:
+        if name not in CHECKS or (package / name).is_symlink():
+            raise ValueError(f"refusing to write {name!r}: not a surface file")
+        (package / name).write_text(text)
+    if files:
+        (trial_dir / PATCH_FILE).write_text(json.dumps(dict(files), indent=1))
     (package / "__init__.py").write_text('"""Per-trial copy of the mutation surface."""\n')
     return trial_dir
 
@@ -251,12 +265,13 @@ class CandidateRunner:
                     "family": candidate.family,
                     "description": candidate.description,
                     "params": candidate.params,
+                    "patch_sha": candidate.patch_sha,
                     "contract_sha": contract.sha,
                 },
                 indent=1,
             )
         )
-        self.surface_parent = prepare_surface(surface_dir, trial_dir)
+        self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files)
 
     def run(self, seed: int, tag: str = "") -> SeedRun:
         """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun."""

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import ledger, noise
-from .candidate import Candidate, changed_knobs, params_key
+from .candidate import Candidate, candidate_key, changed_knobs
 from .contract import Contract, check_pin, load_contract
 from .data import Split, shards_sha, write_shards
 from .errors import AutoFLError
 from .invariants import RunFacts, check
 from .noise import NoiseFloor
 from .proposer import BuiltinProposer, Tried
-from .runner import SURFACE_PACKAGE, CandidateRunner, SeedRun, evaluate_models, surface_sha
+from .runner import PATCH_FILE, SURFACE_PACKAGE, CandidateRunner, SeedRun, evaluate_models, surface_sha
 from .schema import Schema, load_schema
 from .verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, Verdict, confirm, decide
 
@@ -194,10 +194,14 @@ class AutoflSession:
                 json.loads(r["params"]),
                 r["status"],
                 float(r["score"]) if r["status"] not in (CRASH, INVALID) and r["score"] else None,
+                r["patch_sha"],
             )
             for r in self._prior
         ]
-        now = [Tried(t.candidate.id, t.candidate.params, t.status, t.score) for t in self.results]
+        now = [
+            Tried(t.candidate.id, t.candidate.params, t.status, t.score, t.candidate.patch_sha)
+            for t in self.results
+        ]
         return past + now
 
     def shards(self) -> tuple[Path, Split]:
@@ -477,6 +481,7 @@ class AutoflSession:
                 "contract_sha": self.contract.sha,
                 "split_sha": split.sha,
                 "surface_sha": surface_sha(surface_copy) if surface_copy.is_dir() else "",
+                "patch_sha": result.candidate.patch_sha,
                 "benchmark": self.contract.name,
                 "nvflare_version": _version("nvflare"),
                 "torch_version": _version("torch"),
@@ -489,7 +494,11 @@ class AutoflSession:
     def prior_row(self, candidate: Candidate) -> dict[str, str] | None:
         """The latest clean or invalid ledger row of this knob set under the active contract (crashes may retry)."""
         key = candidate.key
-        rows = [r for r in self._prior if r["status"] != CRASH and params_key(json.loads(r["params"])) == key]
+        rows = [
+            r
+            for r in self._prior
+            if r["status"] != CRASH and candidate_key(json.loads(r["params"]), r["patch_sha"]) == key
+        ]
         rows += [
             {"row_id": "(this session)", "status": t.status}
             for t in self.results
@@ -533,6 +542,17 @@ class AutoflSession:
     def rerun(self, row: dict[str, str]) -> TrialResult:
         """Run the row's candidate again on exactly its seeds and compare every score with the ledger."""
         candidate = self.proposer.make(json.loads(row["params"]))
+        if row["patch_sha"]:
+            saved = self.rootdir / row["artifacts"].split(";")[0] / PATCH_FILE
+            try:
+                files = tuple(sorted(json.loads(saved.read_text()).items()))
+            except (OSError, ValueError) as exc:
+                raise AutoFLError(
+                    f"row {row['row_id']} has a patch, but its saved copy {saved} is unreadable: {exc}"
+                ) from None
+            candidate = replace(candidate, files=files, family=candidate.family + "+patch")
+            if candidate.patch_sha != row["patch_sha"]:
+                raise AutoFLError(f"{saved} does not hash to the row's patch_sha {row['patch_sha'][:12]}")
         claimed = {int(k): float(v) for k, v in json.loads(row["seed_scores"]).items()}
         trial_dir = self.run_dir / f"rerun-{candidate.id}"
         result = TrialResult(slot=0, candidate=candidate, trial_dir=trial_dir)

@@ -8,6 +8,7 @@ import time
 import pandas as pd
 import psutil
 import pytest
+import yaml
 
 from pytest_autofl import ledger
 from pytest_autofl.contract import load_contract
@@ -198,3 +199,35 @@ def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(py
     again.assert_outcomes(skipped=1)
     again.stdout.fnmatch_lines(["*already ran under this contract (row *); --autofl-force runs it again*"])
     assert len(ledger.read_rows(project / "results.tsv")) == 2
+
+
+def test_a_patched_aggregator_runs_isolated_is_recorded_with_patch_sha_and_reruns(pytester, project):
+    source = (project / "surfaces" / "strategies.py").read_text()
+    frozen = source.replace(
+        '    """McMahan et al. 2017: step-weighted mean of client updates."""\n',
+        '    """A frozen server: it never moves the global model (a patch whose effect is unmistakable)."""\n\n'
+        "    def aggregate_model(self) -> FLModel:\n"
+        "        return self._finish({k: 0.0 * v for k, v in self._weighted_mean().items()})\n",
+    )
+    assert frozen != source
+    (project / "candidates").mkdir()
+    (project / "candidates" / "frozen.yaml").write_text(
+        yaml.safe_dump(
+            {"description": "server that never moves", "knobs": {}, "files": {"strategies.py": frozen}}
+        )
+    )
+    result = pytester.runpytest("candidates/frozen.yaml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert (project / "surfaces" / "strategies.py").read_text() == source  # the user's tree is untouched
+    frame = ledger.load_frame(project / "results.tsv")
+    base, patched = frame.iloc[0], frame.iloc[1]
+    assert patched["candidate_id"].startswith("fedavg+patch-") and len(patched["patch_sha"]) == 64
+    assert patched["surface_sha"] != base["surface_sha"] and base["patch_sha"] == ""
+    assert patched["status"] == "discard" and float(patched["score"]) < float(base["score"])
+    trial = project / patched["artifacts"].split(";")[0]
+    assert "never moves" in (trial / "autofl_surface" / "strategies.py").read_text()
+    assert json.loads((trial / "patch.json").read_text()) == {"strategies.py": frozen}
+
+    rerun = pytester.runpytest(f"--autofl-rerun={patched['candidate_id']}", "-p", "no:cacheprovider")
+    rerun.assert_outcomes(passed=1)
+    rerun.stdout.fnmatch_lines([f"[[]autofl rerun[]] {patched['candidate_id']} (row *): REPRODUCED; *"])
