@@ -169,6 +169,7 @@ def _session(config: pytest.Config) -> Any:
             ledger_path=settings.ledger,
             progress=_emitter(config),
             calibrate=settings.calibrate,
+            force=settings.force,
         )
     return config.stash[session_key]
 

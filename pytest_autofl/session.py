@@ -18,24 +18,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from . import ledger, noise
 from .candidate import Candidate, candidate_key, changed_knobs
-from .contract import Contract, check_pin, load_contract
+from .contract import Contract, check_pin, load_contract, sha256_of
 from .data import Split, shards_sha, write_shards
 from .errors import AutoFLError
 from .invariants import RunFacts, check
 from .noise import NoiseFloor
 from .proposer import BuiltinProposer, Tried
+from .resume import ResumingRunner, Runner
 from .runner import PATCH_FILE, SURFACE_PACKAGE, CandidateRunner, SeedRun, evaluate_models, surface_sha
 from .schema import Schema, load_schema
 from .verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, Verdict, confirm, decide
-
-
-class Runner(Protocol):
-    def run(self, seed: int, tag: str = "") -> SeedRun: ...
-
 
 RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
 
@@ -159,6 +155,7 @@ class AutoflSession:
         ledger_path: Path,
         progress: Callable[[str], None] = print,
         calibrate: bool = False,
+        force: bool = False,
         runner_factory: RunnerFactory = CandidateRunner,
     ):
         self.rootdir = rootdir
@@ -167,6 +164,9 @@ class AutoflSession:
         self.ledger_path = ledger_path
         self.progress = progress
         self.runner_factory = runner_factory
+        self.force = force
+        self.recalibrate = calibrate
+        self.surface_sha = surface_sha(surface_dir)
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         self.contract_sha_at_start = self.contract.sha
@@ -183,7 +183,7 @@ class AutoflSession:
         # keep is the incumbent.
         self.baseline = _incumbent_of(keeps[0]) if keeps else None
         self.incumbent = _incumbent_of(keeps[-1]) if keeps else None
-        self.noise_path = noise.cache_path(workdir, self.contract.sha, surface_sha(surface_dir))
+        self.noise_path = noise.cache_path(workdir, self.contract.sha, self.surface_sha)
         self.noise: NoiseFloor | None = None if calibrate else noise.load(self.noise_path)
 
     # -- state ------------------------------------------------------------------------------------------
@@ -222,16 +222,25 @@ class AutoflSession:
     def next_candidate(self) -> Candidate:
         return self.proposer.propose(self.history())
 
-    def _runner(self, candidate: Candidate, trial_dir: Path, label: str) -> Runner:
+    def _runner(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
+        """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the same
+        candidate under the same contract and surface are reused instead of repeated."""
         shard_dir, _ = self.shards()
-        return self.runner_factory(
+        progress = lambda m: self.progress(f"{label} {m}")  # noqa: E731
+        inner = self.runner_factory(
             candidate,
             self.contract,
             self.surface_dir,
             shard_dir,
             trial_dir,
-            lambda m: self.progress(f"{label} {m}"),
+            progress,
         )
+        if not reuse or self.force:
+            return inner
+        key = sha256_of(
+            {"contract": self.contract.sha, "surface": self.surface_sha, "candidate": candidate.key}
+        )
+        return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress)
 
     def calibrate(self, runner: Runner, scores: dict[int, float], started: float) -> SeedRun:
         """A/A: the baseline's spread over the selection seeds, and a repeat of the first seed (returned)."""
@@ -248,7 +257,9 @@ class AutoflSession:
         if self.noise is not None or self.incumbent is None or self.baseline is None:
             return None
         base = self.proposer.make(self.baseline.params)
-        runner = self._runner(base, self.run_dir / "calibration", "[autofl calibration]")
+        runner = self._runner(
+            base, self.run_dir / "calibration", "[autofl calibration]", reuse=not self.recalibrate
+        )
         started, scores = time.monotonic(), {}
         for seed in self.contract.seeds:
             run = runner.run(seed)
@@ -266,7 +277,9 @@ class AutoflSession:
         started = time.monotonic()
         label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"
         failure = self._ensure_noise()
-        runner = self._runner(candidate, trial_dir, label)
+        runner = self._runner(
+            candidate, trial_dir, label, reuse=not (self.incumbent is None and self.recalibrate)
+        )
         if failure:
             result.extra_runs.append(SeedRun(seed=self.contract.seeds[0], directory=trial_dir, error=failure))
         elif self.incumbent is None:
@@ -557,9 +570,8 @@ class AutoflSession:
         trial_dir = self.run_dir / f"rerun-{candidate.id}"
         result = TrialResult(slot=0, candidate=candidate, trial_dir=trial_dir)
         started = time.monotonic()
-        runner = self._runner(
-            candidate, trial_dir, f"[autofl rerun] {candidate.id} ({candidate.description})"
-        )
+        label = f"[autofl rerun] {candidate.id} ({candidate.description})"
+        runner = self._runner(candidate, trial_dir, label, reuse=False)  # a rerun exists to run again
         for seed in sorted(claimed):
             result.runs.append(run := runner.run(seed))
             if run.error:

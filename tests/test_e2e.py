@@ -152,13 +152,13 @@ def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
     assert frame["reason"].iloc[0].startswith("fairness invariant violated: local steps")
 
 
-def test_ctrl_c_mid_run_leaves_no_process_and_no_partial_row(pytester, project):
+def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, project):
     import signal
     import subprocess
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--autofl-iterations=2", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "--autofl-iterations=1", "-p", "no:cacheprovider"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -168,7 +168,7 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_partial_row(pytester, project):
     assert proc.stdout is not None
     for line in proc.stdout:
         seen.append(line)
-        if "seed 0: round 1/2" in line:
+        if "seed 1: round 1/2" in line:  # seed 0 of the baseline has finished, seed 1 is running
             time.sleep(1)
             proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
             break
@@ -181,6 +181,13 @@ def test_ctrl_c_mid_run_leaves_no_process_and_no_partial_row(pytester, project):
     assert (
         ledger.read_rows(project / "results.tsv") == []
     )  # the unfinished candidate left no row, not half a row
+
+    # The same command again continues where it stopped: the finished seed-0 run is not repeated.
+    again = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines(["*seed 0: reusing the finished run in *seed-0 (score *"])
+    assert "seed 0: starting NVFlare SimEnv" not in again.stdout.str()
+    assert [r["status"] for r in ledger.read_rows(project / "results.tsv")] == ["keep"]
 
 
 def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(pytester, project):
