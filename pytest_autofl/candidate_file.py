@@ -3,7 +3,11 @@
     description: FedProx with a small proximal term
     knobs: {fedprox_mu: 0.01}
     cites: ["Li et al. 2020, FedProx, arXiv:1812.06127"]
-    files:                       # optional: replacement surface files (the whole new text of each)
+    patch: |                     # optional: a unified diff against surface files (strict, fuzz 0) ...
+      --- a/strategies.py
+      +++ b/strategies.py
+      @@ ... @@
+    files:                       # ... or replacement surface files (the whole new text of each)
       strategies.py: |
         ...
 
@@ -24,9 +28,10 @@ import yaml
 from .candidate import Candidate
 from .contract_check import CHECKS
 from .errors import SchemaError
+from .patching import PatchError, apply, parse
 from .proposer import BuiltinProposer
 
-ALLOWED_KEYS = {"description", "knobs", "cites", "files"}
+ALLOWED_KEYS = {"description", "knobs", "cites", "files", "patch"}
 MAX_FILE_BYTES = 1_000_000
 
 
@@ -53,7 +58,12 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path
         candidate = proposer.make(knobs, source=f"file:{path.name}")
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None
-    files = _replacement_files(path, raw.get("files") or {}, proposer.schema.files)
+    replacements = raw.get("files") or {}
+    if raw.get("patch"):
+        if replacements:
+            raise SchemaError(f"{path}: give either 'patch' (a unified diff) or 'files', not both")
+        replacements = _apply_patch(path, raw["patch"], proposer.schema.files, surface_dir)
+    files = _replacement_files(path, replacements, proposer.schema.files)
     for name, _ in files:
         if surface_dir is not None and (surface_dir / name).is_symlink():
             raise SchemaError(
@@ -64,6 +74,27 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path
         description += " [src: " + "; ".join(cites) + "]"
     family = candidate.family + ("+patch" if files else "")
     return replace(candidate, description=description, files=files, family=family)
+
+
+def _apply_patch(path: Path, diff: Any, allowed: tuple[str, ...], surface_dir: Path | None) -> dict[str, str]:
+    """A unified diff against the surface, applied strictly in memory (the user's files are only read)."""
+    if not isinstance(diff, str):
+        raise SchemaError(f"{path}: 'patch' must be the text of a unified diff")
+    if surface_dir is None:
+        raise SchemaError(f"{path}: a patch needs the surface directory to apply to")
+    try:
+        names = set(parse(diff))
+        bad = sorted(n for n in names if n not in allowed)
+        if bad:
+            raise PatchError(
+                f"the patch edits {bad}, not files the mutation schema lets a candidate change ({list(allowed)})"
+            )
+        for name in names:
+            if (surface_dir / name).is_symlink():
+                raise PatchError(f"surface file {name!r} is a symlink in {surface_dir}; refusing to patch it")
+        return apply({name: (surface_dir / name).read_text() for name in names}, diff)
+    except PatchError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
 
 
 def _replacement_files(path: Path, files: Any, allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
