@@ -43,9 +43,17 @@ class Hunk:
         return [ln[1:] for ln in self.lines if ln[:1] in (" ", "+")]
 
 
-def _strip_prefix(path: str) -> str:
+def _file_name(path: str) -> str:
+    """The surface file a header names: ``a/strategies.py`` or ``a/surfaces/strategies.py`` -> ``strategies.py``.
+    Absolute paths and ``..`` are refused outright, whatever file they point at."""
     path = path.split("\t", 1)[0].strip()
-    return path[2:] if path.startswith(("a/", "b/")) else path
+    if path == "/dev/null":
+        return path
+    path = path[2:] if path.startswith(("a/", "b/")) else path
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith(("/", "~")) or ".." in parts or not parts[-1]:
+        raise PatchError(f"refused: unsafe path {path!r} in the patch (no absolute paths, no '..')")
+    return parts[-1]
 
 
 def parse(diff: str) -> dict[str, list[Hunk]]:
@@ -64,7 +72,7 @@ def parse(diff: str) -> dict[str, list[Hunk]]:
         if line.startswith("--- "):
             if i + 1 >= len(lines) or not lines[i + 1].startswith("+++ "):
                 raise PatchError(f"malformed diff: line {i + 1} '--- ...' is not followed by '+++ ...'")
-            old, new = _strip_prefix(line[4:]), _strip_prefix(lines[i + 1][4:])
+            old, new = _file_name(line[4:]), _file_name(lines[i + 1][4:])
             if "/dev/null" in (old, new):
                 raise PatchError("refused: the patch creates or deletes a file (only edits of surface files)")
             if old != new:

@@ -54,6 +54,8 @@ def test_nothing_is_half_applied():
     [
         ("not a diff\n", "no '--- / \\+\\+\\+' file"),
         ("--- a/s.py\n+++ b/t.py\n@@ -1 +1 @@\n-a\n+b\n", "renames"),
+        ("--- a/../s.py\n+++ b/../s.py\n@@ -1 +1 @@\n-a\n+b\n", "unsafe path"),
+        ("--- /etc/s.py\n+++ /etc/s.py\n@@ -1 +1 @@\n-a\n+b\n", "unsafe path"),
         ("--- /dev/null\n+++ b/s.py\n@@ -0,0 +1 @@\n+a\n", "creates or deletes"),
         ("diff --git a/s.py b/s.py\nGIT binary patch\nliteral 3\n", "binary patch"),
         ("--- a/s.py\n+++ b/s.py\n@@ -1,3 +1,3 @@\n-a\n+b\n", "shorter than its header"),
@@ -82,11 +84,17 @@ def test_candidate_file_patch_applies_to_the_surface_and_is_checked(repo, tmp_pa
     )
     with pytest.raises(SchemaError, match="AF105"):
         load_candidate_file(path, proposer, repo / "surfaces")
-    path.write_text(
-        yaml.safe_dump({"patch": "--- a/../evaluate.py\n+++ b/../evaluate.py\n@@ -1 +1 @@\n-a\n+b\n"})
-    )
+    path.write_text(yaml.safe_dump({"patch": "--- a/evaluate.py\n+++ b/evaluate.py\n@@ -1 +1 @@\n-a\n+b\n"}))
     with pytest.raises(SchemaError, match="not files the mutation schema lets a candidate change"):
         load_candidate_file(path, proposer, repo / "surfaces")
+    path.write_text(
+        yaml.safe_dump({"patch": "--- a/../strategies.py\n+++ b/../strategies.py\n@@ -1 +1 @@\n-a\n+b\n"})
+    )
+    with pytest.raises(SchemaError, match="unsafe path"):
+        load_candidate_file(path, proposer, repo / "surfaces")
+    git_style = diff_of("surfaces/strategies.py", source, edited)  # git diff from the repo root
+    path.write_text(yaml.safe_dump({"patch": git_style}))
+    assert load_candidate_file(path, proposer, repo / "surfaces").files == (("strategies.py", edited),)
     stale = diff_of("strategies.py", source.replace("McMahan", "Mc Mahan"), edited)
     path.write_text(yaml.safe_dump({"patch": stale}))
     with pytest.raises(SchemaError, match=r"c.yaml: hunk 1 of strategies.py \(at line \d+\) does not apply"):
