@@ -20,6 +20,7 @@ class Candidate:
     description: str
     source: str = "builtin"
     files: tuple[tuple[str, str], ...] = ()
+    diff: str = ""  # the unified diff the files came from, kept for the artifacts (the files are what counts)
 
     @property
     def patch_sha(self) -> str:

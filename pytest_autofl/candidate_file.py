@@ -73,7 +73,8 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path
     if cites:
         description += " [src: " + "; ".join(cites) + "]"
     family = candidate.family + ("+patch" if files else "")
-    return replace(candidate, description=description, files=files, family=family)
+    diff = raw["patch"] if raw.get("patch") else ""
+    return replace(candidate, description=description, files=files, family=family, diff=diff)
 
 
 def _apply_patch(path: Path, diff: Any, allowed: tuple[str, ...], surface_dir: Path | None) -> dict[str, str]:

@@ -75,7 +75,9 @@ class SeedRun:
 PATCH_FILE = "patch.json"
 
 
-def prepare_surface(surface_dir: Path, trial_dir: Path, files: tuple[tuple[str, str], ...] = ()) -> Path:
+def prepare_surface(
+    surface_dir: Path, trial_dir: Path, files: tuple[tuple[str, str], ...] = (), diff: str = ""
+) -> Path:
     """Copy the surface's Python files into ``<trial>/autofl_surface``, apply a candidate's replacement files
     there (never in the user's tree; names were validated by ``candidate_file``), save them as
     ``<trial>/patch.json`` with the artifacts, and return the package's parent."""
@@ -92,6 +94,8 @@ def prepare_surface(surface_dir: Path, trial_dir: Path, files: tuple[tuple[str, 
         (package / name).write_text(text)
     if files:
         (trial_dir / PATCH_FILE).write_text(json.dumps(dict(files), indent=1))
+    if diff:
+        (trial_dir / "patch.diff").write_text(diff)
     (package / "__init__.py").write_text('"""Per-trial copy of the mutation surface."""\n')
     return trial_dir
 
@@ -271,7 +275,7 @@ class CandidateRunner:
                 indent=1,
             )
         )
-        self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files)
+        self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files, candidate.diff)
 
     def run(self, seed: int, tag: str = "") -> SeedRun:
         """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun."""

@@ -74,6 +74,12 @@ def test_candidate_file_patch_applies_to_the_surface_and_is_checked(repo, tmp_pa
     path.write_text(yaml.safe_dump({"patch": diff_of("strategies.py", source, edited)}))
     cand = load_candidate_file(path, proposer, repo / "surfaces")
     assert cand.files == (("strategies.py", edited),) and cand.family == "fedavg+patch"
+    assert cand.diff == diff_of("strategies.py", source, edited)
+    from pytest_autofl.runner import prepare_surface
+
+    prepare_surface(repo / "surfaces", tmp_path / "trial", cand.files, cand.diff)
+    assert (tmp_path / "trial" / "patch.diff").read_text() == cand.diff
+    assert (tmp_path / "trial" / "autofl_surface" / "strategies.py").read_text() == edited
     assert (repo / "surfaces" / "strategies.py").read_text() == source  # only read, never written
 
     client = (repo / "surfaces" / "client_train.py").read_text()
