@@ -183,9 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or (config.getoption("numprocesses", None) or 0):
         raise pytest.UsageError("--autofl-iterations does not run under pytest-xdist (-n) yet; drop -n")
     try:
-        _session(config)
+        session = _session(config)
         if settings.rerun is not None:
-            session = config.stash[session_key]
             config.stash[rerun_row_key] = session.find_row(settings.rerun)
     except AutoFLError as exc:
         raise pytest.UsageError(f"autofl: {exc}") from None
@@ -269,6 +268,10 @@ class CandidateItem(pytest.Item):
     def runtest(self) -> None:
         from .candidate_file import load_candidate_file
 
+        if hasattr(self.config, "workerinput"):
+            raise CandidateFailure(
+                "candidate files do not run under pytest-xdist (-n) yet: one incumbent per run"
+            )
         try:
             session = _session(self.config)
         except AutoFLError as exc:
