@@ -215,11 +215,3 @@ def append_row(path: Path, values: Mapping[str, Any]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def load_frame(path: Path) -> Any:
-    """The ledger as a pandas DataFrame (validated first, so a broken file is a clear error, not NaNs)."""
-    import pandas as pd
-
-    read_rows(path)
-    return pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ class Settings:
     rerun: str | None
     candidates_dir: Path
     force: bool
+    report_dir: Path | None
+    json: bool
 
     @property
     def searching(self) -> bool:
@@ -39,6 +42,7 @@ settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Any]()  # an AutoflSession, imported lazily to keep `pytest --help` fast
 result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
 rerun_row_key = pytest.StashKey[dict[str, str]]()  # the ledger row --autofl-rerun reproduces
+facts_key = pytest.StashKey[dict[str, Any]]()  # the session's report facts, printed by --autofl-json
 
 _OPTIONS = (
     # (flag, ini key, default, help)
@@ -56,6 +60,12 @@ _OPTIONS = (
     ),
     ("--autofl-workdir", "autofl_workdir", ".autofl", "where trial workspaces, logs and data shards go"),
     ("--autofl-ledger", "autofl_ledger", "results.tsv", "the ledger (TSV) every verdict is appended to"),
+    (
+        "--autofl-report",
+        "autofl_report",
+        "",
+        "after a session, write report.md, report.json and progress.png into this directory ('' = none)",
+    ),
 )
 
 
@@ -98,6 +108,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run a candidate file even if the ledger already has a row for the same knobs under this contract",
     )
+    group.addoption(
+        "--autofl-json",
+        dest="autofl_json",
+        action="store_true",
+        default=False,
+        help="print the session's report facts as one JSON line, the last line of stdout (for CI systems)",
+    )
     parser.addini(
         "autofl_candidates_dir", "directory whose *.yaml files are candidate test items", default="candidates"
     )
@@ -135,6 +152,8 @@ def _settings(config: pytest.Config) -> Settings:
         rerun=config.getoption("autofl_rerun"),
         candidates_dir=root / str(config.getini("autofl_candidates_dir")),
         force=bool(config.getoption("autofl_force")),
+        report_dir=root / report if (report := _value(config, "autofl_report")) else None,
+        json=bool(config.getoption("autofl_json")),
     )
 
 
@@ -389,9 +408,9 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    if session_key not in config.stash:
+    if session_key not in config.stash or hasattr(config, "workerinput"):
         return
-    from .report import summary_lines
+    from .summary import summary_lines
 
     session = config.stash[session_key]
     if not session.results:
@@ -401,6 +420,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     except RuntimeError as exc:
         test_scores = None
         terminalreporter.write_line(f"held-out test score unavailable: {exc}")
+    noise_line = (
+        session.noise.describe() + f"; threshold {session.threshold():.4f}" if session.noise else None
+    )
     terminalreporter.write_sep("=", "autofl summary")
     for line in summary_lines(
         session.results,
@@ -408,6 +430,46 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         session.incumbent,
         test_scores,
         str(session.ledger_path),
-        session.noise.describe() + f"; threshold {session.threshold():.4f}" if session.noise else None,
+        noise_line,
     ):
         terminalreporter.write_line(line)
+    settings = config.stash[settings_key]
+    if settings.report_dir is None and not settings.json:
+        return
+    from .report import Scoring, build_facts, write_report
+
+    contract = session.contract
+    scoring = Scoring.of(contract)
+    extra = {"row_ids": session.row_ids, "test": test_scores, "noise": noise_line}
+    ledger_path = _shown(session.ledger_path)  # the report's reproduce commands are run from here
+    try:
+        if settings.report_dir is not None:
+            facts = write_report(
+                ledger_path, settings.report_dir, scoring, contract_sha=contract.sha, session=extra
+            )
+            terminalreporter.write_line(
+                f"report: {_shown(settings.report_dir) / 'report.md'} (+ report.json, progress.png)"
+            )
+        else:
+            facts, _ = build_facts(ledger_path, scoring, contract_sha=contract.sha)
+            facts["session"] = extra
+    except (AutoFLError, OSError) as exc:
+        terminalreporter.write_line(f"autofl report FAILED (the ledger is untouched): {exc}")
+        return
+    config.stash[facts_key] = facts
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else Path(relative)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """``--autofl-json``: the facts go out last, after pytest's own summary, so ``tail -n 1`` finds them."""
+    if facts_key in config.stash and config.stash[settings_key].json:
+        import json
+        import sys
+
+        sys.stdout.write(json.dumps(config.stash[facts_key]) + "\n")
+        sys.stdout.flush()

@@ -175,6 +175,7 @@ class AutoflSession:
             self.schema, seed=int(self.contract.sha[:8], 16), higher_is_better=self.contract.higher_is_better
         )
         self.results: list[TrialResult] = []
+        self.row_ids: list[str] = []  # the ledger rows this session wrote, in order
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
         self._shards: tuple[Path, Split] | None = None
@@ -456,6 +457,7 @@ class AutoflSession:
             if result.confirm_scores
             else ""
         )
+        row_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         ledger.append_row(
             self.ledger_path,
             {
@@ -499,9 +501,10 @@ class AutoflSession:
                 "nvflare_version": _version("nvflare"),
                 "torch_version": _version("torch"),
                 "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+                "row_id": row_id,
             },
         )
+        self.row_ids.append(row_id)
 
     # -- candidate files -----------------------------------------------------------------------------------
     def prior_row(self, candidate: Candidate) -> dict[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from pytest_autofl import ledger
+from pytest_autofl.analysis import load_ledger
 from pytest_autofl.contract import load_contract
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +52,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
             "held-out test (reported once, never used to select): *",
         ]
     )
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     assert len(frame) == 2
     assert frame["status"].iloc[0] == "keep"
     assert frame["status"].iloc[1] in ("keep", "narrow", "discard")
@@ -61,10 +63,8 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     assert 0.0 < float(frame["score"].iloc[0]) <= 1.0
     scores = json.loads(frame["seed_scores"].iloc[0])
     assert sum(scores.values()) / 2 == pytest.approx(float(frame["score"].iloc[0]), abs=1e-6)
-    assert (
-        frame["n_seeds"].iloc[1] == "2" and frame["noise"].iloc[1] != "" and frame["threshold"].iloc[1] != ""
-    )
-    assert frame["cost_ratio"].iloc[1] == "1.000" and int(frame["comm_bytes"].iloc[0]) == 4 * 2 * 4 * 8970
+    assert frame["n_seeds"].iloc[1] == 2 and frame["noise"].iloc[1] > 0 and frame["threshold"].iloc[1] > 0
+    assert frame["cost_ratio"].iloc[1] == 1.0 and int(frame["comm_bytes"].iloc[0]) == 4 * 2 * 4 * 8970
     assert int(frame["n_params"].iloc[0]) == 8970
     assert len(frame["surface_sha"].iloc[0]) == 64 and frame["surface_sha"].nunique() == 1
     trial_dir, log, _, repeat_log = frame["artifacts"].iloc[0].split(";")
@@ -87,12 +87,27 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     )
     assert len(ledger.read_rows(project / "results.tsv")) == 2  # a rerun is a check, not a new verdict row
 
-    # A second session continues the campaign: it reuses the ledger's incumbent and proposes new candidates.
-    again = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    # A second session continues the campaign: it reuses the ledger's incumbent and proposes new candidates,
+    # then writes the campaign report and prints its facts as the last line of stdout.
+    again = pytester.runpytest(
+        "--autofl-iterations=1", "--autofl-report=out", "--autofl-json", "-p", "no:cacheprovider"
+    )
     again.assert_outcomes(passed=1)
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     assert len(frame) == 3 and frame["candidate_id"].nunique() == 3
     assert frame["incumbent_id"].iloc[2] != ""
+    again.stdout.fnmatch_lines(["report: out*report.md (+ report.json, progress.png)"])
+    facts = json.loads(again.stdout.lines[-1])
+    assert facts["rows"] == 3 and facts["sessions"] == 2
+    assert facts["session"]["row_ids"] == [frame["row_id"].iloc[2]]
+    assert facts["session"]["test"]["baseline"] > 0
+    assert facts["baseline"]["candidate_id"] == baseline_id
+    assert facts["best"]["reproduce"].startswith(
+        "pytest --autofl-benchmark digits-smoke --autofl-ledger results.tsv"
+    )
+    assert json.loads((project / "out" / "report.json").read_text())["session"] == facts["session"]
+    assert (project / "out" / "progress.png").stat().st_size > 10_000
+    assert "held-out test (this session" in (project / "out" / "report.md").read_text().lower()
 
 
 def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, project):
@@ -107,10 +122,10 @@ def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, proje
     result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(["*crash: seed 0: *injected client failure*"])
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     assert frame["status"].tolist()[0] == "crash"
     assert "injected client failure" in frame["reason"].iloc[0]
-    assert frame["score"].iloc[0] == "0.000000"
+    assert math.isnan(frame["score"].iloc[0])  # a crash has no score
     assert frame["status"].iloc[1] == "keep"  # the first clean run becomes the incumbent
     assert _processes_under(project) == []
 
@@ -129,7 +144,7 @@ def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
     result.assert_outcomes(failed=1)
     assert time.monotonic() - started < 120
     result.stdout.fnmatch_lines(["*wall-clock cap of 35 s exceeded; stopped * process(es)*"])
-    assert ledger.load_frame(project / "results.tsv")["status"].tolist() == ["crash"]
+    assert load_ledger(project / "results.tsv")["status"].tolist() == ["crash"]
     time.sleep(1)
     assert _processes_under(project) == []
 
@@ -147,7 +162,7 @@ def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
     result.stdout.fnmatch_lines(
         ["*fairness invariant violated: local steps (seed 0, round 0, site-1): reported*"]
     )
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     assert frame["status"].tolist() == ["invalid"]
     assert frame["reason"].iloc[0].startswith("fairness invariant violated: local steps")
 
@@ -198,7 +213,7 @@ def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(py
     result = pytester.runpytest("candidates/fast_lr.yaml", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*[[]autofl[]] fast_lr.yaml -> fedavg-*: * - *"])
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     assert frame["target"].tolist() == ["baseline", "knobs: lr"]
     assert frame["description"].iloc[1] == "a larger client learning rate [src: common sense]"
     assert frame["status"].iloc[1] in ("keep", "narrow", "discard")
@@ -226,7 +241,7 @@ def test_a_patched_aggregator_runs_isolated_is_recorded_with_patch_sha_and_rerun
     result = pytester.runpytest("candidates/frozen.yaml", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert (project / "surfaces" / "strategies.py").read_text() == source  # the user's tree is untouched
-    frame = ledger.load_frame(project / "results.tsv")
+    frame = load_ledger(project / "results.tsv")
     base, patched = frame.iloc[0], frame.iloc[1]
     assert patched["candidate_id"].startswith("fedavg+patch-") and len(patched["patch_sha"]) == 64
     assert patched["surface_sha"] != base["surface_sha"] and base["patch_sha"] == ""

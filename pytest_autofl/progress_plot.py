@@ -1,0 +1,122 @@
+"""``progress.png``: one point per candidate in ledger order, the kept frontier as a step line, the baseline
+with its noise band, and failures and literature-loop candidates marked where the eye finds them.
+
+Drawn with matplotlib's object API on an Agg canvas: no pyplot state, no display, no change to the user's
+backend.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+# status -> (marker, face colour, edge colour, size, legend label)
+_STYLE = {
+    "keep": ("o", "#2ca02c", "#145214", 70, "keep"),
+    "narrow": ("^", "none", "#e08a00", 55, "narrow (inconclusive)"),
+    "discard": ("x", "#8c8c8c", "#8c8c8c", 40, "discard"),
+}
+_FAILED = {"crash": ("X", "#d62728", "crash"), "invalid": ("s", "#9467bd", "invalid")}
+
+
+def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
+    """The PNG bytes for the rows of one contract (``analysis.one_contract``) and their report facts."""
+    fig = Figure(figsize=(10, 5.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = list(range(1, len(frame) + 1))
+    score = frame["score"].tolist()
+    base, noise = facts["baseline"], facts["noise"]["sd"]
+
+    if base is not None and base["score"] is not None:
+        if noise:
+            ax.axhspan(
+                base["score"] - noise,
+                base["score"] + noise,
+                color="#9ecae1",
+                alpha=0.35,
+                lw=0,
+                label=f"baseline ± noise floor (sd {noise:.3f})",
+            )
+        ax.axhline(base["score"], color="#3182bd", ls="--", lw=1, label=f"baseline {base['score']:.3f}")
+
+    front = [p["frontier"] for p in facts["progress"]]
+    ax.step(x, front, where="post", color="#2ca02c", lw=2, label="kept frontier (incumbent)")
+
+    statuses = frame["status"].astype(str).tolist()
+    for status, (marker, face, edge, size, label) in _STYLE.items():
+        pts = [(xi, s) for xi, s, st in zip(x, score, statuses, strict=True) if st == status]
+        if pts:
+            ax.scatter(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker=marker,
+                s=size,
+                c=face,
+                edgecolors=None if marker == "x" else edge,  # an unfilled marker takes the face colour
+                linewidths=1.5,
+                zorder=3,
+                label=f"{label} ({len(pts)})",
+            )
+    # Failed rows have no score: mark them on the bottom edge so they are seen but never read as a value.
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    for status, (marker, colour, label) in _FAILED.items():
+        xs = [xi for xi, st in zip(x, statuses, strict=True) if st == status]
+        if xs:
+            ax.scatter(
+                xs,
+                [0.02] * len(xs),
+                marker=marker,
+                s=60,
+                c=colour,
+                transform=bottom,
+                zorder=4,
+                clip_on=False,
+                label=f"{label} ({len(xs)}), no score",
+            )
+    lit_lines = [e["line"] for e in facts["literature_events"]]
+    for i, xi in enumerate(xi for xi, line in zip(x, frame["line"], strict=True) if line in lit_lines):
+        ax.axvline(xi, color="#6a51a3", ls=":", lw=1.2, label="literature-loop candidate" if i == 0 else None)
+
+    best = facts["best"]
+    if (
+        best is not None
+        and best["score"] is not None
+        and base is not None
+        and best["row_id"] != base["row_id"]
+    ):
+        bx = 1 + [p["row_id"] for p in facts["progress"]].index(best["row_id"])
+        gain = best["gain_vs_baseline"]
+        ax.annotate(
+            f"best: {best['candidate_id']}\n{best['description'][:60]}\n{gain:+.3f} vs baseline",
+            xy=(bx, best["score"]),
+            xytext=(0.02, 0.97),
+            textcoords="axes fraction",
+            va="top",
+            fontsize=8,
+            arrowprops={"arrowstyle": "->", "color": "#555555", "lw": 0.8},
+            bbox={"boxstyle": "round", "fc": "white", "ec": "#bbbbbb"},
+        )
+
+    m = facts["metric"]
+    ax.set_xlabel("candidate (ledger order)")
+    ax.set_ylabel(f"{m['name']} (mean over seeds)" + ("" if m["higher_is_better"] else ", lower is better"))
+    ax.set_xlim(0.5, len(x) + 0.5)
+    if len(x) <= 30:
+        ax.set_xticks(x)
+    counts = ", ".join(f"{v} {k}" for k, v in facts["verdicts"].items() if v)
+    ax.set_title(
+        f"{facts['benchmark']}: {len(x)} candidates ({counts})   contract {facts['contract_sha'][:12]}",
+        fontsize=10,
+    )
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
