@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from .errors import AutoFLError
 
 SLOT_FIXTURE = "autofl_slot"
+PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Settings:
     force: bool
     report_dir: Path | None
     json: bool
+    parallel: int
 
     @property
     def searching(self) -> bool:
@@ -38,6 +41,7 @@ class Settings:
         return self.iterations > 0 or self.rerun is not None
 
 
+_EMIT_LOCK = threading.Lock()
 settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Any]()  # an AutoflSession, imported lazily to keep `pytest --help` fast
 result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
@@ -60,6 +64,13 @@ _OPTIONS = (
     ),
     ("--autofl-workdir", "autofl_workdir", ".autofl", "where trial workspaces, logs and data shards go"),
     ("--autofl-ledger", "autofl_ledger", "results.tsv", "the ledger (TSV) every verdict is appended to"),
+    (
+        "--autofl-parallel",
+        "autofl_parallel",
+        "auto",
+        "NVFlare simulations run side by side per pytest process (an integer, or 'auto': 3 per core, "
+        "shared among pytest-xdist workers)",
+    ),
     (
         "--autofl-report",
         "autofl_report",
@@ -154,11 +165,27 @@ def _settings(config: pytest.Config) -> Settings:
         force=bool(config.getoption("autofl_force")),
         report_dir=root / report if (report := _value(config, "autofl_report")) else None,
         json=bool(config.getoption("autofl_json")),
+        parallel=_parallel(config),
     )
 
 
+def _parallel(config: pytest.Config) -> int:
+    raw = _value(config, "autofl_parallel")
+    if raw == "auto":
+        workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+        return max(1, (os.cpu_count() or 1) * PER_CORE // workers)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise pytest.UsageError(f"--autofl-parallel must be an integer or 'auto', got {raw!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"--autofl-parallel must be >= 1, got {value}")
+    return value
+
+
 def _emitter(config: pytest.Config) -> Callable[[str], None]:
-    """Progress lines that reach the terminal even while pytest captures the test's output."""
+    """Progress lines that reach the terminal even while pytest captures the test's output (also from the
+    threads of side-by-side seed runs, one whole line at a time)."""
 
     def emit(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -166,7 +193,7 @@ def _emitter(config: pytest.Config) -> Callable[[str], None]:
         if reporter is None:
             return
         ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
-        with ctx:
+        with _EMIT_LOCK, ctx:
             reporter.ensure_newline()
             reporter.write_line(line)
 
@@ -189,6 +216,7 @@ def _session(config: pytest.Config) -> Any:
             progress=_emitter(config),
             calibrate=settings.calibrate,
             force=settings.force,
+            parallel=settings.parallel,
         )
     return config.stash[session_key]
 

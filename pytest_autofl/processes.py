@@ -2,7 +2,8 @@
 
 NVFlare's simulator starts its own sessions, so a process-group kill leaves orphans. We poll the tree with
 psutil while it runs and remember every descendant ever seen; on expiry (or at the end) everything still alive
-gets SIGINT (NVFlare cleans up on it), a grace period, then SIGKILL.
+gets SIGINT (NVFlare cleans up on it), a grace period, then SIGKILL. Every tree runs under ``guard``, which
+kills it if this process dies first.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +23,10 @@ import psutil
 
 POLL_SECONDS = 0.25
 GRACE_SECONDS = 5.0
+
+# Set when the run must stop (Ctrl-C, SIGTERM) while trees run in worker threads, which never see the signal:
+# every ``run_tree`` loop checks it, stops its tree and raises KeyboardInterrupt in its own thread.
+STOP = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,8 @@ def run_tree(
     seen: dict[int, psutil.Process] = {}
     with open(log_path, "wb") as log, open(log_path, "rb") as reader:
         proc = subprocess.Popen(
-            list(argv),
+            # The guard kills the tree if this process dies without cleaning up (SIGKILL, a crashed worker).
+            [sys.executable, "-m", "pytest_autofl.guard", str(os.getpid()), "--", *argv],
             cwd=cwd,
             env=env,
             stdout=log,
@@ -100,7 +108,8 @@ def run_tree(
                 if time.monotonic() - start > timeout:
                     timed_out = True
                     break
-                time.sleep(POLL_SECONDS)
+                if STOP.wait(POLL_SECONDS):
+                    raise KeyboardInterrupt("stopped: the run was interrupted")
         finally:
             # Reached on success, on timeout and on KeyboardInterrupt alike: nothing may outlive the run.
             killed = kill_tree(seen)

@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,13 @@ from .contract import Contract, sha256_of
 from .contract_check import CHECKS
 from .evaluate import EVAL_PREFIX
 from .processes import python_env, run_tree
+from .simjob import simulator_argv
 
 SURFACE_PACKAGE = "autofl_surface"
 JOB_NAME = "trial"
 TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
 EVAL_TIMEOUT_SECONDS = 300.0
+EXPORT_TIMEOUT_SECONDS = 300.0
 _ROUND_RE = re.compile(r"Round (\d+) started")
 _EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -126,20 +129,20 @@ def read_audit(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_seed(
+def seed_spec(
     candidate: Candidate,
     contract: Contract,
     seed: int,
+    tag: str,
     surface_parent: Path,
     shard_dir: Path,
     trial_dir: Path,
-    progress: Callable[[str], None],
-    tag: str = "",
-) -> SeedRun:
-    run = SeedRun(seed=seed, directory=trial_dir / f"seed-{seed}{tag}")
-    run.directory.mkdir(parents=True, exist_ok=True)
+) -> dict[str, Any]:
+    """Write the seed run's ``client.json`` and ``spec.json`` (what the job is built from) and return the spec."""
+    directory = trial_dir / f"seed-{seed}{tag}"
+    directory.mkdir(parents=True, exist_ok=True)
     budget = contract.budget
-    client_config = run.directory / "client.json"
+    client_config = directory / "client.json"
     client_config.write_text(
         json.dumps(
             {
@@ -153,8 +156,6 @@ def run_seed(
             indent=1,
         )
     )
-    audit_path = run.directory / "audit.jsonl"
-    audit_path.unlink(missing_ok=True)
     spec = {
         "surface_parent": str(surface_parent),
         "knobs": candidate.params,
@@ -165,34 +166,65 @@ def run_seed(
         "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
         "client_config": str(client_config),
         "task_request_interval": TASK_REQUEST_INTERVAL,
-        "audit_path": str(audit_path),
-        "workspace_root": str(run.directory / "ws"),
+        "audit_path": str(directory / "audit.jsonl"),
+        "workspace_root": str(directory / "ws"),
+        "job_root": str(directory / "job"),
     }
-    spec_path = run.directory / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
+    (directory / "spec.json").write_text(json.dumps(spec, indent=1))
+    return spec
+
+
+def export_jobs(specs: list[dict[str, Any]], surface_parent: Path, log_path: Path) -> str | None:
+    """Export the FLARE jobs of several seeds in one process; the error, or None."""
+    specs_path = log_path.with_suffix(".json")
+    specs_path.write_text(json.dumps(specs, indent=1))
+    tree = run_tree(
+        [sys.executable, "-u", "-m", "pytest_autofl.simjob", "export", str(specs_path)],
+        cwd=log_path.parent,
+        env=python_env([surface_parent, _PACKAGE_ROOT]),
+        log_path=log_path,
+        timeout=EXPORT_TIMEOUT_SECONDS,
+    )
+    if tree.returncode == 0 and all((Path(s["job_root"]) / JOB_NAME).is_dir() for s in specs):
+        return None
+    if tree.timed_out:
+        return f"building the FLARE job took over {EXPORT_TIMEOUT_SECONDS:.0f} s; log: {log_path}"
+    lines = log_path.read_text(errors="replace").strip().splitlines()
+    detail = next(
+        (ln for ln in reversed(lines) if _EXCEPTION_RE.match(ln)), lines[-1] if lines else "(no output)"
+    )
+    return f"building the FLARE job failed (exit {tree.returncode}): {detail[:300]}; log: {log_path}"
+
+
+def run_simulation(
+    spec: dict[str, Any], contract: Contract, progress: Callable[[str], None], tag: str = ""
+) -> SeedRun:
+    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap."""
+    seed = int(spec["seed"])
+    run = SeedRun(seed=seed, directory=Path(spec["client_config"]).parent)
+    audit_path = Path(spec["audit_path"])
+    audit_path.unlink(missing_ok=True)
 
     def on_line(line: str) -> None:
         if match := _ROUND_RE.search(line):
             progress(f"seed {seed}{tag}: round {int(match.group(1)) + 1}/{contract.rounds}")
 
+    cap = contract.budget["wall_clock_seconds"]
     env = python_env(
-        [surface_parent, _PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=str(run.directory / "ws")
+        [Path(spec["surface_parent"]), _PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"]
     )
     tree = run_tree(
-        [sys.executable, "-u", "-m", "pytest_autofl.simjob", str(spec_path)],
+        simulator_argv(spec),
         cwd=run.directory,
         env=env,
         log_path=run.log_path,
-        timeout=float(budget["wall_clock_seconds"]),
+        timeout=float(cap),
         on_line=on_line,
     )
     run.runtime_seconds = tree.seconds
     run.audit = read_audit(audit_path)
     if tree.timed_out:
-        run.error = (
-            f"seed {seed}: wall-clock cap of {budget['wall_clock_seconds']} s exceeded; "
-            f"stopped {tree.killed} process(es); log: {run.log_path}"
-        )
+        run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"
     elif err := _first_error(run.workspace):
         run.error = f"seed {seed}: {err}; log: {run.log_path}"
     elif tree.returncode != 0:
@@ -276,6 +308,36 @@ class CandidateRunner:
             )
         )
         self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files, candidate.diff)
+        self._specs: dict[str, dict[str, Any]] = {}  # exported jobs, by seed directory name
+        self._export_lock = threading.Lock()
+
+    def _spec(self, seed: int, tag: str) -> dict[str, Any] | str:
+        """The exported job of ``seed``; the first call exports every selection seed at once (one process)."""
+        name = f"seed-{seed}{tag}"
+        with self._export_lock:
+            if name not in self._specs:
+                wanted = [(seed, tag)] + [
+                    (s, "") for s in self.contract.seeds if f"seed-{s}" not in self._specs
+                ]
+                specs = {
+                    f"seed-{s}{t}": seed_spec(
+                        self.candidate,
+                        self.contract,
+                        s,
+                        t,
+                        self.surface_parent,
+                        self.shard_dir,
+                        self.trial_dir,
+                    )
+                    for s, t in dict.fromkeys(wanted)
+                }
+                error = export_jobs(
+                    list(specs.values()), self.surface_parent, self.trial_dir / f"export-{name}.log"
+                )
+                if error:
+                    return error
+                self._specs.update(specs)
+            return self._specs[name]
 
     def run(self, seed: int, tag: str = "") -> SeedRun:
         """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun."""
@@ -283,9 +345,12 @@ class CandidateRunner:
         self.progress(
             f"seed {seed}{tag}: starting NVFlare SimEnv ({c.num_clients} clients x {c.rounds} rounds)"
         )
-        run = run_seed(
-            self.candidate, c, seed, self.surface_parent, self.shard_dir, self.trial_dir, self.progress, tag
-        )
+        spec = self._spec(seed, tag)
+        if isinstance(spec, str):
+            return SeedRun(
+                seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", error=f"seed {seed}{tag}: {spec}"
+            )
+        run = run_simulation(spec, c, self.progress, tag)
         if run.error:
             self.progress(f"seed {seed}{tag}: CRASH after {run.runtime_seconds:.1f} s")
             return run

@@ -27,12 +27,14 @@ from .data import Split, shards_sha, write_shards
 from .errors import AutoFLError
 from .invariants import RunFacts, check
 from .noise import NoiseFloor
+from .parallel import run_batch
 from .proposer import BuiltinProposer, Tried
 from .resume import ResumingRunner, Runner
 from .runner import PATCH_FILE, SURFACE_PACKAGE, CandidateRunner, SeedRun, evaluate_models, surface_sha
 from .schema import Schema, load_schema
 from .verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, Verdict, confirm, decide
 
+REPEAT = "-repeat"  # tag of the A/A repeat of the first seed
 RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
 
 
@@ -156,6 +158,7 @@ class AutoflSession:
         progress: Callable[[str], None] = print,
         calibrate: bool = False,
         force: bool = False,
+        parallel: int = 1,
         runner_factory: RunnerFactory = CandidateRunner,
     ):
         self.rootdir = rootdir
@@ -165,6 +168,7 @@ class AutoflSession:
         self.progress = progress
         self.runner_factory = runner_factory
         self.force = force
+        self.parallel = parallel  # simulations side by side (``parallel.run_batch``)
         self.recalibrate = calibrate
         self.surface_sha = surface_sha(surface_dir)
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
@@ -243,15 +247,18 @@ class AutoflSession:
         )
         return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress)
 
-    def calibrate(self, runner: Runner, scores: dict[int, float], started: float) -> SeedRun:
-        """A/A: the baseline's spread over the selection seeds, and a repeat of the first seed (returned)."""
-        first = self.contract.seeds[0]
-        repeat = runner.run(first, tag="-repeat")
+    def _calibration_batch(self, runner: Runner) -> list[SeedRun]:
+        """A/A runs: the baseline on every selection seed, then a repeat of the first seed (last)."""
+        jobs = [(runner, s, "") for s in self.contract.seeds] + [(runner, self.contract.seeds[0], REPEAT)]
+        return run_batch(jobs, self.parallel)
+
+    def _measure_noise(self, runs: list[SeedRun], repeat: SeedRun, started: float) -> None:
+        """The noise floor from the baseline's spread over the seeds and the repeat (determinism)."""
         if repeat.error is None and repeat.score is not None:
-            self.noise = NoiseFloor.measure(scores, first, repeat.score, time.monotonic() - started)
+            scores = {r.seed: r.score for r in runs if r.score is not None}
+            self.noise = NoiseFloor.measure(scores, repeat.seed, repeat.score, time.monotonic() - started)
             noise.save(self.noise_path, self.noise)
             self.progress(f"[autofl] {self.noise.describe()}; threshold {self.threshold():.4f}")
-        return repeat
 
     def _ensure_noise(self) -> str | None:
         """Measure the noise floor when it is not cached (the baseline rerun is not a ledger row)."""
@@ -261,14 +268,13 @@ class AutoflSession:
         runner = self._runner(
             base, self.run_dir / "calibration", "[autofl calibration]", reuse=not self.recalibrate
         )
-        started, scores = time.monotonic(), {}
-        for seed in self.contract.seeds:
-            run = runner.run(seed)
-            if run.error or run.score is None:
-                return f"calibration failed: {run.error}"
-            scores[seed] = run.score
-        repeat = self.calibrate(runner, scores, started)
-        return f"calibration failed: {repeat.error}" if repeat.error else None
+        started = time.monotonic()
+        *runs, repeat = self._calibration_batch(runner)
+        failed = next((r.error or "no score" for r in runs + [repeat] if r.error or r.score is None), None)
+        if failed:
+            return f"calibration failed: {failed}"
+        self._measure_noise(runs, repeat, started)
+        return None
 
     def run(self, candidate: Candidate, slot: int) -> TrialResult:
         """Run a candidate seed by seed until its verdict is clear, confirm a keep on fresh seeds, and check
@@ -293,12 +299,13 @@ class AutoflSession:
         return result
 
     def _run_baseline(self, runner: Runner, result: TrialResult, started: float) -> None:
-        for seed in self.contract.seeds:
-            result.runs.append(run := runner.run(seed))
-            if run.error:
-                return
-        result.extra_runs.append(repeat := self.calibrate(runner, result.seed_scores, started))
-        if repeat.error or self.noise is None:
+        *runs, repeat = self._calibration_batch(runner)
+        result.runs.extend(runs)
+        result.extra_runs.append(repeat)
+        if result.error:
+            return
+        self._measure_noise(runs, repeat, started)
+        if self.noise is None:
             return
         result.verdict = Verdict(
             KEEP,
@@ -328,22 +335,25 @@ class AutoflSession:
         )
 
     def _run_sequential(self, runner: Runner, result: TrialResult) -> None:
+        """The first ``min_seeds`` seeds side by side, then one seed per look until the verdict is clear."""
         seeds = self.contract.seeds
-        verdict: Verdict | None = None
-        for i, seed in enumerate(seeds):
+        first = seeds[: self.contract.min_seeds]
+        result.runs.extend(run_batch([(runner, s, "") for s in first], self.parallel))
+        if result.error:
+            return
+        verdict = self._decide(result)
+        for seed in seeds[len(first) :]:
+            if verdict.status != NARROW:
+                break
             result.runs.append(run := runner.run(seed))
             if run.error:
                 return
-            if i + 1 >= self.contract.min_seeds:
-                verdict = self._decide(result)
-                if verdict.status != NARROW:
-                    break
-        assert verdict is not None
+            verdict = self._decide(result)
         if verdict.status == KEEP:
-            for seed in seeds[len(result.runs) :]:  # a future incumbent needs every selection seed
-                result.runs.append(run := runner.run(seed))
-                if run.error:
-                    return
+            rest = seeds[len(result.runs) :]  # a future incumbent needs every selection seed
+            result.runs.extend(run_batch([(runner, s, "") for s in rest], self.parallel))
+            if result.error:
+                return
             verdict = self._confirm(runner, result, verdict)
         result.verdict = verdict
 
@@ -362,15 +372,15 @@ class AutoflSession:
         inc_runner = self._runner(
             inc, result.trial_dir / "incumbent", f"[autofl {result.slot:02d}] incumbent {inc.id}"
         )
-        for seed in fresh:
-            result.extra_runs.append(run := runner.run(seed))
+        runs = run_batch([(r, s, "") for s in fresh for r in (runner, inc_runner)], self.parallel)
+        for run, inc_run in zip(runs[::2], runs[1::2], strict=True):
+            result.extra_runs.append(run)
             if run.error:
                 return verdict
-            inc_run = inc_runner.run(seed)
             if inc_run.error or inc_run.score is None:
                 run.error = f"incumbent rerun for confirmation failed: {inc_run.error}"
                 return verdict
-            result.incumbent_confirm[seed] = inc_run.score
+            result.incumbent_confirm[run.seed] = inc_run.score
         ok, mean = confirm(
             result.confirm_scores,
             result.incumbent_confirm,
@@ -575,10 +585,7 @@ class AutoflSession:
         started = time.monotonic()
         label = f"[autofl rerun] {candidate.id} ({candidate.description})"
         runner = self._runner(candidate, trial_dir, label, reuse=False)  # a rerun exists to run again
-        for seed in sorted(claimed):
-            result.runs.append(run := runner.run(seed))
-            if run.error:
-                break
+        result.runs.extend(run_batch([(runner, s, "") for s in sorted(claimed)], self.parallel))
         result.runtime_seconds = time.monotonic() - started
         if result.error:
             return result

@@ -1,8 +1,11 @@
-"""The FLARE job driver, run as ``python -m pytest_autofl.simjob spec.json`` in its own process tree.
+"""The FLARE job: a Recipe-API ``FedAvgRecipe`` built from a trial's surface copy (model, aggregator, client
+script), the contract budget and the harness' audit filter.
 
-Builds a Recipe-API ``FedAvgRecipe`` from the trial's surface copy (model, aggregator, client script) and the
-contract budget, adds the harness' audit filter, and runs it in ``SimEnv``. The runner owns the process tree
-and its wall-clock cap; this module only knows NVFlare.
+``python -m pytest_autofl.simjob export specs.json`` exports the jobs of several seeds of one candidate in one
+process (the candidate's code and torch are imported once, not once per seed). Each seed then runs as exactly
+the command ``SimEnv`` would start, ``simulator_argv``, in its own process tree owned by the runner — a real,
+isolated NVFlare simulation. ``build_and_run`` is the plain ``recipe.execute(SimEnv(...))`` path, kept for
+``benchmarks/bare_simenv.py``, which times NVFlare's defaults without the harness.
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def build_and_run(spec: dict) -> str:
+def build_recipe(spec: dict[str, Any]) -> Any:
     sys.path.insert(0, spec["surface_parent"])
     from autofl_surface.model import Net
     from autofl_surface.strategies import build_aggregator
     from nvflare.apis.dxo import DataKind
     from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
-    from nvflare.recipe import SimEnv
 
     from pytest_autofl.audit import AuditFilter
 
@@ -39,15 +42,52 @@ def build_and_run(spec: dict) -> str:
         recipe.add_server_config({"task_request_interval": spec["task_request_interval"]})
     if spec.get("audit_path") is not None:
         recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
+    return recipe
+
+
+def build_and_run(spec: dict[str, Any]) -> str:
+    from nvflare.recipe import SimEnv
+
     env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
-    run = recipe.execute(env)
+    run = build_recipe(spec).execute(env)
     return str(run.get_result())
 
 
+def export(spec: dict[str, Any]) -> None:
+    """Write the job folder to ``<job_root>/<job_name>`` and prepare the workspace as ``SimEnv.deploy`` does."""
+    from nvflare.recipe import SimEnv
+
+    env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
+    build_recipe(spec).export(spec["job_root"], env=env)
+    SimEnv._ensure_default_component_policy(str(Path(spec["workspace_root"]) / spec["job_name"]))
+
+
+def simulator_argv(spec: dict[str, Any]) -> list[str]:
+    """The command ``SimEnv`` runs (``FedJobConfig.simulator_run``): every client in its own worker thread."""
+    clients = ",".join(f"site-{i}" for i in range(1, spec["num_clients"] + 1))
+    n = str(spec["num_clients"])
+    return [
+        sys.executable,
+        "-m",
+        "nvflare.private.fed.app.simulator.simulator",
+        str(Path(spec["job_root"]) / spec["job_name"]),
+        "-w",
+        str(Path(spec["workspace_root"]) / spec["job_name"]),
+        "-c",
+        clients,
+        "-n",
+        n,
+        "-t",
+        n,
+    ]
+
+
 def main() -> None:
-    spec = json.loads(Path(sys.argv[1]).read_text())
-    result = build_and_run(spec)
-    print(f"AUTOFL_RESULT_DIR={result}", flush=True)
+    if len(sys.argv) != 3 or sys.argv[1] != "export":
+        sys.exit("usage: python -m pytest_autofl.simjob export specs.json")
+    for spec in json.loads(Path(sys.argv[2]).read_text()):
+        export(spec)
+        print(f"AUTOFL_EXPORTED={spec['job_root']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from scripted import Scripted
 
 from pytest_autofl.contract import load_contract
+from pytest_autofl.session import AutoflSession
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,3 +32,23 @@ def project(pytester: pytest.Pytester) -> Path:
     shutil.copytree(REPO / "surfaces", root / "surfaces", ignore=shutil.ignore_patterns("__pycache__"))
     pytester.makeini("[pytest]\ntestpaths = benchmarks\nautofl_benchmark = digits-smoke\n")
     return root
+
+
+@pytest.fixture
+def make_session(repo, tmp_path):
+    Scripted.calls, Scripted.effects, Scripted.crash = [], {}, set()
+
+    def make(**kw):
+        return AutoflSession(
+            rootdir=tmp_path,
+            benchmarks_dir=repo / "benchmarks",
+            benchmark="digits",
+            surface_dir=repo / "surfaces",
+            workdir=tmp_path / ".autofl",
+            ledger_path=tmp_path / "results.tsv",
+            progress=lambda line: None,
+            runner_factory=Scripted,
+            **kw,
+        )
+
+    return make

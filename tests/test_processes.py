@@ -31,7 +31,7 @@ def test_timeout_kills_the_whole_tree_including_new_sessions(tmp_path):
         on_line=lines.append,
     )
     assert result.timed_out and result.returncode is None
-    assert result.killed == 2
+    assert result.killed == 3  # the guard, the child and its grandchild in a new session
     assert "Round 0 started." in lines
     assert time.monotonic() - started < 20
     time.sleep(0.5)

@@ -7,58 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from scripted import Scripted
 
 from pytest_autofl import ledger
-from pytest_autofl.data import site_names
-from pytest_autofl.runner import SeedRun
-from pytest_autofl.session import AutoflSession
-
-
-class Scripted:
-    """A runner whose score is base[seed] + effect[description] (+ jitter for the determinism repeat)."""
-
-    calls: list[tuple[str, int, str]] = []
-    effects: dict[str, float] = {}
-    crash: set[str] = set()
-
-    def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
-        self.candidate, self.contract, self.trial_dir = candidate, contract, trial_dir
-
-    def run(self, seed: int, tag: str = "") -> SeedRun:
-        Scripted.calls.append((self.candidate.description, seed, tag))
-        run = SeedRun(seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", n_params=8970)
-        if self.candidate.description in Scripted.crash:
-            run.error = f"seed {seed}: scripted crash"
-            return run
-        sites = site_names(self.contract.num_clients)
-        run.audit = [
-            {"round": r, "site": s, "steps": 1, "tensors": 6, "values": 8970}
-            for r in range(self.contract.rounds)
-            for s in sites
-        ]
-        base = 0.6 + 0.03 * ((seed * 7) % 5)  # a seed effect shared by every candidate
-        run.score = base + Scripted.effects.get(self.candidate.description, 0.0)
-        return run
-
-
-@pytest.fixture
-def make_session(repo, tmp_path):
-    Scripted.calls, Scripted.effects, Scripted.crash = [], {}, set()
-
-    def make(**kw):
-        return AutoflSession(
-            rootdir=tmp_path,
-            benchmarks_dir=repo / "benchmarks",
-            benchmark="digits",
-            surface_dir=repo / "surfaces",
-            workdir=tmp_path / ".autofl",
-            ledger_path=tmp_path / "results.tsv",
-            progress=lambda line: None,
-            runner_factory=Scripted,
-            **kw,
-        )
-
-    return make
 
 
 def step(session, slot):

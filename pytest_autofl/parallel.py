@@ -1,0 +1,40 @@
+"""Seed runs side by side. Each run stays a separate, real NVFlare simulation in its own process tree and
+directory; running several at once only fills the cores that FLARE's start-up and polling leave idle.
+
+Only runs that are known to be needed go into one batch (the first ``min_seeds`` seeds, the seeds a keep must
+complete, both sides of a confirmation, calibration): no run is speculative, so the verdicts and ledger rows
+are exactly those of a serial run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+from .processes import STOP
+from .resume import Runner
+from .runner import SeedRun
+
+Job = tuple[Runner, int, str]  # (runner, seed, tag)
+
+
+def run_batch(jobs: Sequence[Job], parallel: int) -> list[SeedRun]:
+    """Run ``jobs`` at most ``parallel`` at a time; results in job order. On Ctrl-C (or any error) every
+    running tree is stopped before the exception leaves this function."""
+    if parallel <= 1 or len(jobs) <= 1:
+        return [runner.run(seed, tag) for runner, seed, tag in jobs]
+    STOP.clear()
+    with ThreadPoolExecutor(max_workers=min(parallel, len(jobs)), thread_name_prefix="autofl-seed") as pool:
+        futures = [pool.submit(runner.run, seed, tag) for runner, seed, tag in jobs]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f.exception() for f in futures if f in done and f.exception()), None)
+            if failed is not None:
+                raise failed
+            return [f.result() for f in futures]
+        except BaseException:
+            STOP.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
