@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Any]()  # an AutoflSession, imported lazily to keep `pytest --help` fast
 result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
 rerun_row_key = pytest.StashKey[dict[str, str]]()  # the ledger row --autofl-rerun reproduces
+sigterm_key = pytest.StashKey[Any]()  # the SIGTERM handler a search replaced, restored at the end
+ROW_PROPERTY = "autofl_row"  # user property carrying a verdict row from an xdist worker to the controller
 facts_key = pytest.StashKey[dict[str, Any]]()  # the session's report facts, printed by --autofl-json
 
 _OPTIONS = (
@@ -185,27 +188,38 @@ def _parallel(config: pytest.Config) -> int:
 
 def _emitter(config: pytest.Config) -> Callable[[str], None]:
     """Progress lines that reach the terminal even while pytest captures the test's output (also from the
-    threads of side-by-side seed runs, one whole line at a time)."""
+    threads of side-by-side seed runs, one whole line at a time). An xdist worker has no terminal of its own:
+    its lines go to the stderr it shares with the controller, tagged with the worker id."""
+    worker = getattr(config, "workerinput", None)
 
     def emit(line: str) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         capman = config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            return
         ctx = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
         with _EMIT_LOCK, ctx:
-            reporter.ensure_newline()
-            reporter.write_line(line)
+            if worker is not None:
+                os.write(2, f"[{worker['workerid']}] {line}\n".encode())
+            elif reporter is not None:
+                reporter.ensure_newline()
+                reporter.write_line(line)
 
     return emit
 
 
 def _session(config: pytest.Config) -> Any:
-    """The AutoflSession, created on first use (a search creates it in pytest_configure)."""
+    """The AutoflSession, created on first use (a search creates it in pytest_configure). An xdist worker
+    shares the search with the others through a journal and leaves the ledger to the controller."""
     if session_key not in config.stash:
+        from .journal import Journal
         from .session import AutoflSession
 
         settings = config.stash[settings_key]
+        worker = getattr(config, "workerinput", None)
+        journal = (
+            Journal(settings.workdir / "xdist" / f"{worker['testrunuid']}.jsonl", worker["workerid"])
+            if worker
+            else None
+        )
         config.stash[session_key] = AutoflSession(
             rootdir=config.rootpath,
             benchmarks_dir=settings.benchmarks_dir,
@@ -217,6 +231,8 @@ def _session(config: pytest.Config) -> Any:
             calibrate=settings.calibrate,
             force=settings.force,
             parallel=settings.parallel,
+            journal=journal,
+            writes_ledger=worker is None,
         )
     return config.stash[session_key]
 
@@ -227,8 +243,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[settings_key] = settings
     if not settings.searching:
         return
-    if hasattr(config, "workerinput") or (config.getoption("numprocesses", None) or 0):
-        raise pytest.UsageError("--autofl-iterations does not run under pytest-xdist (-n) yet; drop -n")
+    xdist = hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
+    if xdist and settings.rerun is not None:
+        raise pytest.UsageError("--autofl-rerun runs one candidate; run it without pytest-xdist (-n)")
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(LedgerWriter(config), "autofl-ledger-writer")
+        _stop_on_sigterm(config)
     try:
         session = _session(config)
         if settings.rerun is not None:
@@ -429,10 +449,24 @@ def pytest_runtest_makereport(
         verdict = item.config.stash[session_key].record(result)
         report.user_properties.append(("autofl_candidate", result.candidate.id))
         report.user_properties.append(("autofl_verdict", verdict.status))
+        report.user_properties.append((ROW_PROPERTY, result.row))  # the xdist controller writes it
         _emitter(item.config)(
             f"[autofl {result.slot:02d}] {result.candidate.id}: {verdict.status.upper()} - {verdict.reason}"
         )
     return report
+
+
+class LedgerWriter:
+    """Registered on the controller (or in a run without xdist): writes each verdict row that rides on a
+    report to the ledger, once; the rows also feed the terminal summary."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == ROW_PROPERTY and isinstance(value, dict):
+                _session(self.config).receive(value)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -441,7 +475,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from .summary import summary_lines
 
     session = config.stash[session_key]
-    if not session.results:
+    if not session.rows:
         return
     try:
         test_scores = session.test_scores()
@@ -453,7 +487,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     terminalreporter.write_sep("=", "autofl summary")
     for line in summary_lines(
-        session.results,
+        session.rows,
         session.baseline,
         session.incumbent,
         test_scores,
@@ -493,8 +527,20 @@ def _shown(path: Path) -> Path:
     return path if relative.startswith("..") else Path(relative)
 
 
+def _stop_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, ``kill``) stops a search like Ctrl-C: running simulations are stopped and every
+    finished verdict is already in the ledger."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    config.stash[sigterm_key] = signal.signal(signal.SIGTERM, interrupt)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """``--autofl-json``: the facts go out last, after pytest's own summary, so ``tail -n 1`` finds them."""
+    if sigterm_key in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[sigterm_key])
     if facts_key in config.stash and config.stash[settings_key].json:
         import json
         import sys

@@ -20,12 +20,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import ledger, noise
+from filelock import FileLock
+
+from . import journal, ledger, noise
 from .candidate import Candidate, candidate_key, changed_knobs
 from .contract import Contract, check_pin, load_contract, sha256_of
 from .data import Split, shards_sha, write_shards
 from .errors import AutoFLError
 from .invariants import RunFacts, check
+from .journal import Journal
 from .noise import NoiseFloor
 from .parallel import run_batch
 from .proposer import BuiltinProposer, Tried
@@ -35,6 +38,7 @@ from .schema import Schema, load_schema
 from .verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, Verdict, confirm, decide
 
 REPEAT = "-repeat"  # tag of the A/A repeat of the first seed
+WAIT_SECONDS = 1.0  # how often an xdist worker looks again while another one runs the baseline
 RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
 
 
@@ -52,6 +56,7 @@ class TrialResult:
     )  # an exact rerun that did not reproduce its ledger row
     runtime_seconds: float = 0.0
     verdict: Verdict | None = None
+    row: dict[str, str] | None = None  # the ledger row, once recorded
 
     @property
     def error(self) -> str | None:
@@ -159,6 +164,8 @@ class AutoflSession:
         calibrate: bool = False,
         force: bool = False,
         parallel: int = 1,
+        journal: Journal | None = None,
+        writes_ledger: bool = True,
         runner_factory: RunnerFactory = CandidateRunner,
     ):
         self.rootdir = rootdir
@@ -178,22 +185,51 @@ class AutoflSession:
         self.proposer = BuiltinProposer(
             self.schema, seed=int(self.contract.sha[:8], 16), higher_is_better=self.contract.higher_is_better
         )
-        self.results: list[TrialResult] = []
-        self.row_ids: list[str] = []  # the ledger rows this session wrote, in order
+        # pytest-xdist: workers share the search through ``journal``; only the controller writes the ledger.
+        self.journal = journal
+        self.writes_ledger = writes_ledger
+        self.results: list[TrialResult] = []  # this process' trials
+        self.rows: list[dict[str, str]] = []  # this run's verdict rows (every worker's, under xdist)
+        self.row_ids: list[str] = []  # the ledger rows this process wrote, in order
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self._prior = [r for r in ledger.read_rows(ledger_path) if r["contract_sha"] == self.contract.sha]
+        self._flight: list[dict[str, Any]] = []  # other workers' reserved candidates (xdist)
         self._shards: tuple[Path, Split] | None = None
-        keeps = [r for r in self._prior if r["status"] == KEEP]
-        # The campaign's baseline is its first keep; a keep beats the incumbent of its time, so the latest
-        # keep is the incumbent.
-        self.baseline = _incumbent_of(keeps[0]) if keeps else None
-        self.incumbent = _incumbent_of(keeps[-1]) if keeps else None
+        self.baseline: Incumbent | None = None
+        self.incumbent: Incumbent | None = None
+        self._set_incumbent()
         self.noise_path = noise.cache_path(workdir, self.contract.sha, self.surface_sha)
         self.noise: NoiseFloor | None = None if calibrate else noise.load(self.noise_path)
+        self._started = time.time()
 
     # -- state ------------------------------------------------------------------------------------------
+    def _known_rows(self) -> list[dict[str, str]]:
+        return self._prior + self.rows
+
+    def _set_incumbent(self) -> None:
+        """The campaign's baseline is its first keep; a keep beats the incumbent of its time, so the latest
+        keep is the incumbent."""
+        keeps = [r for r in self._known_rows() if r["status"] == KEEP]
+        self.baseline = _incumbent_of(keeps[0]) if keeps else None
+        self.incumbent = _incumbent_of(keeps[-1]) if keeps else None
+
+    def _sync(self, entries: list[dict[str, Any]]) -> None:
+        """Catch up with the other xdist workers: their rows, their reservations, the incumbent, the noise floor."""
+        self.rows = journal.rows(entries)
+        self._flight = journal.in_flight(entries)
+        self._set_incumbent()
+        if self.noise is None and self.incumbent is not None:
+            self.noise = noise.load(self.noise_path)
+
+    def refresh(self) -> None:
+        """Pick up what other workers recorded since the last look (a no-op without xdist)."""
+        if self.journal is not None:
+            with self.journal.locked() as entries:
+                self._sync(entries)
+
     def history(self) -> list[Tried]:
-        past = [
+        """Every candidate tried under this contract (and, under xdist, every one still running elsewhere)."""
+        tried = [
             Tried(
                 r["candidate_id"],
                 json.loads(r["params"]),
@@ -201,13 +237,10 @@ class AutoflSession:
                 float(r["score"]) if r["status"] not in (CRASH, INVALID) and r["score"] else None,
                 r["patch_sha"],
             )
-            for r in self._prior
+            for r in self._known_rows()
         ]
-        now = [
-            Tried(t.candidate.id, t.candidate.params, t.status, t.score, t.candidate.patch_sha)
-            for t in self.results
-        ]
-        return past + now
+        running = [Tried(e["id"], e["params"], "running", None, e["patch_sha"]) for e in self._flight]
+        return tried + running
 
     def shards(self) -> tuple[Path, Split]:
         if self._shards is None:
@@ -215,17 +248,35 @@ class AutoflSession:
         return self._shards
 
     def _used_confirm_seeds(self) -> set[int]:
-        used = {
-            int(s) for r in self._prior if r["confirm"] for s in json.loads(r["confirm"]).get("seeds", [])
-        }
-        return used | {s for t in self.results for s in t.confirm_scores}
+        rows = self._known_rows()
+        return {int(s) for r in rows if r["confirm"] for s in json.loads(r["confirm"]).get("seeds", [])}
 
     def threshold(self) -> float:
         return self.contract.threshold(self.noise.noise if self.noise else 0.0)
 
     # -- the loop ---------------------------------------------------------------------------------------
     def next_candidate(self) -> Candidate:
-        return self.proposer.propose(self.history())
+        """The proposer's next candidate. Under xdist it is reserved in the journal, so no other worker runs
+        it; until a first run has become the incumbent, one candidate runs at a time (it is the baseline)."""
+        if self.journal is None:
+            return self.proposer.propose(self.history())
+        waited = False
+        while True:
+            with self.journal.locked() as entries:
+                self._sync(entries)
+                if self.incumbent is not None or not self._flight:
+                    candidate = self.proposer.propose(self.history())
+                    self.journal.append(
+                        journal.RESERVE,
+                        id=candidate.id,
+                        params=candidate.params,
+                        patch_sha=candidate.patch_sha,
+                    )
+                    return candidate
+            if not waited:
+                self.progress(f"[autofl] waiting for {self._flight[0]['id']} to become the first incumbent")
+                waited = True
+            time.sleep(WAIT_SECONDS)
 
     def _runner(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
         """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the same
@@ -261,9 +312,20 @@ class AutoflSession:
             self.progress(f"[autofl] {self.noise.describe()}; threshold {self.threshold():.4f}")
 
     def _ensure_noise(self) -> str | None:
-        """Measure the noise floor when it is not cached (the baseline rerun is not a ledger row)."""
+        """Measure the noise floor when it is not cached (the baseline rerun is not a ledger row). One process
+        measures it; others (xdist workers, parallel sessions) wait for it and read the cache."""
         if self.noise is not None or self.incumbent is None or self.baseline is None:
             return None
+        with FileLock(str(self.noise_path) + ".lock"):
+            fresh = self.noise_path.is_file() and self.noise_path.stat().st_mtime >= self._started
+            if fresh or not self.recalibrate:
+                self.noise = noise.load(self.noise_path)
+            if self.noise is not None:
+                return None
+            return self._calibrate_baseline()
+
+    def _calibrate_baseline(self) -> str | None:
+        assert self.baseline is not None
         base = self.proposer.make(self.baseline.params)
         runner = self._runner(
             base, self.run_dir / "calibration", "[autofl calibration]", reuse=not self.recalibrate
@@ -315,6 +377,7 @@ class AutoflSession:
         )
 
     def _decide(self, result: TrialResult) -> Verdict:
+        self.refresh()  # under xdist, another worker may have found a better incumbent meanwhile
         assert self.incumbent is not None
         inc_comm = self.incumbent.comm_bytes
         cost = result.comm_bytes / inc_comm if result.comm_bytes and inc_comm else None
@@ -360,10 +423,7 @@ class AutoflSession:
     def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:
         """Re-run a keep and the incumbent on fresh, never-used seeds before the keep may replace it."""
         assert self.incumbent is not None
-        used = self._used_confirm_seeds()
-        fresh = [s for s in self.contract.confirm_seeds if s not in used][
-            : self.contract.statistics["confirm_per_keep"]
-        ]
+        fresh = self._reserve_confirm_seeds(self.contract.statistics["confirm_per_keep"])
         if len(fresh) < self.contract.statistics["confirm_per_keep"]:
             return replace(
                 verdict, status=NARROW, reason=verdict.reason + "; no fresh confirmation seeds left"
@@ -397,6 +457,18 @@ class AutoflSession:
             reason=f"failed confirmation on {where} < threshold; selection said: {verdict.reason}",
         )
 
+    def _reserve_confirm_seeds(self, count: int) -> list[int]:
+        """Fresh seeds no confirmation has used, taken for this one (under xdist: for no other worker)."""
+        if self.journal is None:
+            used = self._used_confirm_seeds()
+            return [s for s in self.contract.confirm_seeds if s not in used][:count]
+        with self.journal.locked() as entries:
+            self._sync(entries)
+            used = self._used_confirm_seeds() | journal.confirm_seeds(entries)
+            fresh = [s for s in self.contract.confirm_seeds if s not in used][:count]
+            self.journal.append(journal.CONFIRM, seeds=fresh)
+        return fresh
+
     def _check_invariants(self, result: TrialResult) -> None:
         shard_dir, split = self.shards()
         contract_now = load_contract(self.contract.directory.parent, self.contract.name).sha
@@ -416,7 +488,8 @@ class AutoflSession:
         )
 
     def record(self, result: TrialResult) -> Verdict:
-        """Append the ledger row and move the incumbent on a keep. Called once per finished trial."""
+        """Make the trial's ledger row (``result.row``) and move the incumbent on a keep; write the row unless
+        this is an xdist worker (the controller writes it). Called once per finished trial."""
         if result.error:
             verdict = Verdict(CRASH, None, result.error)
         elif result.violations and not result.runs:
@@ -429,20 +502,31 @@ class AutoflSession:
         result.verdict = verdict
         incumbent_id = self.incumbent.id if self.incumbent else ""
         self.results.append(result)
-        self._append(result, verdict, incumbent_id)
-        if verdict.status == KEEP and result.score is not None:
-            self.incumbent = Incumbent(
-                result.candidate.id,
-                result.score,
-                result.seed_scores,
-                self._rel(result.trial_dir),
-                result.candidate.params,
-                result.comm_bytes,
-                result.seconds_per_run,
-            )
-            if self.baseline is None:
-                self.baseline = self.incumbent
+        result.row = self._row(result, verdict, incumbent_id)
+        if self.journal is None:
+            self.rows.append(result.row)
+            self._set_incumbent()
+        else:
+            with self.journal.locked() as entries:
+                self._sync([*entries, self.journal.append(journal.ROW, row=result.row)])
+        if self.writes_ledger:
+            self.write(result.row)
         return verdict
+
+    def write(self, row: dict[str, str]) -> None:
+        """Append one verdict row to the ledger (the controller's job under xdist)."""
+        ledger.append_row(self.ledger_path, row)
+        self.row_ids.append(row["row_id"])
+
+    def receive(self, row: dict[str, str]) -> None:
+        """A verdict row from an xdist worker, on the controller: write it once and count it in the summary."""
+        if row["row_id"] in self.row_ids:
+            return
+        self.write(row)
+        self.rows.append(row)
+        self._set_incumbent()
+        if self.noise is None:  # measured by a worker
+            self.noise = noise.load(self.noise_path)
 
     def _rel(self, path: Path) -> str:
         try:
@@ -450,7 +534,7 @@ class AutoflSession:
         except ValueError:
             return str(path)
 
-    def _append(self, result: TrialResult, verdict: Verdict, incumbent_id: str) -> None:
+    def _row(self, result: TrialResult, verdict: Verdict, incumbent_id: str) -> dict[str, str]:
         changed = changed_knobs(result.candidate.params, self.schema.defaults())
         _, split = self.shards()
         iv = verdict.interval
@@ -467,54 +551,48 @@ class AutoflSession:
             if result.confirm_scores
             else ""
         )
-        row_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        ledger.append_row(
-            self.ledger_path,
-            {
-                "commit": _git_commit(self.rootdir),
-                "score": f"{result.score:.6f}" if result.score is not None and clean else "0.000000",
-                "runtime_seconds": f"{result.runtime_seconds:.1f}",
-                "budget": self.contract.budget_string(),
-                "status": verdict.status,
-                "target": "rejected"
-                if not result.candidate.params
-                else (("knobs: " + ",".join(changed)) if changed else "baseline"),
-                "description": result.candidate.description,
-                "artifacts": ";".join(
-                    [self._rel(result.trial_dir)]
-                    + [self._rel(r.log_path) for r in result.runs + result.extra_runs]
-                ),
-                "candidate_id": result.candidate.id,
-                "params": result.candidate.params_json,
-                "seeds": json.dumps(sorted(result.seed_scores)),
-                "seed_scores": json.dumps({str(k): v for k, v in _rounded(result.seed_scores).items()}),
-                "delta": "" if verdict.delta is None else f"{verdict.delta:+.6f}",
-                "ci_low": f"{iv.low:+.6f}" if iv and iv.n > 1 else "",
-                "ci_high": f"{iv.high:+.6f}" if iv and iv.n > 1 else "",
-                "n_seeds": len(result.seed_scores),
-                "noise": f"{self.noise.noise:.6f}" if self.noise else "",
-                "threshold": f"{verdict.threshold:.6f}" if verdict.threshold is not None else "",
-                "incumbent_id": incumbent_id,
-                "reason": verdict.reason,
-                "n_params": result.n_params if result.n_params is not None else "",
-                "comm_bytes": f"{result.comm_bytes:.0f}" if result.comm_bytes is not None else "",
-                "cost_ratio": f"{verdict.cost_ratio:.3f}" if verdict.cost_ratio is not None else "",
-                "seconds_per_run": f"{result.seconds_per_run:.1f}"
-                if result.seconds_per_run is not None
-                else "",
-                "confirm": confirm_json,
-                "contract_sha": self.contract.sha,
-                "split_sha": split.sha,
-                "surface_sha": surface_sha(surface_copy) if surface_copy.is_dir() else "",
-                "patch_sha": result.candidate.patch_sha,
-                "benchmark": self.contract.name,
-                "nvflare_version": _version("nvflare"),
-                "torch_version": _version("torch"),
-                "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "row_id": row_id,
-            },
-        )
-        self.row_ids.append(row_id)
+        row: dict[str, Any] = {
+            "commit": _git_commit(self.rootdir),
+            "score": f"{result.score:.6f}" if result.score is not None and clean else "0.000000",
+            "runtime_seconds": f"{result.runtime_seconds:.1f}",
+            "budget": self.contract.budget_string(),
+            "status": verdict.status,
+            "target": "rejected"
+            if not result.candidate.params
+            else (("knobs: " + ",".join(changed)) if changed else "baseline"),
+            "description": result.candidate.description,
+            "artifacts": ";".join(
+                [self._rel(result.trial_dir)]
+                + [self._rel(r.log_path) for r in result.runs + result.extra_runs]
+            ),
+            "candidate_id": result.candidate.id,
+            "params": result.candidate.params_json,
+            "seeds": json.dumps(sorted(result.seed_scores)),
+            "seed_scores": json.dumps({str(k): v for k, v in _rounded(result.seed_scores).items()}),
+            "delta": "" if verdict.delta is None else f"{verdict.delta:+.6f}",
+            "ci_low": f"{iv.low:+.6f}" if iv and iv.n > 1 else "",
+            "ci_high": f"{iv.high:+.6f}" if iv and iv.n > 1 else "",
+            "n_seeds": len(result.seed_scores),
+            "noise": f"{self.noise.noise:.6f}" if self.noise else "",
+            "threshold": f"{verdict.threshold:.6f}" if verdict.threshold is not None else "",
+            "incumbent_id": incumbent_id,
+            "reason": verdict.reason,
+            "n_params": result.n_params if result.n_params is not None else "",
+            "comm_bytes": f"{result.comm_bytes:.0f}" if result.comm_bytes is not None else "",
+            "cost_ratio": f"{verdict.cost_ratio:.3f}" if verdict.cost_ratio is not None else "",
+            "seconds_per_run": f"{result.seconds_per_run:.1f}" if result.seconds_per_run is not None else "",
+            "confirm": confirm_json,
+            "contract_sha": self.contract.sha,
+            "split_sha": split.sha,
+            "surface_sha": surface_sha(surface_copy) if surface_copy.is_dir() else "",
+            "patch_sha": result.candidate.patch_sha,
+            "benchmark": self.contract.name,
+            "nvflare_version": _version("nvflare"),
+            "torch_version": _version("torch"),
+            "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+        }
+        return {k: str(v) for k, v in row.items()}
 
     # -- candidate files -----------------------------------------------------------------------------------
     def prior_row(self, candidate: Candidate) -> dict[str, str] | None:
@@ -522,13 +600,8 @@ class AutoflSession:
         key = candidate.key
         rows = [
             r
-            for r in self._prior
+            for r in self._known_rows()
             if r["status"] != CRASH and candidate_key(json.loads(r["params"]), r["patch_sha"]) == key
-        ]
-        rows += [
-            {"row_id": "(this session)", "status": t.status}
-            for t in self.results
-            if t.candidate.key == key and t.status != CRASH
         ]
         return rows[-1] if rows else None
 

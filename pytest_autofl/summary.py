@@ -4,40 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .session import Incumbent, TrialResult
+from .session import Incumbent
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _fmt(value: str, spec: str) -> str:
+    return "-" if value == "" else format(float(value), spec)
 
 
 def summary_lines(
-    results: Sequence[TrialResult],
+    rows: Sequence[dict[str, str]],
     baseline: Incumbent | None,
     best: Incumbent | None,
     test_scores: dict[str, float] | None,
     ledger_path: str,
     noise_line: str | None = None,
 ) -> list[str]:
-    if not results:
+    """One line per verdict row of this run (every xdist worker's), then best vs baseline."""
+    if not rows:
         return ["no candidate ran in this session"]
-    width = max(len(r.candidate.id) for r in results)
+    width = max(len(r["candidate_id"]) for r in rows)
     lines = [
         f"{'#':>3}  {'candidate':<{width}}  {'score':>8}  {'delta':>8}  {'interval':>19}  {'seeds':>5}  "
         f"{'verdict':<8}  {'secs':>6}  description"
     ]
-    for r in results:
-        delta = r.verdict.delta if r.verdict else None
-        iv = r.verdict.interval if r.verdict else None
-        interval = f"[{iv.low:+.4f}, {iv.high:+.4f}]" if iv and iv.n > 1 else "-"
+    for number, r in enumerate(rows, start=1):
+        clean = r["status"] not in ("crash", "invalid")
+        interval = (
+            f"[{float(r['ci_low']):+.4f}, {float(r['ci_high']):+.4f}]"
+            if r["ci_low"] and r["ci_high"]
+            else "-"
+        )
         lines.append(
-            f"{r.slot:>3}  {r.candidate.id:<{width}}  {_fmt(r.score, '.4f'):>8}  {_fmt(delta, '+.4f'):>8}  "
-            f"{interval:>19}  {len(r.seed_scores):>5}  {r.status:<8}  {r.runtime_seconds:>6.0f}  "
-            f"{r.candidate.description}"
+            f"{number:>3}  {r['candidate_id']:<{width}}  {_fmt(r['score'] if clean else '', '.4f'):>8}  "
+            f"{_fmt(r['delta'], '+.4f'):>8}  {interval:>19}  {r['n_seeds'] or '0':>5}  {r['status']:<8}  "
+            f"{float(r['runtime_seconds']):>6.0f}  {r['description']}"
         )
     counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
     lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if noise_line:
         lines.append(noise_line)

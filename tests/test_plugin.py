@@ -75,7 +75,10 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
             ["--autofl-iterations=1", "--autofl-benchmark=cifar"],
             "*unknown benchmark 'cifar'*known benchmarks:*",
         ),
-        (["--autofl-iterations=1", "-n", "2"], "*does not run under pytest-xdist*"),
+        (
+            ["--autofl-rerun=abc", "-n", "2"],
+            "*--autofl-rerun runs one candidate; run it without pytest-xdist*",
+        ),
         (["--autofl-rerun=nope"], "*no ledger row with candidate_id or row_id 'nope'*"),
         (["--autofl-rerun=x", "--autofl-iterations=2"], "*do not combine it with --autofl-iterations*"),
     ],
