@@ -173,7 +173,16 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--autofl-iterations=1", "-p", "no:cacheprovider"],
+        # one simulation at a time, so "seed 0 finished, seed 1 running" is a moment that exists
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--autofl-iterations=1",
+            "--autofl-parallel=1",
+            "-p",
+            "no:cacheprovider",
+        ],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -198,7 +207,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     )  # the unfinished candidate left no row, not half a row
 
     # The same command again continues where it stopped: the finished seed-0 run is not repeated.
-    again = pytester.runpytest("--autofl-iterations=1", "-p", "no:cacheprovider")
+    again = pytester.runpytest("--autofl-iterations=1", "--autofl-parallel=1", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*seed 0: reusing the finished run in *seed-0 (score *"])
     assert "seed 0: starting NVFlare SimEnv" not in again.stdout.str()
@@ -253,3 +262,83 @@ def test_a_patched_aggregator_runs_isolated_is_recorded_with_patch_sha_and_rerun
     rerun = pytester.runpytest(f"--autofl-rerun={patched['candidate_id']}", "-p", "no:cacheprovider")
     rerun.assert_outcomes(passed=1)
     rerun.stdout.fnmatch_lines([f"[[]autofl rerun[]] {patched['candidate_id']} (row *): REPRODUCED; *"])
+
+
+def _start(project, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _gone_within(project, seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := _processes_under(project)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+def test_a_killed_pytest_leaves_no_simulation_behind(project):
+    """SIGKILL runs no cleanup code in pytest: the guard around each tree notices and kills it."""
+    import signal
+
+    proc = _start(project, "--autofl-iterations=1")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "round 1/2" in line:
+            break
+    assert any("nvflare.private.fed.app.simulator" in c for c in _processes_under(project))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert _gone_within(project, 15) == []
+
+
+def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pytester, project):
+    """-n 2: distinct candidates, one row each written by the controller, one summary. Then a worker is
+    killed mid-run: its simulations die with it and the other worker finishes the search."""
+    result = pytester.runpytest("-n", "2", "--autofl-iterations=4", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    rows = ledger.read_rows(project / "results.tsv")
+    assert len(rows) == 4 and len({r["candidate_id"] for r in rows}) == 4
+    assert rows[0]["status"] == "keep" and rows[0]["description"] == "baseline (schema defaults)"
+    assert all(
+        r["incumbent_id"] == rows[0]["candidate_id"] for r in rows[1:]
+    )  # nothing beat the baseline here
+    assert len({r["row_id"].split(":")[1] for r in rows}) == 2  # rows decided on both workers
+    out, progress = result.stdout.str(), result.stderr.str()  # workers' progress lines go to the shared stderr
+    assert "[gw0] [autofl" in progress and "[gw1] [autofl" in progress
+    result.stdout.fnmatch_lines(
+        ["*autofl summary*", "verdicts: *", "noise floor: sd *", "ledger: *results.tsv"]
+    )
+    summary = out[out.index("autofl summary") :]
+    assert all(r["candidate_id"] in summary for r in rows)
+    assert _processes_under(project) == []
+
+    proc = _start(project, "-n", "2", "--autofl-iterations=2")
+    assert proc.stdout is not None
+    victim = None
+    for line in proc.stdout:
+        if "round 1/2" in line:
+            guards = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "pytest_autofl.guard" in " ".join(p.info["cmdline"] or [])
+                and str(project) in " ".join(p.info["cmdline"] or [])
+            ]
+            if guards:
+                victim = psutil.Process(
+                    int(guards[0].info["cmdline"][3])
+                )  # the guard's parent: an xdist worker
+                victim.kill()
+                break
+    assert victim is not None
+    rest, _ = proc.communicate(timeout=300)
+    assert "crashed" in rest or "worker" in rest.lower(), rest[-2000:]
+    assert _gone_within(project, 15) == []
+    assert len(ledger.read_rows(project / "results.tsv")) >= 5  # the surviving worker recorded its candidate
