@@ -1,10 +1,10 @@
-"""Time one bare NVFlare SimEnv run of the benchmark's job, without the plugin, for comparison.
+"""Time bare NVFlare SimEnv runs of the benchmark's job, without the plugin, for comparison.
 
     python benchmarks/bare_simenv.py [--benchmark digits] [--seed 0] [--interval 0.1]
 
-Same recipe, model, client script and data as a pytest-autofl baseline run, but run in this process with
-NVFlare's default settings (2 s task_request_interval, no audit filter, no process-tree wrapper, no
-evaluator). Prints the wall-clock seconds. Compare with a candidate's per-seed runtime in the ledger.
+Same recipe, model, client script and data as a pytest-autofl run, but run with ``recipe.execute(SimEnv(...))``
+and NVFlare's default settings (2 s task_request_interval, no audit filter, no process-tree guard, no
+evaluator). Prints the wall-clock seconds. ``benchmarks/throughput.py`` uses ``bare_run`` as its reference.
 """
 
 from __future__ import annotations
@@ -16,27 +16,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_autofl.contract import load_contract  # noqa: E402
+from pytest_autofl.contract import Contract, load_contract  # noqa: E402
 from pytest_autofl.data import write_shards  # noqa: E402
 from pytest_autofl.runner import JOB_NAME, SURFACE_PACKAGE, prepare_surface  # noqa: E402
 from pytest_autofl.schema import load_schema  # noqa: E402
 from pytest_autofl.simjob import build_and_run  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", default="digits")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--interval", type=float, default=None, help="task_request_interval (default: NVFlare's)"
-    )
-    args = parser.parse_args()
-    contract = load_contract(ROOT / "benchmarks", args.benchmark)
-    knobs = load_schema(ROOT / "surfaces").defaults()
+def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: float | None = None) -> float:
+    """One default SimEnv run of (knobs, seed) in a temp dir; its wall-clock seconds."""
     with tempfile.TemporaryDirectory(prefix="bare-simenv-") as tmp:
         work = Path(tmp)
         shard_dir, _ = write_shards(contract, work / "data")
@@ -46,7 +39,7 @@ def main() -> None:
         client_config.write_text(
             json.dumps(
                 {
-                    "seed": args.seed,
+                    "seed": seed,
                     "knobs": knobs,
                     "data_dir": str(shard_dir),
                     "local_epochs": budget["local_epochs"],
@@ -58,23 +51,40 @@ def main() -> None:
         spec = {
             "surface_parent": str(surface_parent),
             "knobs": knobs,
-            "seed": args.seed,
+            "seed": seed,
             "job_name": JOB_NAME,
             "num_clients": contract.num_clients,
             "rounds": contract.rounds,
             "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
             "client_config": str(client_config),
-            "task_request_interval": args.interval,
+            "task_request_interval": interval,
             "audit_path": None,
             "workspace_root": str(work / "ws"),
         }
         # The simulator's worker processes import the surface package too.
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(surface_parent), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        )
-        started = time.monotonic()
-        build_and_run(spec)
-        seconds = time.monotonic() - started
+        old = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(surface_parent), str(ROOT), old or ""])
+        try:
+            started = time.monotonic()
+            build_and_run(spec)
+            return time.monotonic() - started
+        finally:
+            if old is None:
+                os.environ.pop("PYTHONPATH")
+            else:
+                os.environ["PYTHONPATH"] = old
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", default="digits")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--interval", type=float, default=None, help="task_request_interval (default: NVFlare's)"
+    )
+    args = parser.parse_args()
+    contract = load_contract(ROOT / "benchmarks", args.benchmark)
+    seconds = bare_run(contract, load_schema(ROOT / "surfaces").defaults(), args.seed, args.interval)
     interval = "default (2 s)" if args.interval is None else f"{args.interval} s"
     print(
         f"BARE_SIMENV benchmark={args.benchmark} clients={contract.num_clients} rounds={contract.rounds} "
