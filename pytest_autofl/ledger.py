@@ -56,6 +56,7 @@ COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "surface_sha",
     "patch_sha",
     "benchmark",
+    "env",
     "nvflare_version",
     "torch_version",
     "timestamp_utc",

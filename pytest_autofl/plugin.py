@@ -35,6 +35,8 @@ class Settings:
     report_dir: Path | None
     json: bool
     parallel: int
+    env: str
+    startup_kit: Path | None
 
     @property
     def searching(self) -> bool:
@@ -47,6 +49,7 @@ settings_key = pytest.StashKey[Settings]()
 session_key = pytest.StashKey[Any]()  # an AutoflSession, imported lazily to keep `pytest --help` fast
 result_key = pytest.StashKey[Any]()  # the TrialResult of a candidate item
 rerun_row_key = pytest.StashKey[dict[str, str]]()  # the ledger row --autofl-rerun reproduces
+env_key = pytest.StashKey[Any]()  # the deployment.Environment; a POC deployment is stopped at the end
 sigterm_key = pytest.StashKey[Any]()  # the SIGTERM handler a search replaced, restored at the end
 ROW_PROPERTY = "autofl_row"  # user property carrying a verdict row from an xdist worker to the controller
 facts_key = pytest.StashKey[dict[str, Any]]()  # the session's report facts, printed by --autofl-json
@@ -73,6 +76,19 @@ _OPTIONS = (
         "auto",
         "NVFlare simulations run side by side per pytest process (an integer, or 'auto': 3 per core, "
         "shared among pytest-xdist workers)",
+    ),
+    (
+        "--autofl-env",
+        "autofl_env",
+        "sim",
+        "where simulations run: sim (NVFlare SimEnv), poc (a POC deployment started for the session) or prod "
+        "(an existing deployment, via --autofl-startup-kit)",
+    ),
+    (
+        "--autofl-startup-kit",
+        "autofl_startup_kit",
+        "",
+        "admin startup kit directory of the deployment --autofl-env prod submits jobs to",
     ),
     (
         "--autofl-report",
@@ -169,6 +185,8 @@ def _settings(config: pytest.Config) -> Settings:
         report_dir=root / report if (report := _value(config, "autofl_report")) else None,
         json=bool(config.getoption("autofl_json")),
         parallel=_parallel(config),
+        env=_value(config, "autofl_env"),
+        startup_kit=root / kit if (kit := _value(config, "autofl_startup_kit")) else None,
     )
 
 
@@ -210,7 +228,9 @@ def _session(config: pytest.Config) -> Any:
     """The AutoflSession, created on first use (a search creates it in pytest_configure). An xdist worker
     shares the search with the others through a journal and leaves the ledger to the controller."""
     if session_key not in config.stash:
+        from .deployment import Environment
         from .journal import Journal
+        from .runner import CandidateRunner
         from .session import AutoflSession
 
         settings = config.stash[settings_key]
@@ -220,7 +240,7 @@ def _session(config: pytest.Config) -> Any:
             if worker
             else None
         )
-        config.stash[session_key] = AutoflSession(
+        session = AutoflSession(
             rootdir=config.rootpath,
             benchmarks_dir=settings.benchmarks_dir,
             benchmark=settings.benchmark,
@@ -233,7 +253,14 @@ def _session(config: pytest.Config) -> Any:
             parallel=settings.parallel,
             journal=journal,
             writes_ledger=worker is None,
+            env_name=settings.env,
         )
+        environment = Environment(
+            settings.env, settings.workdir, session.contract.num_clients, settings.startup_kit
+        )
+        session.runner_factory = environment.runner_factory(CandidateRunner)
+        config.stash[env_key] = environment
+        config.stash[session_key] = session
     return config.stash[session_key]
 
 
@@ -246,6 +273,11 @@ def pytest_configure(config: pytest.Config) -> None:
     xdist = hasattr(config, "workerinput") or bool(config.getoption("numprocesses", None))
     if xdist and settings.rerun is not None:
         raise pytest.UsageError("--autofl-rerun runs one candidate; run it without pytest-xdist (-n)")
+    if xdist and settings.env != "sim":
+        raise pytest.UsageError(
+            f"--autofl-env {settings.env} runs without pytest-xdist (-n): the deployment's job scheduler runs "
+            "the seeds side by side (--autofl-parallel)"
+        )
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(LedgerWriter(config), "autofl-ledger-writer")
         _stop_on_sigterm(config)
@@ -539,6 +571,8 @@ def _stop_on_sigterm(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """``--autofl-json``: the facts go out last, after pytest's own summary, so ``tail -n 1`` finds them."""
+    if env_key in config.stash:
+        config.stash[env_key].close()
     if sigterm_key in config.stash:
         signal.signal(signal.SIGTERM, config.stash[sigterm_key])
     if facts_key in config.stash and config.stash[settings_key].json:

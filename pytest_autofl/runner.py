@@ -213,8 +213,19 @@ def run_simulation(
     env = python_env(
         [Path(spec["surface_parent"]), _PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"]
     )
+    if spec.get("startup_kit"):
+        argv = [
+            sys.executable,
+            "-u",
+            "-m",
+            "pytest_autofl.simjob",
+            "submit",
+            str(run.directory / "spec.json"),
+        ]
+    else:
+        argv = simulator_argv(spec)
     tree = run_tree(
-        simulator_argv(spec),
+        argv,
         cwd=run.directory,
         env=env,
         log_path=run.log_path,
@@ -285,7 +296,9 @@ class CandidateRunner:
         shard_dir: Path,
         trial_dir: Path,
         progress: Callable[[str], None],
+        startup_kit: Path | None = None,
     ):
+        self.startup_kit = startup_kit  # None: SimEnv; else the admin kit of a POC / production deployment
         self.candidate, self.contract, self.shard_dir, self.trial_dir = (
             candidate,
             contract,
@@ -331,6 +344,17 @@ class CandidateRunner:
                     )
                     for s, t in dict.fromkeys(wanted)
                 }
+                if self.startup_kit is not None:  # a deployment: each job is built where it is submitted
+                    for spec in specs.values():
+                        spec.update(
+                            startup_kit=str(self.startup_kit),
+                            timeout=self.contract.budget["wall_clock_seconds"],
+                        )
+                        (Path(spec["client_config"]).parent / "spec.json").write_text(
+                            json.dumps(spec, indent=1)
+                        )
+                    self._specs.update(specs)
+                    return self._specs[name]
                 error = export_jobs(
                     list(specs.values()), self.surface_parent, self.trial_dir / f"export-{name}.log"
                 )

@@ -166,6 +166,7 @@ class AutoflSession:
         parallel: int = 1,
         journal: Journal | None = None,
         writes_ledger: bool = True,
+        env_name: str = "sim",
         runner_factory: RunnerFactory = CandidateRunner,
     ):
         self.rootdir = rootdir
@@ -188,6 +189,7 @@ class AutoflSession:
         # pytest-xdist: workers share the search through ``journal``; only the controller writes the ledger.
         self.journal = journal
         self.writes_ledger = writes_ledger
+        self.env_name = env_name  # where the simulations ran (--autofl-env), recorded in every row
         self.results: list[TrialResult] = []  # this process' trials
         self.rows: list[dict[str, str]] = []  # this run's verdict rows (every worker's, under xdist)
         self.row_ids: list[str] = []  # the ledger rows this process wrote, in order
@@ -294,7 +296,12 @@ class AutoflSession:
         if not reuse or self.force:
             return inner
         key = sha256_of(
-            {"contract": self.contract.sha, "surface": self.surface_sha, "candidate": candidate.key}
+            {
+                "contract": self.contract.sha,
+                "surface": self.surface_sha,
+                "candidate": candidate.key,
+                "env": self.env_name,
+            }
         )
         return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress)
 
@@ -587,6 +594,7 @@ class AutoflSession:
             "surface_sha": surface_sha(surface_copy) if surface_copy.is_dir() else "",
             "patch_sha": result.candidate.patch_sha,
             "benchmark": self.contract.name,
+            "env": self.env_name,
             "nvflare_version": _version("nvflare"),
             "torch_version": _version("torch"),
             "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

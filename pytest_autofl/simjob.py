@@ -5,12 +5,14 @@ script), the contract budget and the harness' audit filter.
 process (the candidate's code and torch are imported once, not once per seed). Each seed then runs as exactly
 the command ``SimEnv`` would start, ``simulator_argv``, in its own process tree owned by the runner — a real,
 isolated NVFlare simulation. ``build_and_run`` is the plain ``recipe.execute(SimEnv(...))`` path, kept for
-``benchmarks/bare_simenv.py``, which times NVFlare's defaults without the harness.
+``benchmarks/bare_simenv.py``, which times NVFlare's defaults without the harness. ``submit`` sends the same
+job to a POC or production deployment instead.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,9 +84,36 @@ def simulator_argv(spec: dict[str, Any]) -> list[str]:
     ]
 
 
+def submit(spec: dict[str, Any]) -> None:
+    """Submit the job to a running deployment (``--autofl-env poc/prod``) through the admin startup kit, wait
+    for it, and put the server's result where a SimEnv run leaves it (``<ws>/<job>/server/simulate_job``), so
+    the evaluator and the checks read every environment alike. Interrupted (the wall-clock cap, Ctrl-C): the
+    job is aborted on the deployment, not left running there."""
+    from nvflare.recipe import ProdEnv
+
+    env = ProdEnv(startup_kit_location=spec["startup_kit"], login_timeout=30.0)
+    run = build_recipe(spec).execute(env)
+    job_id = run.get_job_id()
+    print(f"AUTOFL_JOB_ID={job_id}", flush=True)
+    try:
+        result = run.get_result(timeout=float(spec["timeout"]), clean_up=False)
+    except KeyboardInterrupt:
+        env.abort_job(job_id)
+        raise
+    if result is None:
+        env.abort_job(job_id)
+        sys.exit(f"job {job_id} did not finish within {spec['timeout']} s (aborted)")
+    target = Path(spec["workspace_root"]) / spec["job_name"] / "server" / "simulate_job"
+    shutil.copytree(Path(result), target, dirs_exist_ok=True)
+    print(f"AUTOFL_RESULT_DIR={target}", flush=True)
+
+
 def main() -> None:
-    if len(sys.argv) != 3 or sys.argv[1] != "export":
-        sys.exit("usage: python -m pytest_autofl.simjob export specs.json")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("export", "submit"):
+        sys.exit("usage: python -m pytest_autofl.simjob export specs.json | submit spec.json")
+    if sys.argv[1] == "submit":
+        submit(json.loads(Path(sys.argv[2]).read_text()))
+        return
     for spec in json.loads(Path(sys.argv[2]).read_text()):
         export(spec)
         print(f"AUTOFL_EXPORTED={spec['job_root']}", flush=True)
