@@ -126,6 +126,7 @@ def build_facts(
             if c != frame["contract_sha"].iloc[-1]
         ],
         "sessions": int(frame["row_id"].str.rsplit(":", n=1).str[0].nunique()),
+        "environments": sorted(set(frame["env"])),
         "commits": list(dict.fromkeys(frame["commit"])),
         "versions": {
             "nvflare": sorted(set(frame["nvflare_version"]) - {""}),
@@ -206,7 +207,7 @@ def render_markdown(facts: dict[str, Any]) -> str:
         f"{facts['sessions']} session(s), {rt['first_utc'] or '-'} to {rt['last_utc'] or '-'})",
         f"- contract: `{facts['contract_sha']}`; split `{', '.join(s[:12] for s in facts['split_sha']) or '-'}`",
         f"- budget: `{facts['budget']}`",
-        f"- metric: {m['name']} ({direction})",
+        f"- metric: {m['name']} ({direction}); ran on: {', '.join(facts['environments'])}",
         f"- nvflare {', '.join(facts['versions']['nvflare']) or '-'}, torch {', '.join(facts['versions']['torch']) or '-'}; "
         f"commits {', '.join(c for c in facts['commits'] if c) or '-'}",
     ]

@@ -311,7 +311,10 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
         r["incumbent_id"] == rows[0]["candidate_id"] for r in rows[1:]
     )  # nothing beat the baseline here
     assert len({r["row_id"].split(":")[1] for r in rows}) == 2  # rows decided on both workers
-    out, progress = result.stdout.str(), result.stderr.str()  # workers' progress lines go to the shared stderr
+    out, progress = (
+        result.stdout.str(),
+        result.stderr.str(),
+    )  # workers' progress lines go to the shared stderr
     assert "[gw0] [autofl" in progress and "[gw1] [autofl" in progress
     result.stdout.fnmatch_lines(
         ["*autofl summary*", "verdicts: *", "noise floor: sd *", "ledger: *results.tsv"]
@@ -342,3 +345,43 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
     assert "crashed" in rest or "worker" in rest.lower(), rest[-2000:]
     assert _gone_within(project, 15) == []
     assert len(ledger.read_rows(project / "results.tsv")) >= 5  # the surviving worker recorded its candidate
+
+
+def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester, project):
+    """--autofl-env poc: a real POC deployment (server + 2 client processes over loopback) runs the baseline;
+    the same contract and evaluator give the SimEnv scores; nothing is left running. Then --autofl-env prod
+    submits to a deployment we started ourselves, through its admin startup kit."""
+    from pytest_autofl.deployment import PocDeployment
+
+    result = pytester.runpytest("--autofl-iterations=1", "--autofl-env=poc", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    (row,) = ledger.read_rows(project / "results.tsv")
+    assert row["status"] == "keep" and row["env"] == "poc"
+    # deterministic training: the POC deployment reproduces the SimEnv baseline of this contract exactly
+    assert json.loads(row["seed_scores"]) == {"0": 0.200557, "1": 0.29805}
+    trial = project / row["artifacts"].split(";")[0]
+    assert len((trial / "seed-0" / "audit.jsonl").read_text().splitlines()) == 4  # 2 clients x 2 rounds
+    assert (
+        trial / "seed-0" / "ws" / "trial" / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
+    ).is_file()
+    assert _gone_within(project, 20) == []
+
+    deployment = PocDeployment(project / "own-poc", 2)
+    try:
+        deployment.start()
+        again = pytester.runpytest(
+            "--autofl-iterations=1",
+            "--autofl-env=prod",
+            f"--autofl-startup-kit={deployment.admin_kit}",
+            "-p",
+            "no:cacheprovider",
+        )
+        again.assert_outcomes(passed=1)
+        rows = ledger.read_rows(project / "results.tsv")
+        assert rows[1]["env"] == "prod" and rows[1]["status"] in ("keep", "narrow", "discard")
+        assert any(
+            "simulator" not in c and "own-poc" in c for c in _processes_under(project)
+        )  # prod stops nothing
+    finally:
+        deployment.stop()
+    assert _gone_within(project, 20) == []

@@ -32,6 +32,7 @@ def test_facts_of_a_real_search():
         f"pytest --autofl-benchmark digits-smoke --autofl-ledger {FIXTURE} --autofl-rerun vm:5246:3742e836bcf9"
     )
     assert facts["noise"] == {"sd": 0.068938, "threshold": 0.034469}
+    assert facts["environments"] == ["sim"]
     assert (
         facts["runtime"]["seed_runs"] == 42
     )  # 2 seeds per row + one fresh confirmation seed per keep, both sides

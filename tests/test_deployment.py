@@ -1,0 +1,53 @@
+"""--autofl-env: the POC project file, environment checks, and leftover cleanup (the real POC run is in e2e)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from pytest_autofl.deployment import ADMIN, Environment, kill_leftovers, project_file
+from pytest_autofl.errors import AutoFLError
+from pytest_autofl.runner import CandidateRunner
+
+
+def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_path):
+    first = yaml.safe_load(project_file(tmp_path / "a.yml", 4).read_text())
+    second = yaml.safe_load(project_file(tmp_path / "b.yml", 4).read_text())
+    (server,) = [p for p in first["participants"] if p["type"] == "server"]
+    ports = {server["fed_learn_port"], server["admin_port"]}
+    assert len(ports) == 2 and not ports & {8002, 8003}  # never NVFlare's fixed defaults
+    (other,) = [p for p in second["participants"] if p["type"] == "server"]
+    assert not ports & {other["fed_learn_port"], other["admin_port"]}  # two sessions never clash
+    assert [p["name"] for p in first["participants"] if p["type"] == "client"] == [
+        f"site-{i}" for i in range(1, 5)
+    ]
+    assert [p["name"] for p in first["participants"] if p["type"] == "admin"] == [ADMIN]
+
+
+def test_environment_choices_are_checked(tmp_path):
+    with pytest.raises(AutoFLError, match="unknown environment 'cloud'; choose one of sim, poc, prod"):
+        Environment("cloud", tmp_path, 2)
+    with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
+        Environment("prod", tmp_path, 2)
+    with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
+        Environment("prod", tmp_path, 2, tmp_path / "missing")
+    assert Environment("sim", tmp_path, 2).runner_factory(CandidateRunner) is CandidateRunner
+    assert Environment("prod", tmp_path, 2, tmp_path).kit() == tmp_path
+    assert Environment("poc", tmp_path, 2).close() == 0  # never started: nothing to stop
+
+
+def test_leftovers_of_a_deployment_are_killed(tmp_path):
+    marker = tmp_path / "poc-root"
+    marker.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; time.sleep(600)", str(marker / "ws")],
+        start_new_session=True,
+    )
+    time.sleep(0.5)
+    assert kill_leftovers(marker, grace=0.0) == 1
+    assert proc.wait(10) != 0
+    assert kill_leftovers(marker, grace=0.0) == 0
