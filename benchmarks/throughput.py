@@ -33,8 +33,9 @@ from pytest_autofl import analysis  # noqa: E402
 from pytest_autofl.contract import load_contract  # noqa: E402
 
 
-def search(benchmark: str, iterations: int, workers: int, parallel: str) -> dict:
-    """One real search in a fresh project copy; wall time, candidates and simulations."""
+def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: Path) -> dict:
+    """One real search in a fresh project copy; wall time, candidates and simulations. Its report
+    (``--autofl-report``) and ledger are kept in ``keep``."""
     with tempfile.TemporaryDirectory(prefix="autofl-throughput-") as tmp:
         project = Path(tmp)
         for name in ("benchmarks", "surfaces"):
@@ -47,7 +48,7 @@ def search(benchmark: str, iterations: int, workers: int, parallel: str) -> dict
             f"--autofl-iterations={iterations}",
             f"--autofl-benchmark={benchmark}",
         ]
-        argv += [f"--autofl-parallel={parallel}", "-p", "no:cacheprovider", "-q"]
+        argv += [f"--autofl-parallel={parallel}", "--autofl-report=report", "-p", "no:cacheprovider", "-q"]
         if workers > 1:
             argv += ["-n", str(workers)]
         started = time.monotonic()
@@ -55,6 +56,8 @@ def search(benchmark: str, iterations: int, workers: int, parallel: str) -> dict
         wall = time.monotonic() - started
         if done.returncode != 0:
             sys.exit(f"search failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        shutil.copytree(project / "report", keep, dirs_exist_ok=True)
+        shutil.copy2(project / "results.tsv", keep / "results.tsv")
         frame = analysis.load_ledger(project / "results.tsv")
         # simulations: every selection and confirmation run in the ledger, plus calibration's repeat of seed 0
         simulations = analysis.seed_runs(frame) + 1
@@ -82,6 +85,12 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--bare-runs", type=int, default=6)
     parser.add_argument("--parallel", default="auto", help="--autofl-parallel for the searches")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("autofl-throughput"),
+        help="where each search's report and ledger are kept",
+    )
     args = parser.parse_args()
     report = []
     for benchmark in args.benchmark:
@@ -92,7 +101,11 @@ def main() -> None:
                 f"[throughput] {benchmark}: pytest -n {workers} --autofl-iterations={args.iterations} ...",
                 flush=True,
             )
-            runs.append(search(benchmark, args.iterations, workers, args.parallel))
+            runs.append(
+                search(
+                    benchmark, args.iterations, workers, args.parallel, args.out / f"{benchmark}-n{workers}"
+                )
+            )
             r = runs[-1]
             print(
                 f"[throughput]   {r['candidates']} candidates, {r['simulations']} simulations in {r['wall_seconds']} s",

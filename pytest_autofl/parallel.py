@@ -1,9 +1,10 @@
 """Seed runs side by side. Each run stays a separate, real NVFlare simulation in its own process tree and
 directory; running several at once only fills the cores that FLARE's start-up and polling leave idle.
 
-Only runs that are known to be needed go into one batch (the first ``min_seeds`` seeds, the seeds a keep must
-complete, both sides of a confirmation, calibration): no run is speculative, so the verdicts and ledger rows
-are exactly those of a serial run.
+Batches: calibration, the first ``min_seeds`` seeds, the seeds a keep must complete, both sides of a
+confirmation — all needed — and the remaining selection seeds of an undecided candidate, which start together
+but are looked at one at a time in seed order (``session._run_sequential``). So the verdicts and ledger rows
+are exactly those of a serial run; only compute is spent ahead of need.
 """
 
 from __future__ import annotations

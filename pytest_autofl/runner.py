@@ -1,10 +1,13 @@
-"""Run one candidate on every contract seed as real NVFlare simulations, then score it with the evaluator.
+"""Run one candidate seed by seed as real NVFlare simulations, then score each with the evaluator.
 
 Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
 
     <trial>/candidate.json            the candidate and the contract hash it ran under
     <trial>/autofl_surface/           a private copy of the surface (the user's tree is never touched)
+    <trial>/export-seed-<s>.log       the one process that built the jobs of several seeds
     <trial>/seed-<s>/client.json      what the client script reads: seed, knobs, budget, shard directory
+    <trial>/seed-<s>/spec.json        what the job was built from
+    <trial>/seed-<s>/job/trial/       the exported FLARE job (SimEnv); POC / prod build it where they submit it
     <trial>/seed-<s>/run.log          the simulator's output
     <trial>/seed-<s>/audit.jsonl      what the server received, written by the harness' audit filter
     <trial>/seed-<s>/ws/trial/...     the NVFlare workspace (final global model under server/simulate_job)

@@ -412,13 +412,19 @@ class AutoflSession:
         if result.error:
             return
         verdict = self._decide(result)
-        for seed in seeds[len(first) :]:
-            if verdict.status != NARROW:
-                break
-            result.runs.append(run := runner.run(seed))
-            if run.error:
-                return
-            verdict = self._decide(result)
+        rest = list(seeds[len(first) :])
+        while rest and verdict.status == NARROW:
+            # With room for side-by-side runs the remaining seeds start together (speculatively); the looks
+            # still take one seed at a time in seed order, so the verdict is the serial one. Runs past the
+            # deciding look are left out of the row (and reused if a keep needs them).
+            batch, rest = rest[: max(1, self.parallel)], rest[max(1, self.parallel) :]
+            for run in run_batch([(runner, s, "") for s in batch], self.parallel):
+                result.runs.append(run)
+                if run.error:
+                    return
+                verdict = self._decide(result)
+                if verdict.status != NARROW:
+                    break
         if verdict.status == KEEP:
             rest = seeds[len(result.runs) :]  # a future incumbent needs every selection seed
             result.runs.extend(run_batch([(runner, s, "") for s in rest], self.parallel))

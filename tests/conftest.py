@@ -36,7 +36,7 @@ def project(pytester: pytest.Pytester) -> Path:
 
 @pytest.fixture
 def make_session(repo, tmp_path):
-    Scripted.calls, Scripted.effects, Scripted.crash = [], {}, set()
+    Scripted.calls, Scripted.effects, Scripted.crash, Scripted.seed_effects = [], {}, set(), {}
 
     def make(**kw):
         return AutoflSession(

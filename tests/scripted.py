@@ -11,6 +11,7 @@ class Scripted:
 
     calls: list[tuple[str, int, str]] = []
     effects: dict[str, float] = {}
+    seed_effects: dict[str, dict[int, float]] = {}  # a gain that differs by seed: inconclusive at first
     crash: set[str] = set()
 
     def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
@@ -30,4 +31,5 @@ class Scripted:
         ]
         base = 0.6 + 0.03 * ((seed * 7) % 5)  # a seed effect shared by every candidate
         run.score = base + Scripted.effects.get(self.candidate.description, 0.0)
+        run.score += Scripted.seed_effects.get(self.candidate.description, {}).get(seed, 0.0)
         return run
