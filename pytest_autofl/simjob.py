@@ -104,7 +104,8 @@ def submit(spec: dict[str, Any]) -> None:
         env.abort_job(job_id)
         sys.exit(f"job {job_id} did not finish within {spec['timeout']} s (aborted)")
     target = Path(spec["workspace_root"]) / spec["job_name"] / "server" / "simulate_job"
-    shutil.copytree(Path(result), target, dirs_exist_ok=True)
+    downloaded = Path(result) / "workspace"  # <transfer>/<job_id>/{job,workspace,meta.json}
+    shutil.copytree(downloaded if downloaded.is_dir() else Path(result), target, dirs_exist_ok=True)
     print(f"AUTOFL_RESULT_DIR={target}", flush=True)
 
 
