@@ -26,16 +26,23 @@ def run_batch(jobs: Sequence[Job], parallel: int) -> list[SeedRun]:
         return [runner.run(seed, tag) for runner, seed, tag in jobs]
     STOP.clear()
     with ThreadPoolExecutor(max_workers=min(parallel, len(jobs)), thread_name_prefix="autofl-seed") as pool:
-        futures = [pool.submit(runner.run, seed, tag) for runner, seed, tag in jobs]
+        futures = [pool.submit(runner.run, seed, tag, False) for runner, seed, tag in jobs]
         try:
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f.exception() for f in futures if f in done and f.exception()), None)
             if failed is not None:
                 raise failed
-            return [f.result() for f in futures]
+            runs = [f.result() for f in futures]
         except BaseException:
             STOP.set()
             for f in futures:
                 f.cancel()
             wait(futures)
             raise
+    # One evaluator process per runner for the whole batch, instead of one per run.
+    by_runner: dict[int, tuple[Runner, list[SeedRun]]] = {}
+    for (runner, _, _), run in zip(jobs, runs, strict=True):
+        by_runner.setdefault(id(runner), (runner, []))[1].append(run)
+    for runner, its_runs in by_runner.values():
+        runner.evaluate(its_runs)
+    return runs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,7 +20,9 @@ from .runner import SeedRun
 
 
 class Runner(Protocol):
-    def run(self, seed: int, tag: str = "") -> SeedRun: ...
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun: ...
+
+    def evaluate(self, runs: list[SeedRun]) -> None: ...
 
 
 class ResumingRunner:
@@ -37,20 +40,32 @@ class ResumingRunner:
     def _entry(self, seed: int, tag: str) -> Path:
         return self.index_dir / f"{self.key[:40]}-seed-{seed}{tag}.json"
 
-    def run(self, seed: int, tag: str = "") -> SeedRun:
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
         entry = self._entry(seed, tag)
         reused = self._reuse(entry, seed, tag)
         if reused is not None:
             return reused
-        run = self.inner.run(seed, tag)
-        if run.error is None and run.score is not None:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            facts = asdict(run)
-            facts["directory"] = str(run.directory.resolve())
-            tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(facts))
-            os.replace(tmp, entry)
+        run = self.inner.run(seed, tag, evaluate)
+        self._record(run, tag)
         return run
+
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        pending = [r for r in runs if r.error is None and r.score is None]
+        self.inner.evaluate(pending)
+        for run in pending:
+            self._record(run, run.directory.name.removeprefix(f"seed-{run.seed}"))
+
+    def _record(self, run: SeedRun, tag: str) -> None:
+        """Index a scored run the moment it is finished."""
+        if run.error is not None or run.score is None:
+            return
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        facts = asdict(run)
+        facts["directory"] = str(run.directory.resolve())
+        entry = self._entry(run.seed, tag)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(facts))
+        os.replace(tmp, entry)
 
     def _reuse(self, entry: Path, seed: int, tag: str) -> SeedRun | None:
         try:

@@ -366,8 +366,9 @@ class CandidateRunner:
                 self._specs.update(specs)
             return self._specs[name]
 
-    def run(self, seed: int, tag: str = "") -> SeedRun:
-        """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun."""
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
+        """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun.
+        ``evaluate=False`` leaves the scoring to a later ``evaluate`` call that scores several runs at once."""
         c = self.contract
         self.progress(
             f"seed {seed}{tag}: starting NVFlare SimEnv ({c.num_clients} clients x {c.rounds} rounds)"
@@ -380,15 +381,29 @@ class CandidateRunner:
         run = run_simulation(spec, c, self.progress, tag)
         if run.error:
             self.progress(f"seed {seed}{tag}: CRASH after {run.runtime_seconds:.1f} s")
-            return run
-        model = {"arch": self.candidate.params.get("arch", "mlp"), "seed": seed, "path": str(run.model_path)}
-        try:
-            (scored,) = evaluate_models(c, self.surface_parent, [model], "validation", run.directory)
-        except RuntimeError as exc:
-            run.error = f"seed {seed}{tag}: {exc}"
-            return run
-        run.score, run.n_params = float(scored["score"]), int(scored["n_params"])
-        self.progress(
-            f"seed {seed}{tag}: validation {c.raw['metric']['name']} {run.score:.4f} ({run.runtime_seconds:.1f} s)"
-        )
+        elif evaluate:
+            self.evaluate([run])
         return run
+
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        """Score the finished, unscored runs in one evaluator process (torch and the model imported once)."""
+        todo = [r for r in runs if r.error is None and r.score is None]
+        if not todo:
+            return
+        c = self.contract
+        arch = self.candidate.params.get("arch", "mlp")
+        models = [{"arch": arch, "seed": r.seed, "path": str(r.model_path)} for r in todo]
+        where = todo[0].directory if len(todo) == 1 else self.trial_dir
+        tag = "" if len(todo) == 1 else "-" + "+".join(r.directory.name for r in todo)
+        try:
+            scored = evaluate_models(c, self.surface_parent, models, "validation", where, tag=tag)
+        except RuntimeError as exc:
+            for r in todo:
+                r.error = f"{r.directory.name}: {exc}"
+            return
+        for r, entry in zip(todo, scored, strict=True):
+            r.score, r.n_params = float(entry["score"]), int(entry["n_params"])
+            self.progress(
+                f"seed {r.directory.name.removeprefix('seed-')}: validation {c.raw['metric']['name']} "
+                f"{r.score:.4f} ({r.runtime_seconds:.1f} s)"
+            )

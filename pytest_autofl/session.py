@@ -426,8 +426,8 @@ class AutoflSession:
                 if verdict.status != NARROW:
                     break
         if verdict.status == KEEP:
-            rest = seeds[len(result.runs) :]  # a future incumbent needs every selection seed
-            result.runs.extend(run_batch([(runner, s, "") for s in rest], self.parallel))
+            missing = seeds[len(result.runs) :]  # a future incumbent needs every selection seed
+            result.runs.extend(run_batch([(runner, s, "") for s in missing], self.parallel))
             if result.error:
                 return
             verdict = self._confirm(runner, result, verdict)

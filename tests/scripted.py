@@ -17,7 +17,7 @@ class Scripted:
     def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
         self.candidate, self.contract, self.trial_dir = candidate, contract, trial_dir
 
-    def run(self, seed: int, tag: str = "") -> SeedRun:
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
         Scripted.calls.append((self.candidate.description, seed, tag))
         run = SeedRun(seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", n_params=8970)
         if self.candidate.description in Scripted.crash:
@@ -33,3 +33,6 @@ class Scripted:
         run.score = base + Scripted.effects.get(self.candidate.description, 0.0)
         run.score += Scripted.seed_effects.get(self.candidate.description, {}).get(seed, 0.0)
         return run
+
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        """Scripted runs are scored as they finish."""

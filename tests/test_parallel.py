@@ -26,7 +26,7 @@ class Sleepy:
     def __init__(self, fail_seed: int | None = None):
         self.lock, self.active, self.peak, self.fail_seed = threading.Lock(), 0, 0, fail_seed
 
-    def run(self, seed: int, tag: str = "") -> SeedRun:
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
@@ -39,6 +39,9 @@ class Sleepy:
             with self.lock:
                 self.active -= 1
 
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        self.evaluated = [r.seed for r in runs]
+
 
 def test_results_come_back_in_job_order_with_at_most_parallel_at_once():
     runner = Sleepy()
@@ -47,6 +50,7 @@ def test_results_come_back_in_job_order_with_at_most_parallel_at_once():
         (0, "seed-0-repeat")
     ]
     assert runner.peak == 3
+    assert runner.evaluated == [0, 1, 2, 3, 4, 5, 6, 0]  # one evaluation call for the whole batch
 
 
 def test_parallel_one_is_serial():
@@ -67,7 +71,7 @@ class Hanging:
     def __init__(self, tmp_path: Path, fail_seed: int):
         self.tmp_path, self.fail_seed = tmp_path, fail_seed
 
-    def run(self, seed: int, tag: str = "") -> SeedRun:
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
         if seed == self.fail_seed:
             time.sleep(1.0)  # let the others start their trees
             raise RuntimeError("one run broke")
@@ -79,6 +83,9 @@ class Hanging:
             timeout=300,
         )
         return SeedRun(seed=seed, directory=self.tmp_path)
+
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        pass
 
 
 def test_a_failing_run_stops_every_tree_in_the_batch(tmp_path):

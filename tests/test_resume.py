@@ -8,16 +8,31 @@ class Inner:
     def __init__(self, trial_dir, fail=()):
         self.trial_dir, self.fail, self.calls = trial_dir, set(fail), []
 
-    def run(self, seed, tag=""):
+    def run(self, seed, tag="", evaluate=True):
         self.calls.append((seed, tag))
         directory = self.trial_dir / f"seed-{seed}{tag}"
         directory.mkdir(parents=True)
         (directory / "run.log").write_text(f"log {seed}")
         if seed in self.fail:
             return SeedRun(seed, directory, error="boom")
-        return SeedRun(
-            seed, directory, 12.5, None, [{"round": 0, "site": "site-1", "steps": 3}], 0.5 + seed, 10
-        )
+        run = SeedRun(seed, directory, 12.5, None, [{"round": 0, "site": "site-1", "steps": 3}], None, 10)
+        if evaluate:
+            self.evaluate([run])
+        return run
+
+    def evaluate(self, runs):
+        for run in runs:
+            run.score = 0.5 + run.seed
+
+
+def test_runs_scored_later_in_a_batch_are_indexed_once_scored(tmp_path):
+    runner = ResumingRunner(Inner(tmp_path / "t1"), tmp_path / "finished", "k" * 64, tmp_path / "t1", print)
+    first, repeat = runner.run(2, evaluate=False), runner.run(2, "-repeat", evaluate=False)
+    assert first.score is None and not (tmp_path / "finished").exists()  # nothing unscored is indexed
+    runner.evaluate([first, repeat])
+    second = Inner(tmp_path / "t2")
+    again = ResumingRunner(second, tmp_path / "finished", "k" * 64, tmp_path / "t2", print)
+    assert again.run(2).score == 2.5 and again.run(2, "-repeat").score == 2.5 and second.calls == []
 
 
 def test_finished_runs_are_reused_with_their_artifacts_and_failures_are_not(tmp_path):

@@ -61,8 +61,8 @@ def test_a_keep_that_fails_confirmation_is_discarded(make_session, monkeypatch):
     step(s, 1)
     original = Scripted.run
 
-    def lucky_only_on_selection_seeds(self, seed, tag=""):
-        run = original(self, seed, tag)
+    def lucky_only_on_selection_seeds(self, seed, tag="", evaluate=True):
+        run = original(self, seed, tag, evaluate)
         if self.candidate.description == "fedprox_mu=0.01" and seed < 1000 and run.score is not None:
             run.score += 0.08
         return run
