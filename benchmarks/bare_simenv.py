@@ -4,7 +4,7 @@
 
 Same recipe, model, client script and data as a pytest-autofl run, but run with ``recipe.execute(SimEnv(...))``
 and NVFlare's default settings (2 s task_request_interval, no audit filter, no process-tree guard, no
-evaluator). Prints the wall-clock seconds. ``benchmarks/throughput.py`` uses ``bare_run`` as its reference.
+evaluator). Prints the wall-clock seconds. ``benchmarks/throughput.py`` runs this script once per (candidate, seed) as its reference loop.
 """
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ def main() -> None:
     parser.add_argument(
         "--interval", type=float, default=None, help="task_request_interval (default: NVFlare's)"
     )
+    parser.add_argument("--knobs", default=None, help="a candidate's knobs as JSON (default: the schema's)")
     args = parser.parse_args()
     contract = load_contract(ROOT / "benchmarks", args.benchmark)
-    seconds = bare_run(contract, load_schema(ROOT / "surfaces").defaults(), args.seed, args.interval)
+    knobs = json.loads(args.knobs) if args.knobs else load_schema(ROOT / "surfaces").defaults()
+    seconds = bare_run(contract, knobs, args.seed, args.interval)
     interval = "default (2 s)" if args.interval is None else f"{args.interval} s"
     print(
         f"BARE_SIMENV benchmark={args.benchmark} clients={contract.num_clients} rounds={contract.rounds} "

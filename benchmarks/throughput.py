@@ -6,7 +6,7 @@
 For each benchmark and worker count, a fresh copy of the project (no cached noise floor, no finished runs to
 reuse) runs ``pytest [-n W] --autofl-iterations=N``: the real search, calibration included. Then the first
 ``--bare-runs`` (candidate, seed) pairs of that search run again as a plain serial loop of
-``recipe.execute(SimEnv(...))`` with NVFlare's defaults and no harness (``bare_simenv.bare_run``). The ratio
+``recipe.execute(SimEnv(...))`` with NVFlare's defaults and no harness (``bare_simenv.py``, one process each). The ratio
 compares the search's wall time with the bare loop's time for the same number of simulations (mean bare
 run x simulations), so it measures infrastructure throughput, not which candidates were proposed.
 Prints a table and one ``THROUGHPUT=`` JSON line. Not a test: numbers depend on the machine.
@@ -27,10 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from bare_simenv import bare_run  # noqa: E402
-
 from pytest_autofl import analysis  # noqa: E402
-from pytest_autofl.contract import load_contract  # noqa: E402
 
 
 def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: Path) -> dict:
@@ -78,6 +75,30 @@ def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: P
         }
 
 
+def bare_run(benchmark: str, knobs: dict, seed: int) -> float:
+    """One default SimEnv run in its own process (each run imports the candidate's surface afresh); the
+    seconds of ``recipe.execute`` as the script measures them (its imports not counted: a conservative ratio)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bare_simenv.py"),
+            "--benchmark",
+            benchmark,
+            "--seed",
+            str(seed),
+        ]
+        + ["--knobs", json.dumps(knobs)],
+        capture_output=True,
+        text=True,
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BARE_SIMENV ")), None)
+    if done.returncode != 0 or line is None:
+        sys.exit(
+            f"bare SimEnv run failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
+    return float(line.rsplit("seconds=", 1)[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", nargs="+", default=["digits-smoke", "digits"])
@@ -94,7 +115,6 @@ def main() -> None:
     args = parser.parse_args()
     report = []
     for benchmark in args.benchmark:
-        contract = load_contract(ROOT / "benchmarks", benchmark)
         runs = []
         for workers in args.workers:
             print(
@@ -116,7 +136,7 @@ def main() -> None:
             f"[throughput] {benchmark}: bare default SimEnv loop over {len(pairs)} of the same candidate-seeds ...",
             flush=True,
         )
-        bare = [bare_run(contract, knobs, seed) for knobs, seed in pairs]
+        bare = [bare_run(benchmark, knobs, seed) for knobs, seed in pairs]
         bare_mean = sum(bare) / len(bare)
         for r in runs:
             r["bare_loop_seconds_same_simulations"] = round(bare_mean * r["simulations"], 1)

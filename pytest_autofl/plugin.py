@@ -159,13 +159,7 @@ def _value(config: pytest.Config, ini: str) -> str:
 
 def _settings(config: pytest.Config) -> Settings:
     root = config.rootpath
-    raw = _value(config, "autofl_iterations")
-    try:
-        iterations = int(raw)
-    except ValueError:
-        raise pytest.UsageError(f"--autofl-iterations must be an integer, got {raw!r}") from None
-    if iterations < 0:
-        raise pytest.UsageError(f"--autofl-iterations must be >= 0, got {iterations}")
+    iterations = _count(config, "autofl_iterations", 0)
     if iterations and config.getoption("autofl_rerun"):
         raise pytest.UsageError(
             "--autofl-rerun runs one recorded candidate; do not combine it with --autofl-iterations"
@@ -190,18 +184,24 @@ def _settings(config: pytest.Config) -> Settings:
     )
 
 
-def _parallel(config: pytest.Config) -> int:
-    raw = _value(config, "autofl_parallel")
-    if raw == "auto":
-        workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-        return max(1, (os.cpu_count() or 1) * PER_CORE // workers)
+def _count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
+    """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
+    raw, flag = _value(config, ini), "--" + ini.replace("_", "-")
+    if auto is not None and raw == "auto":
+        return auto
     try:
         value = int(raw)
     except ValueError:
-        raise pytest.UsageError(f"--autofl-parallel must be an integer or 'auto', got {raw!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"--autofl-parallel must be >= 1, got {value}")
+        also = " or 'auto'" if auto is not None else ""
+        raise pytest.UsageError(f"{flag} must be an integer{also}, got {raw!r}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {value}")
     return value
+
+
+def _parallel(config: pytest.Config) -> int:
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    return _count(config, "autofl_parallel", 1, auto=max(1, (os.cpu_count() or 1) * PER_CORE // workers))
 
 
 def _emitter(config: pytest.Config) -> Callable[[str], None]:

@@ -81,6 +81,20 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
         ),
         (["--autofl-rerun=nope"], "*no ledger row with candidate_id or row_id 'nope'*"),
         (["--autofl-rerun=x", "--autofl-iterations=2"], "*do not combine it with --autofl-iterations*"),
+        (["--autofl-iterations=1", "--autofl-parallel=0"], "*--autofl-parallel must be >= 1, got 0*"),
+        (
+            ["--autofl-iterations=1", "--autofl-parallel=lots"],
+            "*--autofl-parallel must be an integer or 'auto', got 'lots'*",
+        ),
+        (
+            ["--autofl-iterations=1", "--autofl-env=cloud"],
+            "*unknown environment 'cloud'; choose one of sim, poc, prod*",
+        ),
+        (["--autofl-iterations=1", "--autofl-env=prod"], "*--autofl-env prod needs --autofl-startup-kit*"),
+        (
+            ["--autofl-iterations=1", "--autofl-env=poc", "-n", "2"],
+            "*--autofl-env poc runs without pytest-xdist (-n)*",
+        ),
     ],
 )
 def test_bad_usage_is_a_clear_error(pytester, project, args, message):
