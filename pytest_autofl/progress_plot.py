@@ -26,7 +26,7 @@ _FAILED = {"crash": ("X", "#d62728", "crash"), "invalid": ("s", "#9467bd", "inva
 
 def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
     """The PNG bytes for the rows of one contract (``analysis.one_contract``) and their report facts."""
-    fig = Figure(figsize=(10, 5.6), dpi=110)
+    fig = Figure(figsize=(12, 5.6), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = list(range(1, len(frame) + 1))
@@ -115,7 +115,7 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
         fontsize=10,
     )
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)  # never over a point
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -66,7 +66,7 @@ def test_written_report_has_the_facts(tmp_path):
     png = out / report.PROGRESS_PNG
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
-    assert (width, height) == (1100, 616)
+    assert (width, height) == (1320, 616)
     assert not list(out.glob(".*.tmp"))  # written atomically, nothing left over
 
 
