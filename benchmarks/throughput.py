@@ -51,8 +51,14 @@ def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: P
         started = time.monotonic()
         done = subprocess.run(argv, cwd=project, capture_output=True, text=True)
         wall = time.monotonic() - started
-        if done.returncode != 0:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / "pytest.log").write_text(done.stdout + done.stderr)
+        if done.returncode not in (0, 1):  # 1: some candidate crashed or was invalid, which is a result
             sys.exit(f"search failed (exit {done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        for log in (project / ".autofl" / "runs").glob("*/*/seed-*/run.log"):  # every simulation's log
+            target = keep / "logs" / log.parent.parent.name / log.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, target / "run.log")
         shutil.copytree(project / "report", keep, dirs_exist_ok=True)
         shutil.copy2(project / "results.tsv", keep / "results.tsv")
         frame = analysis.load_ledger(project / "results.tsv")
