@@ -101,7 +101,8 @@ class PocDeployment:
             stdin=subprocess.DEVNULL,
         )
         output = done.stdout + done.stderr
-        (self.root / "poc.log").open("a").write(f"$ nvflare poc {' '.join(args)}\n{output}\n")
+        with (self.root / "poc.log").open("a") as log:
+            log.write(f"$ nvflare poc {' '.join(args)}\n{output}\n")
         if done.returncode != 0:
             tail = output.strip().splitlines()[-1:] or ["(no output)"]
             raise AutoFLError(
@@ -193,10 +194,10 @@ def kill_leftovers(root: Path, grace: float = 10.0) -> int:
     while True:
         procs = []
         for proc in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if proc.pid not in me and marker in " ".join(proc.info["cmdline"] or []):
-                    procs.append(proc)
-        procs = [p for p in procs if "pytest_autofl.deployment" not in " ".join(p.info["cmdline"] or [])]
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            # the watchdog (pytest_autofl.deployment) is stopped by its owner, not here
+            if proc.pid not in me and marker in cmdline and "pytest_autofl.deployment" not in cmdline:
+                procs.append(proc)
         if not procs or time.monotonic() > deadline:
             break
         time.sleep(1.0)  # `poc stop` returns before the client watchdogs exit
