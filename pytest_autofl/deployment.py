@@ -146,7 +146,14 @@ class Environment:
     """The ``--autofl-env`` choice: how a seed run reaches NVFlare. A POC deployment is started on first use
     (collecting or checking starts nothing) and stopped by ``close``."""
 
-    def __init__(self, name: str, workdir: Path, num_clients: int, startup_kit: Path | None = None):
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        num_clients: int,
+        startup_kit: Path | None = None,
+        preload: bool = True,
+    ):
         if name not in ENVIRONMENTS:
             raise AutoFLError(f"unknown environment {name!r}; choose one of {', '.join(ENVIRONMENTS)}")
         if name == "prod" and (startup_kit is None or not startup_kit.is_dir()):
@@ -154,6 +161,9 @@ class Environment:
                 f"--autofl-env prod needs --autofl-startup-kit pointing at an admin startup kit directory, got {startup_kit}"
             )
         self.name, self.workdir, self.num_clients, self.startup_kit = name, workdir, num_clients, startup_kit
+        self.preload = (
+            preload  # SimEnv only: fork the simulator's processes from one that imported torch/nvflare
+        )
         self._poc: PocDeployment | None = None
         self._failed = ""
         self._lock = threading.Lock()
@@ -174,9 +184,9 @@ class Environment:
             return self._poc.admin_kit
 
     def runner_factory(self, make: Callable[..., Any]) -> Callable[..., Any]:
-        """``make`` (the CandidateRunner class) with this environment's startup kit."""
+        """``make`` (the CandidateRunner class) with this environment's startup kit or preload setting."""
         if self.name == "sim":
-            return make
+            return lambda *args: make(*args, preload=self.preload)
         return lambda *args: make(*args, startup_kit=self.kit())
 
     def close(self) -> int:

@@ -37,6 +37,7 @@ class Settings:
     parallel: int
     env: str
     startup_kit: Path | None
+    preload: bool
 
     @property
     def searching(self) -> bool:
@@ -89,6 +90,13 @@ _OPTIONS = (
         "autofl_startup_kit",
         "",
         "admin startup kit directory of the deployment --autofl-env prod submits jobs to",
+    ),
+    (
+        "--autofl-preload",
+        "autofl_preload",
+        "on",
+        "sim only: import torch and nvflare once per simulation and fork the simulator's worker processes "
+        "from that process (on), or let every process import them itself as plain SimEnv does (off)",
     ),
     (
         "--autofl-report",
@@ -181,7 +189,15 @@ def _settings(config: pytest.Config) -> Settings:
         parallel=_parallel(config),
         env=_value(config, "autofl_env"),
         startup_kit=root / kit if (kit := _value(config, "autofl_startup_kit")) else None,
+        preload=_switch(config, "autofl_preload"),
     )
+
+
+def _switch(config: pytest.Config, ini: str) -> bool:
+    raw = _value(config, ini).lower()
+    if raw not in ("on", "off"):
+        raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
+    return raw == "on"
 
 
 def _count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
@@ -256,7 +272,11 @@ def _session(config: pytest.Config) -> Any:
             env_name=settings.env,
         )
         environment = Environment(
-            settings.env, settings.workdir, session.contract.num_clients, settings.startup_kit
+            settings.env,
+            settings.workdir,
+            session.contract.num_clients,
+            settings.startup_kit,
+            settings.preload,
         )
         session.runner_factory = environment.runner_factory(CandidateRunner)
         config.stash[env_key] = environment

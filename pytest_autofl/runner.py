@@ -200,9 +200,15 @@ def export_jobs(specs: list[dict[str, Any]], surface_parent: Path, log_path: Pat
 
 
 def run_simulation(
-    spec: dict[str, Any], contract: Contract, progress: Callable[[str], None], tag: str = ""
+    spec: dict[str, Any],
+    contract: Contract,
+    progress: Callable[[str], None],
+    tag: str = "",
+    preload: bool = True,
 ) -> SeedRun:
-    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap."""
+    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap.
+    With ``preload`` the simulator's own command runs through ``prefork``: the same simulation, with torch
+    and nvflare imported once instead of once per process."""
     seed = int(spec["seed"])
     run = SeedRun(seed=seed, directory=Path(spec["client_config"]).parent)
     audit_path = Path(spec["audit_path"])
@@ -227,6 +233,8 @@ def run_simulation(
         ]
     else:
         argv = simulator_argv(spec)
+        if preload:
+            argv = [argv[0], "-m", "pytest_autofl.prefork", *argv[1:]]
     tree = run_tree(
         argv,
         cwd=run.directory,
@@ -300,8 +308,10 @@ class CandidateRunner:
         trial_dir: Path,
         progress: Callable[[str], None],
         startup_kit: Path | None = None,
+        preload: bool = True,
     ):
         self.startup_kit = startup_kit  # None: SimEnv; else the admin kit of a POC / production deployment
+        self.preload = preload  # SimEnv: run the simulator through ``prefork`` (imports once per simulation)
         self.candidate, self.contract, self.shard_dir, self.trial_dir = (
             candidate,
             contract,
@@ -378,7 +388,7 @@ class CandidateRunner:
             return SeedRun(
                 seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", error=f"seed {seed}{tag}: {spec}"
             )
-        run = run_simulation(spec, c, self.progress, tag)
+        run = run_simulation(spec, c, self.progress, tag, preload=self.preload)
         if run.error:
             self.progress(f"seed {seed}{tag}: CRASH after {run.runtime_seconds:.1f} s")
         elif evaluate:

@@ -41,7 +41,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
     # Identical infrastructure settings for every candidate: only the polling interval differs from defaults.
     # (benchmarks/bare_simenv.py passes None for both to time NVFlare's defaults without the harness.)
     if spec.get("task_request_interval") is not None:
-        recipe.add_server_config({"task_request_interval": spec["task_request_interval"]})
+        recipe.add_server_config({"server": {"task_request_interval": spec["task_request_interval"]}})
     if spec.get("audit_path") is not None:
         recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
     return recipe

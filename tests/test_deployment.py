@@ -11,7 +11,6 @@ import yaml
 
 from pytest_autofl.deployment import ADMIN, Environment, kill_leftovers, project_file
 from pytest_autofl.errors import AutoFLError
-from pytest_autofl.runner import CandidateRunner
 
 
 def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_path):
@@ -35,7 +34,11 @@ def test_environment_choices_are_checked(tmp_path):
         Environment("prod", tmp_path, 2)
     with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
         Environment("prod", tmp_path, 2, tmp_path / "missing")
-    assert Environment("sim", tmp_path, 2).runner_factory(CandidateRunner) is CandidateRunner
+    made = []
+    Environment("sim", tmp_path, 2, preload=False).runner_factory(lambda *a, **kw: made.append(kw))(
+        "candidate"
+    )
+    assert made == [{"preload": False}]
     assert Environment("prod", tmp_path, 2, tmp_path).kit() == tmp_path
     assert Environment("poc", tmp_path, 2).close() == 0  # never started: nothing to stop
 

@@ -70,14 +70,18 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     trial_dir, log, _, repeat_log = frame["artifacts"].iloc[0].split(";")
     assert repeat_log.endswith("seed-0-repeat/run.log")
     assert (project / log).is_file() and "Round 1 started" in (project / log).read_text()
+    assert "[pytest-autofl prefork] torch and nvflare imported once" in (project / log).read_text()
     audit = (project / trial_dir / "seed-0" / "audit.jsonl").read_text().splitlines()
     assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter
     assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
     assert _processes_under(project) == []
 
-    # A reviewer re-runs the baseline row exactly and sees the same scores.
+    # A reviewer re-runs the baseline row exactly and sees the same scores, also with every simulator
+    # process importing torch and nvflare itself (plain SimEnv's process model) instead of prefork's.
     baseline_id = frame["candidate_id"].iloc[0]
-    rerun = pytester.runpytest(f"--autofl-rerun={baseline_id}", "-v", "-p", "no:cacheprovider")
+    rerun = pytester.runpytest(
+        f"--autofl-rerun={baseline_id}", "--autofl-preload=off", "-v", "-p", "no:cacheprovider"
+    )
     rerun.assert_outcomes(passed=1)
     rerun.stdout.fnmatch_lines(
         [

@@ -92,6 +92,10 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
         ),
         (["--autofl-iterations=1", "--autofl-env=prod"], "*--autofl-env prod needs --autofl-startup-kit*"),
         (
+            ["--autofl-iterations=1", "--autofl-preload=maybe"],
+            "*--autofl-preload must be on or off, got 'maybe'*",
+        ),
+        (
             ["--autofl-iterations=1", "--autofl-env=poc", "-n", "2"],
             "*--autofl-env poc runs without pytest-xdist (-n)*",
         ),

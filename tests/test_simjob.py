@@ -1,0 +1,23 @@
+"""The exported FLARE job carries the harness' infrastructure settings where NVFlare reads them."""
+
+from __future__ import annotations
+
+import json
+
+from pytest_autofl.candidate import Candidate
+from pytest_autofl.runner import JOB_NAME, TASK_REQUEST_INTERVAL, export_jobs, prepare_surface, seed_spec
+from pytest_autofl.schema import load_schema
+
+
+def test_the_polling_interval_lands_where_the_server_reads_it(repo, smoke_contract, tmp_path):
+    params = load_schema(repo / "surfaces").defaults()
+    candidate = Candidate(params=params, family="fedavg", description="baseline")
+    parent = prepare_surface(repo / "surfaces", tmp_path)
+    spec = seed_spec(candidate, smoke_contract, 0, "", parent, tmp_path / "shards", tmp_path)
+    assert export_jobs([spec], parent, tmp_path / "export.log") is None
+    (config,) = (tmp_path / "seed-0" / "job" / JOB_NAME).rglob("config_fed_server.json")
+    server = json.loads(config.read_text())
+    # NVFlare's ServerJsonConfigurator only honours the path "server.task_request_interval"; a top-level key
+    # is silently ignored (and the server keeps its 2 s default).
+    assert server["server"]["task_request_interval"] == TASK_REQUEST_INTERVAL
+    assert "task_request_interval" not in server
