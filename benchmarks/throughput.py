@@ -1,7 +1,7 @@
 """Throughput: candidates per hour with ``-n 1`` and ``-n 2``, against a bare default SimEnv loop, side by side.
 
     python benchmarks/throughput.py [--benchmark digits-smoke digits] [--iterations 6] [--workers 1 2]
-                                    [--bare-runs 6] [--parallel auto]
+                                    [--bare-runs 6] [--parallel auto] [--preload on]
 
 For each benchmark and worker count, a fresh copy of the project (no cached noise floor, no finished runs to
 reuse) runs ``pytest [-n W] --autofl-iterations=N``: the real search, calibration included. Then the first
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from pytest_autofl import analysis  # noqa: E402
 
 
-def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: Path) -> dict:
+def search(benchmark: str, iterations: int, workers: int, parallel: str, preload: str, keep: Path) -> dict:
     """One real search in a fresh project copy; wall time, candidates and simulations. Its report
     (``--autofl-report``) and ledger are kept in ``keep``."""
     with tempfile.TemporaryDirectory(prefix="autofl-throughput-") as tmp:
@@ -45,7 +45,8 @@ def search(benchmark: str, iterations: int, workers: int, parallel: str, keep: P
             f"--autofl-iterations={iterations}",
             f"--autofl-benchmark={benchmark}",
         ]
-        argv += [f"--autofl-parallel={parallel}", "--autofl-report=report", "-p", "no:cacheprovider", "-q"]
+        argv += [f"--autofl-parallel={parallel}", f"--autofl-preload={preload}", "--autofl-report=report"]
+        argv += ["-p", "no:cacheprovider", "-q"]
         if workers > 1:
             argv += ["-n", str(workers)]
         started = time.monotonic()
@@ -113,6 +114,9 @@ def main() -> None:
     parser.add_argument("--bare-runs", type=int, default=6)
     parser.add_argument("--parallel", default="auto", help="--autofl-parallel for the searches")
     parser.add_argument(
+        "--preload", default="on", choices=["on", "off"], help="--autofl-preload for the searches"
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=Path("autofl-throughput"),
@@ -129,7 +133,12 @@ def main() -> None:
             )
             runs.append(
                 search(
-                    benchmark, args.iterations, workers, args.parallel, args.out / f"{benchmark}-n{workers}"
+                    benchmark,
+                    args.iterations,
+                    workers,
+                    args.parallel,
+                    args.preload,
+                    args.out / f"{benchmark}-n{workers}",
                 )
             )
             r = runs[-1]
