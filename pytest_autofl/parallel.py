@@ -38,6 +38,7 @@ def run_batch(jobs: Sequence[Job], parallel: int) -> list[SeedRun]:
             for f in futures:
                 f.cancel()
             wait(futures)
+            STOP.clear()  # every tree of this batch is stopped; what runs next (the final report) may run
             raise
     # One evaluator process per runner for the whole batch, instead of one per run.
     by_runner: dict[int, tuple[Runner, list[SeedRun]]] = {}

@@ -11,12 +11,14 @@ Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
     <trial>/seed-<s>/run.log          the simulator's output
     <trial>/seed-<s>/audit.jsonl      what the server received, written by the harness' audit filter
     <trial>/seed-<s>/ws/trial/...     the NVFlare workspace (final global model under server/simulate_job)
+    <trial>/evaluate-validation-<n>.* the n-th evaluator process: spec, the models it scored, its log
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -30,7 +32,7 @@ from .candidate import Candidate
 from .contract import Contract, sha256_of
 from .contract_check import CHECKS
 from .evaluate import EVAL_PREFIX
-from .processes import python_env, run_tree
+from .processes import TreeResult, python_env, run_tree
 from .simjob import simulator_argv
 
 SURFACE_PACKAGE = "autofl_surface"
@@ -257,6 +259,94 @@ def run_simulation(
     return run
 
 
+class Evaluator:
+    """One evaluator process (harness code, apart from pytest) for one split. It starts ahead of need: while
+    the simulations run it imports torch and the surface's model and rebuilds the held-out set; ``score``
+    then hands it the final models. If no models come within ``wait_seconds`` it exits (``alive`` turns
+    False) and the caller starts a fresh one; ``cancel`` lets it exit at once."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        surface_parent: Path,
+        split: str,
+        work_dir: Path,
+        name: str,
+        wait_seconds: float,
+    ):
+        self.spec_path = work_dir / f"evaluate-{split}{name}.json"
+        self.request_path = work_dir / f"evaluate-{split}{name}.models.json"
+        self.log_path = work_dir / f"evaluate-{split}{name}.log"
+        self.request_path.unlink(missing_ok=True)
+        self.spec_path.write_text(
+            json.dumps(
+                {
+                    "benchmarks_dir": str(contract.directory.parent),
+                    "benchmark": contract.name,
+                    "split": split,
+                    "surface_parent": str(surface_parent),
+                    "wait_seconds": wait_seconds,
+                },
+                indent=1,
+            )
+        )
+        self._argv = [
+            sys.executable,
+            "-u",
+            "-m",
+            "pytest_autofl.evaluate",
+            str(self.spec_path),
+            str(self.request_path),
+        ]
+        self._timeout = wait_seconds + EVAL_TIMEOUT_SECONDS
+        self._outcome: TreeResult | BaseException | None = None
+        # A daemon thread: an interrupted search never waits for it (Ctrl-C stops the tree through STOP or
+        # ``cancel``, and the guard kills it if pytest is gone).
+        self._thread = threading.Thread(target=self._run, name="autofl-evaluator", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome = run_tree(
+                self._argv,
+                cwd=self.spec_path.parent,
+                env=python_env([_PACKAGE_ROOT]),
+                log_path=self.log_path,
+                timeout=self._timeout,
+            )
+        except BaseException as exc:  # stopped (Ctrl-C) while waiting
+            self._outcome = exc
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _request(self, models: list[dict[str, Any]]) -> None:
+        tmp = self.request_path.with_name(self.request_path.name + ".tmp")
+        tmp.write_text(json.dumps(models, indent=1))
+        os.replace(tmp, self.request_path)  # the evaluator never sees half a request
+
+    def cancel(self) -> None:
+        self._request([])
+
+    def score(self, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The evaluator's entries for ``models``, in order; raises RuntimeError with the reason."""
+        self._request(models)
+        self._thread.join()
+        outcome = self._outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        output = self.log_path.read_text(errors="replace")
+        line = next((ln for ln in reversed(output.splitlines()) if ln.startswith(EVAL_PREFIX)), None)
+        if outcome.returncode != 0 or line is None:
+            tail = output.strip().splitlines()[-1:] or ["(no output)"]
+            raise RuntimeError(
+                f"evaluator failed (exit {outcome.returncode}): {tail[0][:300]}; log: {self.log_path}"
+            )
+        return list(json.loads(line[len(EVAL_PREFIX) :]))
+
+
 def evaluate_models(
     contract: Contract,
     surface_parent: Path,
@@ -265,34 +355,8 @@ def evaluate_models(
     work_dir: Path,
     tag: str = "",
 ) -> list[dict[str, Any]]:
-    """Score final global models in a separate harness process; raises RuntimeError with the reason."""
-    spec_path = work_dir / f"evaluate-{split}{tag}.json"
-    spec_path.write_text(
-        json.dumps(
-            {
-                "benchmarks_dir": str(contract.directory.parent),
-                "benchmark": contract.name,
-                "split": split,
-                "surface_parent": str(surface_parent),
-                "models": models,
-            },
-            indent=1,
-        )
-    )
-    log_path = work_dir / f"evaluate-{split}{tag}.log"
-    tree = run_tree(
-        [sys.executable, "-u", "-m", "pytest_autofl.evaluate", str(spec_path)],
-        cwd=work_dir,
-        env=python_env([_PACKAGE_ROOT]),
-        log_path=log_path,
-        timeout=EVAL_TIMEOUT_SECONDS,
-    )
-    output = log_path.read_text(errors="replace")
-    line = next((ln for ln in reversed(output.splitlines()) if ln.startswith(EVAL_PREFIX)), None)
-    if tree.returncode != 0 or line is None:
-        tail = output.strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"evaluator failed (exit {tree.returncode}): {tail[0][:300]}; log: {log_path}")
-    return list(json.loads(line[len(EVAL_PREFIX) :]))
+    """Score final global models now, in a fresh evaluator process; raises RuntimeError with the reason."""
+    return Evaluator(contract, surface_parent, split, work_dir, tag, 0.0).score(models)
 
 
 class CandidateRunner:
@@ -336,6 +400,9 @@ class CandidateRunner:
         self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files, candidate.diff)
         self._specs: dict[str, dict[str, Any]] = {}  # exported jobs, by seed directory name
         self._export_lock = threading.Lock()
+        self._evaluator: Evaluator | None = None  # started with the runs it will score
+        self._evaluations = 0
+        self._evaluator_lock = threading.Lock()
 
     def _spec(self, seed: int, tag: str) -> dict[str, Any] | str:
         """The exported job of ``seed``; the first call exports every selection seed at once (one process)."""
@@ -383,30 +450,67 @@ class CandidateRunner:
         self.progress(
             f"seed {seed}{tag}: starting NVFlare SimEnv ({c.num_clients} clients x {c.rounds} rounds)"
         )
-        spec = self._spec(seed, tag)
-        if isinstance(spec, str):
-            return SeedRun(
-                seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", error=f"seed {seed}{tag}: {spec}"
-            )
-        run = run_simulation(spec, c, self.progress, tag, preload=self.preload)
+        self._warm_evaluator()
+        try:
+            spec = self._spec(seed, tag)
+            if isinstance(spec, str):
+                return SeedRun(
+                    seed=seed,
+                    directory=self.trial_dir / f"seed-{seed}{tag}",
+                    error=f"seed {seed}{tag}: {spec}",
+                )
+            run = run_simulation(spec, c, self.progress, tag, preload=self.preload)
+        except BaseException:  # interrupted: the waiting evaluator exits now, not after its wait
+            if (evaluator := self._take_evaluator()) is not None:
+                evaluator.cancel()
+            raise
         if run.error:
             self.progress(f"seed {seed}{tag}: CRASH after {run.runtime_seconds:.1f} s")
         elif evaluate:
             self.evaluate([run])
         return run
 
+    def _new_evaluator(self, wait_seconds: float) -> Evaluator:
+        self._evaluations += 1
+        return Evaluator(
+            self.contract,
+            self.surface_parent,
+            "validation",
+            self.trial_dir,
+            f"-{self._evaluations}",
+            wait_seconds,
+        )
+
+    def _warm_evaluator(self) -> None:
+        """Start the evaluator of the runs now starting, so it is ready (torch, model, held-out set loaded)
+        when they end instead of starting then. It waits up to a few wall-clock caps for them."""
+        with self._evaluator_lock:
+            if self._evaluator is None or not self._evaluator.alive:
+                cap = float(self.contract.budget["wall_clock_seconds"])
+                self._evaluator = self._new_evaluator(3 * cap + 60)
+
+    def _take_evaluator(self) -> Evaluator | None:
+        with self._evaluator_lock:
+            evaluator, self._evaluator = self._evaluator, None
+            return evaluator
+
     def evaluate(self, runs: list[SeedRun]) -> None:
-        """Score the finished, unscored runs in one evaluator process (torch and the model imported once)."""
+        """Score the finished, unscored runs in one evaluator process (torch and the model imported once):
+        the one started with the runs, or a fresh one if it is gone."""
         todo = [r for r in runs if r.error is None and r.score is None]
+        evaluator = self._take_evaluator()
         if not todo:
+            if evaluator is not None:
+                evaluator.cancel()
             return
         c = self.contract
         arch = self.candidate.params.get("arch", "mlp")
         models = [{"arch": arch, "seed": r.seed, "path": str(r.model_path)} for r in todo]
-        where = todo[0].directory if len(todo) == 1 else self.trial_dir
-        tag = "" if len(todo) == 1 else "-" + "+".join(r.directory.name for r in todo)
+        if evaluator is None or not evaluator.alive:
+            with self._evaluator_lock:
+                evaluator = self._new_evaluator(0.0)
         try:
-            scored = evaluate_models(c, self.surface_parent, models, "validation", where, tag=tag)
+            scored = evaluator.score(models)
         except RuntimeError as exc:
             for r in todo:
                 r.error = f"{r.directory.name}: {exc}"
