@@ -2,9 +2,9 @@
 directory; running several at once only fills the cores that FLARE's start-up and polling leave idle.
 
 Batches: calibration, the first ``min_seeds`` seeds, the seeds a keep must complete, both sides of a
-confirmation — all needed — and the remaining selection seeds of an undecided candidate, which start together
-but are looked at one at a time in seed order (``session._run_sequential``). So the verdicts and ledger rows
-are exactly those of a serial run; only compute is spent ahead of need.
+confirmation — all needed — and selection seeds beyond ``min_seeds`` started ahead of need, which are looked
+at one at a time in seed order (``session._run_sequential``). So the verdicts and ledger rows are exactly
+those of a serial run; only compute is spent ahead of need.
 """
 
 from __future__ import annotations

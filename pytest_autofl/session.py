@@ -405,28 +405,32 @@ class AutoflSession:
         )
 
     def _run_sequential(self, runner: Runner, result: TrialResult) -> None:
-        """The first ``min_seeds`` seeds side by side, then one seed per look until the verdict is clear."""
+        """The first ``min_seeds`` seeds, then one seed per look until the verdict is clear. With room for
+        side-by-side runs, later seeds start together with the first ones or with each other (speculatively);
+        the looks still take one seed at a time in seed order, so the verdict is the serial one. Runs past the
+        deciding look are left out of the row (and reused if a keep needs them)."""
         seeds = self.contract.seeds
-        first = seeds[: self.contract.min_seeds]
-        result.runs.extend(run_batch([(runner, s, "") for s in first], self.parallel))
+        width = max(1, self.parallel)
+        first = max(self.contract.min_seeds, min(width, len(seeds)))
+        ahead = run_batch([(runner, s, "") for s in seeds[:first]], self.parallel)
+        rest = list(seeds[first:])
+        result.runs.extend(ahead[: self.contract.min_seeds])
+        ahead = ahead[self.contract.min_seeds :]
         if result.error:
             return
         verdict = self._decide(result)
-        rest = list(seeds[len(first) :])
-        while rest and verdict.status == NARROW:
-            # With room for side-by-side runs the remaining seeds start together (speculatively); the looks
-            # still take one seed at a time in seed order, so the verdict is the serial one. Runs past the
-            # deciding look are left out of the row (and reused if a keep needs them).
-            batch, rest = rest[: max(1, self.parallel)], rest[max(1, self.parallel) :]
-            for run in run_batch([(runner, s, "") for s in batch], self.parallel):
-                result.runs.append(run)
-                if run.error:
-                    return
-                verdict = self._decide(result)
-                if verdict.status != NARROW:
-                    break
+        while verdict.status == NARROW and (ahead or rest):
+            if not ahead:
+                batch, rest = rest[:width], rest[width:]
+                ahead = run_batch([(runner, s, "") for s in batch], self.parallel)
+            run = ahead.pop(0)
+            result.runs.append(run)
+            if run.error:
+                return
+            verdict = self._decide(result)
         if verdict.status == KEEP:
-            missing = seeds[len(result.runs) :]  # a future incumbent needs every selection seed
+            result.runs.extend(ahead)  # a future incumbent needs every selection seed
+            missing = seeds[len(result.runs) :]
             result.runs.extend(run_batch([(runner, s, "") for s in missing], self.parallel))
             if result.error:
                 return
