@@ -13,6 +13,9 @@ worker: its own process and session, the worker module run as ``__main__`` with 
 cwd; only the already-imported modules are shared, copy-on-write. The shim relays signals to the worker and
 exits with its exit status, so the simulator sees an ordinary child process.
 
+The simulator's ports come from ``ports.reserve`` (below the ephemeral range, reserved across simulations
+running side by side), not from NVFlare's pick-then-bind, which let parallel runs clash.
+
 Every process stays inside the tree that ``processes.run_tree`` watches (launcher -> zygote -> workers,
 launcher -> simulator children -> shims), so the wall-clock cap, Ctrl-C and ``guard`` reach all of them.
 The zygote is per simulation: nothing, not even imported modules, is shared between two runs. Anything that
@@ -275,10 +278,14 @@ def main() -> int:
     if len(args) < 2 or args[0] != "-m":
         print("usage: python -m pytest_autofl.prefork -m MODULE [ARGS...]", file=sys.stderr)
         return 2
+    from . import ports
+
     started = time.monotonic()
     for name in PRELOAD:
         importlib.import_module(name)
     took = time.monotonic() - started
+    os.environ[ports.OWNER_ENV] = str(os.getpid())  # this simulation's ports are held until it ends
+    ports.use_in_nvflare()
     directory = tempfile.mkdtemp(prefix="autofl-prefork-")  # short: a Unix socket path has ~100 bytes
     try:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -311,6 +318,7 @@ def main() -> int:
             os.waitpid(zygote, 0)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+        ports.release(os.getpid())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 
 import psutil
 
+from pytest_autofl import ports
 from pytest_autofl.processes import python_env, run_tree
 
 FAKE_SIMULATOR = textwrap.dedent(
@@ -32,7 +33,9 @@ FAKE_SIMULATOR = textwrap.dedent(
         outs = [json.loads(p.communicate()[0]) for p in procs]
         fallback = subprocess.run([sys.executable, "-c", "import sys; print('torch' in sys.modules)"],
                                   capture_output=True, text=True).stdout.strip()
-        print(json.dumps({"codes": [p.returncode for p in procs], "outs": outs, "fallback": fallback}))
+        from nvflare.private.fed.app.simulator.simulator_runner import get_open_ports  # as NVFlare calls it
+        print(json.dumps({"codes": [p.returncode for p in procs], "outs": outs, "fallback": fallback,
+                          "ports": get_open_ports(3)}))
         sys.exit(7)
     if mode == "signals":
         result = {}
@@ -106,6 +109,9 @@ def test_workers_are_forked_yet_behave_like_fresh_python_m_processes(tmp_path):
     assert all(w["preloaded"] for w in workers)  # forked from the zygote: torch already imported
     assert len({w["random"] for w in workers}) == 3  # reseeded after the fork
     assert out["fallback"] == "False"  # anything but `-m` runs the real interpreter
+    assert len(set(out["ports"])) == 3 and all(
+        p in ports.pool() for p in out["ports"]
+    )  # reserved, not picked
 
 
 def test_signals_reach_the_worker_and_a_killed_shim_takes_its_worker_along(tmp_path):
