@@ -5,8 +5,8 @@ a moment later. With several simulations starting at once, another simulation â€
 which draws its source port from the same ephemeral range â€” can take the port in between: measured under
 ``pytest -n 2``, 2 of 35 runs failed so ("Address already in use", then clients of one simulation talking to
 the server of another). ``reserve`` instead picks ports below the kernel's ephemeral range, which the kernel
-never hands out by itself, and records each one under a file lock until the simulation that asked for it
-ends (the owner process is gone).
+never hands out by itself, and records each one under a file lock (``<tmp>/autofl-ports-<uid>/``) until the
+simulation that asked for it ends (the owner process is gone).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _RANDOM = random.SystemRandom()  # forked processes must not draw the same "rand
 
 
 def _directory() -> Path:
-    path = Path(tempfile.gettempdir()) / "autofl-ports"
+    path = Path(tempfile.gettempdir()) / f"autofl-ports-{os.getuid()}"
     path.mkdir(exist_ok=True)
     return path
 
