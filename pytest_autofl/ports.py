@@ -40,7 +40,7 @@ def pool() -> range:
     return range(max(1025, low - POOL_SIZE), low)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -69,7 +69,7 @@ def reserve(number: int) -> list[int]:
         taken = set()
         for entry in directory.glob("*.port"):
             with contextlib.suppress(OSError, ValueError):
-                if _alive(int(entry.read_text())):
+                if pid_alive(int(entry.read_text())):
                     taken.add(int(entry.stem))
                     continue
             entry.unlink(missing_ok=True)

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 SOCKET_ENV = "AUTOFL_PREFORK_SOCKET"
@@ -272,6 +273,17 @@ def _reap(workers: dict[int, socket.socket], selector: selectors.BaseSelector) -
 
 # --- the launcher -----------------------------------------------------------------------------------------
 
+_PREFIX = "autofl-prefork-"
+
+
+def _sweep(alive: Callable[[int], bool]) -> None:
+    """Remove the socket directories of launchers that were killed (SIGKILL skips their clean-up)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        pid = name[len(_PREFIX) :].split("-")[0]
+        if name.startswith(_PREFIX) and pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
 
 def main() -> int:
     args = sys.argv[1:]
@@ -290,7 +302,9 @@ def main() -> int:
         ports.use_in_nvflare()
     except (ImportError, AttributeError) as exc:  # an nvflare whose internals moved: it picks its own ports
         print(f"[pytest-autofl prefork] NVFlare picks its own ports ({exc})", file=sys.stderr, flush=True)
-    directory = tempfile.mkdtemp(prefix="autofl-prefork-")  # short: a Unix socket path has ~100 bytes
+    _sweep(ports.pid_alive)
+    # short (a Unix socket path has ~100 bytes) and named for its launcher, so _sweep can tell when it is stale
+    directory = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     try:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(os.path.join(directory, "zygote"))

@@ -13,7 +13,7 @@ import time
 
 import psutil
 
-from pytest_autofl import ports
+from pytest_autofl import ports, prefork
 from pytest_autofl.processes import python_env, run_tree
 
 FAKE_SIMULATOR = textwrap.dedent(
@@ -143,3 +143,15 @@ def test_a_hanging_simulation_is_killed_with_its_zygote_and_workers(tmp_path):
     ]
     assert left == []
     assert _socket_dirs() - before == set()  # the zygote's socket directory is removed
+
+
+def test_socket_directories_of_killed_launchers_are_swept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in ("autofl-prefork-111-a", "autofl-prefork-222-b", "autofl-prefork-old", "other-333-c"):
+        (tmp_path / name).mkdir()
+    prefork._sweep(lambda pid: pid == 222)  # 111 is gone: its launcher was SIGKILLed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "autofl-prefork-222-b",
+        "autofl-prefork-old",
+        "other-333-c",
+    ]
