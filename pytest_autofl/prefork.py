@@ -172,9 +172,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: l
         sys.path[:] = [os.getcwd(), *_pythonpath(request["env"]), *own]
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
-        import random
-
-        random.seed()  # forked children would otherwise share one random stream
+        # ``random`` reseeds itself after a fork (os.register_at_fork); numpy's global stream does not
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()
         code = _run_main(request["argv"][0], request["argv"][1:])
