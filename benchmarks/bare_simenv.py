@@ -21,11 +21,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_autofl.contract import Contract, load_contract  # noqa: E402
-from pytest_autofl.data import write_shards  # noqa: E402
-from pytest_autofl.runner import JOB_NAME, SURFACE_PACKAGE, prepare_surface  # noqa: E402
-from pytest_autofl.schema import load_schema  # noqa: E402
-from pytest_autofl.simjob import build_and_run  # noqa: E402
+from pytest_autofl.core.contract import Contract, load_contract  # noqa: E402
+from pytest_autofl.core.schema import load_schema  # noqa: E402
+from pytest_autofl.data.split import write_shards  # noqa: E402
+from pytest_autofl.run.flare_job import build_and_run  # noqa: E402
+from pytest_autofl.run.runner import JOB_NAME, SURFACE_PACKAGE, prepare_surface  # noqa: E402
 
 
 def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: float | None = None) -> float:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from pytest_autofl import analysis  # noqa: E402
+from pytest_autofl.ledger import analysis  # noqa: E402
 
 
 def search(benchmark: str, iterations: int, workers: int, parallel: str, preload: str, keep: Path) -> dict:

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_autofl.session import AutoflSession  # noqa: E402
-from pytest_autofl.verdict import decide  # noqa: E402
+from pytest_autofl.core.verdict import decide  # noqa: E402
+from pytest_autofl.search.campaign import AutoflSession  # noqa: E402
 
 
 def main() -> None:

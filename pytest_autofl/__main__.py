@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import AutoFLError
+from pytest_autofl.core.errors import AutoFLError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--json", action="store_true", help="also print report.json to stdout")
     args = parser.parse_args(argv)
 
-    from .analysis import load_ledger, one_contract
-    from .report import scoring_for, write_report
+    from pytest_autofl.ledger.analysis import load_ledger, one_contract
+    from pytest_autofl.report.facts import scoring_for, write_report
 
     try:
         rows = one_contract(load_ledger(args.ledger), args.benchmark, args.contract)

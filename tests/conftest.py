@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from scripted import Scripted
 
-from pytest_autofl.contract import load_contract
-from pytest_autofl.session import AutoflSession
+from pytest_autofl.core.contract import load_contract
+from pytest_autofl.search.campaign import AutoflSession
 
 REPO = Path(__file__).resolve().parent.parent
 

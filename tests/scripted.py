@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pytest_autofl.data import site_names
-from pytest_autofl.runner import SeedRun
+from pytest_autofl.core.contract import site_names
+from pytest_autofl.run.runner import SeedRun
 
 
 class Scripted:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_autofl import analysis, ledger
-from pytest_autofl.errors import LedgerError
+from pytest_autofl.core.errors import LedgerError
+from pytest_autofl.ledger import analysis
+from pytest_autofl.ledger import store as ledger
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke20.tsv"  # a real 20-candidate digits-smoke search
 

@@ -7,10 +7,10 @@ import shutil
 import pytest
 import yaml
 
-from pytest_autofl.candidate_file import load_candidate_file
-from pytest_autofl.errors import SchemaError
-from pytest_autofl.proposer import BuiltinProposer
-from pytest_autofl.schema import load_schema
+from pytest_autofl.core.errors import SchemaError
+from pytest_autofl.core.schema import load_schema
+from pytest_autofl.proposers.builtin import BuiltinProposer
+from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from pytest_autofl.contract import canonical_json, check_pin, load_contract, sha256_of
-from pytest_autofl.errors import ContractError
+from pytest_autofl.core.contract import canonical_json, check_pin, load_contract, sha256_of
+from pytest_autofl.core.errors import ContractError
 
 
 def test_hash_is_stable_and_independent_of_key_order(repo):

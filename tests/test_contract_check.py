@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autofl.contract_check import check_client_script, check_model, check_strategies, check_surface
+from pytest_autofl.core.surface_rules import check_client_script, check_model, check_strategies, check_surface
 
 
 @pytest.fixture(scope="module")

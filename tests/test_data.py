@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_autofl.data import heldout, load_arrays, make_split, shards_sha, write_shards
+from pytest_autofl.data.split import heldout, load_arrays, make_split, shards_sha, write_shards
 
 
 def test_split_is_deterministic_disjoint_and_complete(smoke_contract):
@@ -16,7 +16,7 @@ def test_split_is_deterministic_disjoint_and_complete(smoke_contract):
 
 
 def test_label_skew_is_real(repo):
-    from pytest_autofl.contract import load_contract
+    from pytest_autofl.core.contract import load_contract
 
     contract = load_contract(repo / "benchmarks", "digits")
     _, y = load_arrays()

@@ -9,8 +9,8 @@ import time
 import pytest
 import yaml
 
-from pytest_autofl.deployment import ADMIN, Environment, kill_leftovers, project_file
-from pytest_autofl.errors import AutoFLError
+from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.run.envs.poc import ADMIN, Environment, kill_leftovers, project_file
 
 
 def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_path):

@@ -11,9 +11,9 @@ import psutil
 import pytest
 import yaml
 
-from pytest_autofl import ledger
-from pytest_autofl.analysis import load_ledger
-from pytest_autofl.contract import load_contract
+from pytest_autofl.core.contract import load_contract
+from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger.analysis import load_ledger
 
 pytestmark = pytest.mark.e2e
 
@@ -335,7 +335,7 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
             guards = [
                 p
                 for p in psutil.process_iter(["cmdline"])
-                if "pytest_autofl.guard" in " ".join(p.info["cmdline"] or [])
+                if "pytest_autofl.run.guard" in " ".join(p.info["cmdline"] or [])
                 and str(project) in " ".join(p.info["cmdline"] or [])
             ]
             if guards:
@@ -355,7 +355,7 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
     """--autofl-env poc: a real POC deployment (server + 2 client processes over loopback) runs the baseline;
     the same contract and evaluator give the SimEnv scores; nothing is left running. Then --autofl-env prod
     submits to a deployment we started ourselves, through its admin startup kit."""
-    from pytest_autofl.deployment import PocDeployment
+    from pytest_autofl.run.envs.poc import PocDeployment
 
     result = pytester.runpytest("--autofl-iterations=1", "--autofl-env=poc", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from pytest_autofl.runner import Evaluator, evaluate_models, prepare_surface
+from pytest_autofl.run.runner import Evaluator, evaluate_models, prepare_surface
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _evaluators() -> list[psutil.Process]:
     return [
         p
         for p in psutil.process_iter(["cmdline"])
-        if "pytest_autofl.evaluate" in " ".join(p.info["cmdline"] or [])
+        if "pytest_autofl.run.evaluate" in " ".join(p.info["cmdline"] or [])
     ]
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from scripted import Scripted
 
-from pytest_autofl import ledger
-from pytest_autofl.candidate_file import load_candidate_file
+from pytest_autofl.ledger import store as ledger
+from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_rows.json"
 VOLATILE = ("timestamp_utc", "runtime_seconds", "row_id", "commit", "nvflare_version", "torch_version")
@@ -68,9 +68,7 @@ def _scenario(make_session, tmp_path: Path, parallel: int) -> list[dict[str, str
         Scripted.run = original  # type: ignore[method-assign]
     rows = ledger.read_rows(tmp_path / "results.tsv")
     run_dir = os.path.relpath(s.run_dir, tmp_path)
-    return [
-        {k: v.replace(run_dir, "<run>") for k, v in row.items() if k not in VOLATILE} for row in rows
-    ]
+    return [{k: v.replace(run_dir, "<run>") for k, v in row.items() if k not in VOLATILE} for row in rows]
 
 
 @pytest.mark.parametrize("parallel", [1, 4])

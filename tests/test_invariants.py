@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pytest_autofl.invariants import RunFacts, check, site_step_budget
+from pytest_autofl.core.invariants import RunFacts, check, site_step_budget
 
 SIZES = {"site-1": 496, "site-2": 583}
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_autofl import ledger
-from pytest_autofl.errors import LedgerError
+from pytest_autofl.core.errors import LedgerError
+from pytest_autofl.ledger import store as ledger
 
 
 def row(i: int, **extra):

@@ -14,10 +14,10 @@ from scripted import Scripted
 from test_processes import HANGING_TREE
 from test_session import step
 
-from pytest_autofl import ledger
-from pytest_autofl.parallel import run_batch
-from pytest_autofl.processes import STOP, python_env, run_tree
-from pytest_autofl.runner import SeedRun
+from pytest_autofl.ledger import store as ledger
+from pytest_autofl.run.parallel import run_batch
+from pytest_autofl.run.processes import STOP, python_env, run_tree
+from pytest_autofl.run.runner import SeedRun
 
 
 class Sleepy:

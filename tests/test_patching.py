@@ -7,11 +7,11 @@ import difflib
 import pytest
 import yaml
 
-from pytest_autofl.candidate_file import load_candidate_file
-from pytest_autofl.errors import SchemaError
-from pytest_autofl.patching import PatchError, apply, parse
-from pytest_autofl.proposer import BuiltinProposer
-from pytest_autofl.schema import load_schema
+from pytest_autofl.core.errors import SchemaError
+from pytest_autofl.core.schema import load_schema
+from pytest_autofl.proposers.builtin import BuiltinProposer
+from pytest_autofl.proposers.candidate_file import load_candidate_file
+from pytest_autofl.proposers.patching import PatchError, apply, parse
 
 TEXT = "".join(f"line {i}\n" for i in range(1, 31))
 
@@ -75,7 +75,7 @@ def test_candidate_file_patch_applies_to_the_surface_and_is_checked(repo, tmp_pa
     cand = load_candidate_file(path, proposer, repo / "surfaces")
     assert cand.files == (("strategies.py", edited),) and cand.family == "fedavg+patch"
     assert cand.diff == diff_of("strategies.py", source, edited)
-    from pytest_autofl.runner import prepare_surface
+    from pytest_autofl.run.runner import prepare_surface
 
     prepare_surface(repo / "surfaces", tmp_path / "trial", cand.files, cand.diff)
     assert (tmp_path / "trial" / "patch.diff").read_text() == cand.diff

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_autofl import ledger
+from pytest_autofl.ledger import store as ledger
 
 
 def test_help_lists_the_option_group(pytester):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autofl import ports
+from pytest_autofl.run import ports
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def test_a_dead_owners_ports_lapse(monkeypatch):
 def test_processes_reserving_at_once_never_get_the_same_port(tmp_path):
     code = (
         "import sys, tempfile; tempfile.tempdir = sys.argv[1]\n"
-        "from pytest_autofl import ports\n"
+        "from pytest_autofl.run import ports\n"
         "print(*ports.reserve(20))\n"
         "sys.stdin.read()\n"  # stay alive (the owner) until every process has reserved
     )

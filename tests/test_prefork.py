@@ -13,8 +13,8 @@ import time
 
 import psutil
 
-from pytest_autofl import ports, prefork
-from pytest_autofl.processes import python_env, run_tree
+from pytest_autofl.run import ports, prefork
+from pytest_autofl.run.processes import python_env, run_tree
 
 FAKE_SIMULATOR = textwrap.dedent(
     """
@@ -80,7 +80,7 @@ def _launch(tmp_path, *args, timeout=120.0):
         (tmp_path / f"{name}.py").write_text(text)
     log = tmp_path / "launch.log"
     result = run_tree(
-        [sys.executable, "-m", "pytest_autofl.prefork", "-m", "fakesim", *args],
+        [sys.executable, "-m", "pytest_autofl.run.prefork", "-m", "fakesim", *args],
         cwd=tmp_path,
         env=python_env([tmp_path]),
         log_path=log,

@@ -6,7 +6,7 @@ import time
 
 import psutil
 
-from pytest_autofl.processes import python_env, run_tree
+from pytest_autofl.run.processes import python_env, run_tree
 
 # Like NVFlare's simulator: the child starts a grandchild in a new session, which a process-group kill misses.
 HANGING_TREE = textwrap.dedent(

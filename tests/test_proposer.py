@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_autofl.proposer import CALIBRATION, BuiltinProposer, Tried
-from pytest_autofl.schema import load_schema
-from pytest_autofl.verdict import DISCARD, KEEP, NARROW
+from pytest_autofl.core.schema import load_schema
+from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW
+from pytest_autofl.proposers.builtin import CALIBRATION, BuiltinProposer, Tried
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import matplotlib.image
 import pytest
 from test_analysis import FIXTURE, make_row, write
 
-from pytest_autofl import report
 from pytest_autofl.__main__ import main
+from pytest_autofl.report import facts as report
 
 SMOKE = report.Scoring("validation accuracy", True, 0.95, from_contract=True)
 

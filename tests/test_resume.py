@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from pytest_autofl.resume import ResumingRunner
-from pytest_autofl.runner import SeedRun
+from pytest_autofl.run.resume import ResumingRunner
+from pytest_autofl.run.runner import SeedRun
 
 
 class Inner:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_autofl.errors import SchemaError
-from pytest_autofl.schema import load_schema
+from pytest_autofl.core.errors import SchemaError
+from pytest_autofl.core.schema import load_schema
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scripted import Scripted
 
-from pytest_autofl import ledger
+from pytest_autofl.ledger import store as ledger
 
 
 def step(session, slot):
@@ -118,7 +118,7 @@ def test_an_exact_rerun_reproduces_or_names_the_seeds_that_do_not(make_session, 
 
 
 def test_rerun_refuses_unknown_crashed_and_foreign_rows(make_session, tmp_path, repo):
-    from pytest_autofl.errors import AutoFLError
+    from pytest_autofl.core.errors import AutoFLError
 
     s = make_session()
     step(s, 1)

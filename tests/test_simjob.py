@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from pytest_autofl.candidate import Candidate
-from pytest_autofl.runner import JOB_NAME, TASK_REQUEST_INTERVAL, export_jobs, prepare_surface, seed_spec
-from pytest_autofl.schema import load_schema
+from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.schema import load_schema
+from pytest_autofl.run.runner import JOB_NAME, TASK_REQUEST_INTERVAL, export_jobs, prepare_surface, seed_spec
 
 
 def test_the_polling_interval_lands_where_the_server_reads_it(repo, smoke_contract, tmp_path):

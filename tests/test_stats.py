@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_autofl.stats import (
+from pytest_autofl.core.stats import (
     DISCARD,
     KEEP,
     NARROW,
@@ -18,7 +18,7 @@ from pytest_autofl.stats import (
     sequential_decision,
     t_interval,
 )
-from pytest_autofl.verdict import decide
+from pytest_autofl.core.verdict import decide
 
 # The digits contract's defaults.
 MIN_SEEDS, MAX_SEEDS, ALPHA, NOISE_K = 3, 6, 0.05, 0.5

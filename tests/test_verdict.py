@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_autofl.verdict import DISCARD, KEEP, NARROW, confirm, decide, paired_gains
+from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW, confirm, decide, paired_gains
 
 RULE = dict(threshold=0.01, alpha=0.05, min_seeds=3, max_seeds=6)
 

@@ -1,0 +1,72 @@
+"""A candidate: a bounded change (knob values, optionally replacement surface files) with a stable id derived
+from its content."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_autofl.core.contract import canonical_json, sha256_of
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """``params`` is the complete, validated knob set; ``files`` the replacement surface files (name, text),
+    sorted; ``id`` depends on nothing else."""
+
+    params: dict[str, Any]
+    family: str
+    description: str
+    source: str = "builtin"
+    files: tuple[tuple[str, str], ...] = ()
+    diff: str = ""  # the unified diff the files came from, kept for the artifacts (the files are what counts)
+
+    @property
+    def patch_sha(self) -> str:
+        """Hash of the replacement files ("" for a knob-only candidate)."""
+        if not self.files:
+            return ""
+        return sha256_of({name: hashlib.sha256(text.encode()).hexdigest() for name, text in self.files})
+
+    @property
+    def key(self) -> str:
+        """What makes two candidates the same experiment (the family label is only for people)."""
+        return candidate_key(self.params, self.patch_sha)
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}-{self.key[:10]}"
+
+    @property
+    def params_json(self) -> str:
+        return canonical_json(self.params)
+
+
+def candidate_key(params: dict[str, Any], patch_sha: str = "") -> str:
+    if not patch_sha:
+        return sha256_of({"params": params})
+    return sha256_of({"params": params, "patch_sha": patch_sha})
+
+
+def family_of(params: dict[str, Any], reference: dict[str, Any]) -> str:
+    """A short method-family label: the aggregator, +prox when the proximal term is on, +arch for a model change."""
+    name = str(params.get("aggregator", "custom"))
+    if float(params.get("fedprox_mu", 0) or 0) > 0:
+        name += "+prox"
+    if params.get("arch") != reference.get("arch"):
+        name += f"+{params.get('arch')}"
+    return name
+
+
+def changed_knobs(params: dict[str, Any], reference: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in params if params.get(k) != reference.get(k)))
+
+
+def describe(params: dict[str, Any], reference: dict[str, Any]) -> str:
+    diff = changed_knobs(params, reference)
+    if not diff:
+        return "baseline (schema defaults)"
+    return ", ".join(
+        f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in diff
+    )

@@ -1,0 +1,99 @@
+"""Fairness invariants: what every candidate run must have kept equal, checked from what the run actually did.
+
+Facts come from the harness (seeds it launched, the shard files on disk, the audit filter in the FLARE server,
+the evaluator's parameter count, the contract file re-hashed now), never from candidate-written metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_autofl.core.contract import Contract
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    seed: int
+    audit: list[dict[str, Any]]
+    n_params: int | None
+
+
+def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[str, int]:
+    """Local steps a site may take per round: its epochs over its shard, capped by max_local_steps."""
+    b = contract.budget
+    return {
+        site: min(b["local_epochs"] * math.ceil(n / b["batch_size"]), b["max_local_steps"])
+        for site, n in shard_sizes.items()
+    }
+
+
+def check(
+    contract: Contract,
+    runs: list[RunFacts],
+    extra_runs: Sequence[RunFacts] = (),
+    *,
+    split_sha_seen: str,
+    expected_split_sha: str,
+    contract_sha_now: str,
+    contract_sha_at_start: str,
+    shard_sizes: dict[str, int],
+) -> list[str]:
+    """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair."""
+    out = []
+    seeds, pool = [r.seed for r in runs], list(contract.seeds)
+    if not (contract.min_seeds <= len(seeds) and seeds == pool[: len(seeds)]):
+        out.append(
+            f"same seeds: ran {seeds}, the contract fixes the first {contract.min_seeds} or more of {pool}, in order"
+        )
+    fresh = set(contract.confirm_seeds)
+    strays = [r.seed for r in extra_runs if r.seed not in fresh and r.seed not in seeds]
+    if strays:
+        out.append(
+            f"same seeds: extra runs on seeds {strays} that are neither selection nor confirmation seeds"
+        )
+    if split_sha_seen != expected_split_sha:
+        out.append(
+            f"same split: the shards hash to {split_sha_seen[:12]}, the contract's split is "
+            f"{expected_split_sha[:12]}"
+        )
+    if contract_sha_now != contract_sha_at_start:
+        out.append(
+            f"contract unchanged: contract_sha moved from {contract_sha_at_start[:12]} to "
+            f"{contract_sha_now[:12]} during the run"
+        )
+    budget = site_step_budget(contract, shard_sizes)
+    sites = sorted(shard_sizes)
+    for run in [*runs, *extra_runs]:
+        by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for rec in run.audit:
+            if isinstance(rec.get("round"), int):
+                by_round[rec["round"]][str(rec.get("site"))] = rec
+        complete = [r for r, got in by_round.items() if sorted(got) == sites]
+        if len(complete) != contract.rounds:
+            out.append(
+                f"rounds completed (seed {run.seed}): {len(complete)} rounds with an update from every "
+                f"client, the contract fixes {contract.rounds}"
+            )
+        for rnd, got in sorted(by_round.items()):
+            for site, rec in sorted(got.items()):
+                steps = rec.get("steps")
+                if not isinstance(steps, int) or steps > budget.get(site, -1):
+                    out.append(
+                        f"local steps (seed {run.seed}, round {rnd}, {site}): reported {steps!r}, "
+                        f"budget {budget.get(site)}"
+                    )
+                if not rec.get("tensors"):
+                    out.append(
+                        f"non-empty update (seed {run.seed}, round {rnd}, {site}): the server received "
+                        "no parameters (numpy params are dropped by the PyTorch Client API)"
+                    )
+        if run.n_params is None or run.n_params > contract.budget["max_model_params"]:
+            out.append(
+                f"parameter count (seed {run.seed}): {run.n_params}, cap "
+                f"{contract.budget['max_model_params']}"
+            )
+    return out

@@ -1,0 +1,147 @@
+"""The mutation schema (``surfaces/mutation_schema.yaml``): every knob with its type, bounds and default,
+and the surface files a patch may touch. A candidate that leaves these bounds is rejected before it runs."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_autofl.core.errors import SchemaError
+
+SCHEMA_FILE = "mutation_schema.yaml"
+_TYPES = ("float", "int", "choice", "bool")
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    type: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    log: bool = False
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Why ``value`` is not allowed for this knob, or None if it is."""
+        if self.type == "choice":
+            return None if value in self.choices else f"must be one of {list(self.choices)}"
+        if self.type == "bool":
+            return None if isinstance(value, bool) else "must be true or false"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {type(value).__name__}"
+        if self.type == "int" and int(value) != value:
+            return "must be an integer"
+        if not math.isfinite(value):
+            return "must be finite"
+        assert self.low is not None and self.high is not None
+        if not self.low <= value <= self.high:
+            return f"is out of bounds [{self.low:g}, {self.high:g}]"
+        return None
+
+    def normalize(self, value: Any) -> Any:
+        if self.type == "float":
+            return float(value)
+        if self.type == "int":
+            return int(value)
+        return value
+
+    def sample(self, rng: random.Random) -> Any:
+        if self.type == "choice":
+            return rng.choice(self.choices)
+        if self.type == "bool":
+            return rng.random() < 0.5
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return rng.randint(int(self.low), int(self.high))
+        if self.log and self.low > 0:
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return rng.uniform(self.low, self.high)
+
+
+@dataclass(frozen=True)
+class Schema:
+    knobs: dict[str, Knob]
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: knob.default for name, knob in sorted(self.knobs.items())}
+
+    def problems(self, params: Mapping[str, Any]) -> list[str]:
+        out = [f"unknown knob '{name}'" for name in sorted(params) if name not in self.knobs]
+        for name, value in sorted(params.items()):
+            if name in self.knobs and (why := self.knobs[name].check(value)):
+                out.append(f"knob '{name}' = {value!r} {why}")
+        return out
+
+    def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``params``, validated and normalized; raises SchemaError naming every problem."""
+        if problems := self.problems(params):
+            raise SchemaError("; ".join(problems))
+        full = self.defaults()
+        full.update({k: self.knobs[k].normalize(v) for k, v in params.items()})
+        return full
+
+    def sample(self, rng: random.Random) -> dict[str, Any]:
+        return {name: knob.sample(rng) for name, knob in sorted(self.knobs.items())}
+
+
+def _knob(name: str, spec: Any, where: str) -> Knob:
+    if not isinstance(spec, dict):
+        raise SchemaError(f"{where}: knob '{name}' must be a mapping")
+    kind = spec.get("type")
+    if kind not in _TYPES:
+        raise SchemaError(f"{where}: knob '{name}' has type {kind!r}; expected one of {list(_TYPES)}")
+    if "default" not in spec:
+        raise SchemaError(f"{where}: knob '{name}' has no default")
+    if kind == "choice":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SchemaError(f"{where}: choice knob '{name}' needs a non-empty 'choices' list")
+        knob = Knob(name, kind, spec["default"], choices=tuple(choices), doc=str(spec.get("doc", "")))
+    elif kind == "bool":
+        knob = Knob(name, kind, spec["default"], doc=str(spec.get("doc", "")))
+    else:
+        low: Any = spec.get("low")
+        high: Any = spec.get("high")
+        if (
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            or low > high
+        ):
+            raise SchemaError(f"{where}: knob '{name}' needs numeric bounds with low <= high")
+        log = bool(spec.get("log", False))
+        if log and low <= 0:
+            raise SchemaError(f"{where}: log-scale knob '{name}' needs low > 0")
+        knob = Knob(
+            name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", ""))
+        )
+    if why := knob.check(knob.default):
+        raise SchemaError(f"{where}: default of knob '{name}' = {knob.default!r} {why}")
+    return knob
+
+
+def load_schema(surface_dir: Path) -> Schema:
+    path = surface_dir / SCHEMA_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SchemaError(f"{path}: cannot read the mutation schema: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("knobs"), dict) or not raw["knobs"]:
+        raise SchemaError(f"{path}: expected a mapping with a non-empty 'knobs' mapping")
+    files = raw.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise SchemaError(f"{path}: 'files' must be a list of file names")
+    for name in files:
+        if "/" in name or "\\" in name or name.startswith(".") or not (surface_dir / name).is_file():
+            raise SchemaError(
+                f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}"
+            )
+    knobs = {str(n): _knob(str(n), s, str(path)) for n, s in raw["knobs"].items()}
+    return Schema(knobs=knobs, files=tuple(files))

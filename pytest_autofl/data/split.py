@@ -1,0 +1,129 @@
+"""The harness' data: held-out sets it owns and the clients' Dirichlet label-skew shards.
+
+Everything is computed from the contract alone (no downloads, no files the candidate could write), so the
+evaluator rebuilds the validation and test sets itself and ``split_sha`` proves every run saw the same split.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_autofl.core.contract import Contract, sha256_of, site_names
+
+SHARD_INDEX_KEY = "idx"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices into the data set: one array per client plus the two harness-owned held-out sets."""
+
+    clients: dict[str, np.ndarray]
+    validation: np.ndarray
+    test: np.ndarray
+
+    @property
+    def sha(self) -> str:
+        return split_sha(self.clients, self.validation, self.test)
+
+
+def split_sha(clients: dict[str, np.ndarray], validation: np.ndarray, test: np.ndarray) -> str:
+    return sha256_of(
+        {
+            "clients": {name: [int(i) for i in idx] for name, idx in sorted(clients.items())},
+            "validation": [int(i) for i in validation],
+            "test": [int(i) for i in test],
+        }
+    )
+
+
+def load_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits (1,797 8x8 images), scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    bunch: Any = load_digits()
+    return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+
+def make_split(contract: Contract, labels: np.ndarray) -> Split:
+    """Stratified held-out sets, then a Dirichlet(alpha) label-skew partition of the rest over the clients."""
+    holdout, spec = contract.raw["holdout"], contract.raw["split"]
+    rng = np.random.default_rng(holdout["seed"])
+    validation: list[int] = []
+    test: list[int] = []
+    pool: list[int] = []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        n_val = round(len(members) * holdout["validation_fraction"])
+        n_test = round(len(members) * holdout["test_fraction"])
+        validation += members[:n_val].tolist()
+        test += members[n_val : n_val + n_test].tolist()
+        pool += members[n_val + n_test :].tolist()
+    pool_arr = np.array(sorted(pool))
+    names = site_names(spec["num_clients"])
+    split_rng = np.random.default_rng(spec["seed"])
+    for _attempt in range(1000):
+        parts: list[list[int]] = [[] for _ in names]
+        for cls in np.unique(labels[pool_arr]):
+            members = split_rng.permutation(pool_arr[labels[pool_arr] == cls])
+            weights = split_rng.dirichlet([spec["dirichlet_alpha"]] * len(names))
+            cuts = (np.cumsum(weights)[:-1] * len(members)).astype(int)
+            for part, chunk in zip(parts, np.split(members, cuts), strict=True):
+                part.extend(chunk.tolist())
+        if min(len(p) for p in parts) >= spec["min_samples_per_client"]:
+            clients = {
+                name: np.array(sorted(p), dtype=np.int64) for name, p in zip(names, parts, strict=True)
+            }
+            return Split(clients, np.array(sorted(validation)), np.array(sorted(test)))
+    raise ValueError(
+        f"no Dirichlet split with >= {spec['min_samples_per_client']} samples per client after 1000 draws; "
+        "lower min_samples_per_client or raise dirichlet_alpha"
+    )
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_shards(contract: Contract, root: Path) -> tuple[Path, Split]:
+    """Write each client's shard once (``site-N.npz`` with x, y and the row indices); return (dir, split)."""
+    x, y = load_arrays()
+    split = make_split(contract, y)
+    directory = root / f"split-{split.sha[:16]}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, idx in split.clients.items():
+        target = directory / f"{name}.npz"
+        if not target.exists():
+            _atomic_savez(target, x=x[idx], y=y[idx], **{SHARD_INDEX_KEY: idx})
+    return directory, split
+
+
+def shards_sha(contract: Contract, shard_dir: Path) -> str:
+    """Recompute the split hash from the shard files a run actually read (a fairness invariant)."""
+    _, y = load_arrays()
+    split = make_split(contract, y)
+    clients = {}
+    for name in site_names(contract.num_clients):
+        with np.load(shard_dir / f"{name}.npz") as shard:
+            clients[name] = shard[SHARD_INDEX_KEY]
+    return split_sha(clients, split.validation, split.test)
+
+
+def heldout(contract: Contract, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """The harness-owned validation (selection) or test (final report only) set."""
+    x, y = load_arrays()
+    split = make_split(contract, y)
+    idx = {"validation": split.validation, "test": split.test}[which]
+    return x[idx], y[idx]

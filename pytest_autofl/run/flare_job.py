@@ -1,0 +1,104 @@
+"""The FLARE job: a Recipe-API ``FedAvgRecipe`` built from a trial's surface copy (model, aggregator, client
+script), the contract budget and the harness' audit filter.
+
+``python -m pytest_autofl.run.flare_job export specs.json`` exports the jobs of several seeds of one candidate in one
+process (the candidate's code and torch are imported once, not once per seed). Each seed then runs as exactly
+the command ``SimEnv`` would start (``commands.simulator``), in its own process tree owned by the runner — a real,
+isolated NVFlare simulation. ``build_and_run`` is the plain ``recipe.execute(SimEnv(...))`` path, kept for
+``benchmarks/bare_simenv.py``, which times NVFlare's defaults without the harness. ``submit`` sends the same
+job to a POC or production deployment instead.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def build_recipe(spec: dict[str, Any]) -> Any:
+    sys.path.insert(0, spec["surface_parent"])
+    from autofl_surface.model import Net
+    from autofl_surface.strategies import build_aggregator
+    from nvflare.apis.dxo import DataKind
+    from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
+
+    from pytest_autofl.run.audit import AuditFilter
+
+    knobs = spec["knobs"]
+    recipe = FedAvgRecipe(
+        name=spec["job_name"],
+        model=Net(arch=knobs["arch"], seed=spec["seed"]),
+        min_clients=spec["num_clients"],
+        num_rounds=spec["rounds"],
+        train_script=spec["train_script"],
+        train_args=f"--config {spec['client_config']}",
+        aggregator=build_aggregator(knobs),
+        aggregator_data_kind=DataKind.WEIGHT_DIFF,
+    )
+    # Identical infrastructure settings for every candidate: only the polling interval differs from defaults.
+    # (benchmarks/bare_simenv.py passes None for both to time NVFlare's defaults without the harness.)
+    if spec.get("task_request_interval") is not None:
+        recipe.add_server_config({"server": {"task_request_interval": spec["task_request_interval"]}})
+    if spec.get("audit_path") is not None:
+        recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
+    return recipe
+
+
+def build_and_run(spec: dict[str, Any]) -> str:
+    from nvflare.recipe import SimEnv
+
+    env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
+    run = build_recipe(spec).execute(env)
+    return str(run.get_result())
+
+
+def export(spec: dict[str, Any]) -> None:
+    """Write the job folder to ``<job_root>/<job_name>`` and prepare the workspace as ``SimEnv.deploy`` does."""
+    from nvflare.recipe import SimEnv
+
+    env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
+    build_recipe(spec).export(spec["job_root"], env=env)
+    SimEnv._ensure_default_component_policy(str(Path(spec["workspace_root"]) / spec["job_name"]))
+
+
+def submit(spec: dict[str, Any]) -> None:
+    """Submit the job to a running deployment (``--autofl-env poc/prod``) through the admin startup kit, wait
+    for it, and put the server's result where a SimEnv run leaves it (``<ws>/<job>/server/simulate_job``), so
+    the evaluator and the checks read every environment alike. Interrupted (the wall-clock cap, Ctrl-C): the
+    job is aborted on the deployment, not left running there."""
+    from nvflare.recipe import ProdEnv
+
+    env = ProdEnv(startup_kit_location=spec["startup_kit"], login_timeout=30.0)
+    run = build_recipe(spec).execute(env)
+    job_id = run.get_job_id()
+    print(f"AUTOFL_JOB_ID={job_id}", flush=True)
+    try:
+        result = run.get_result(timeout=float(spec["timeout"]), clean_up=False)
+    except KeyboardInterrupt:
+        env.abort_job(job_id)
+        raise
+    if result is None:
+        env.abort_job(job_id)
+        sys.exit(f"job {job_id} did not finish within {spec['timeout']} s (aborted)")
+    target = Path(spec["workspace_root"]) / spec["job_name"] / "server" / "simulate_job"
+    downloaded = Path(result) / "workspace"  # <transfer>/<job_id>/{job,workspace,meta.json}
+    shutil.copytree(downloaded if downloaded.is_dir() else Path(result), target, dirs_exist_ok=True)
+    print(f"AUTOFL_RESULT_DIR={target}", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in ("export", "submit"):
+        sys.exit("usage: python -m pytest_autofl.run.flare_job export specs.json | submit spec.json")
+    if sys.argv[1] == "submit":
+        submit(json.loads(Path(sys.argv[2]).read_text()))
+        return
+    for spec in json.loads(Path(sys.argv[2]).read_text()):
+        export(spec)
+        print(f"AUTOFL_EXPORTED={spec['job_root']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Resume: a finished (candidate, seed) run is recorded on disk the moment it ends, and reused instead of
+repeated when the same candidate runs again under the same contract and surface (after Ctrl-C, say).
+
+The index lives in ``<workdir>/finished/``; each entry names the seed run's directory, whose files (log, audit,
+workspace with the final model) are copied into the new trial so every row's artifacts stay complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Protocol
+
+from pytest_autofl.run.runner import SeedRun
+
+
+class Runner(Protocol):
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun: ...
+
+    def evaluate(self, runs: list[SeedRun]) -> None: ...
+
+
+class ResumingRunner:
+    def __init__(
+        self, inner: Runner, index_dir: Path, key: str, trial_dir: Path, progress: Callable[[str], None]
+    ):
+        self.inner, self.index_dir, self.key, self.trial_dir, self.progress = (
+            inner,
+            index_dir,
+            key,
+            trial_dir,
+            progress,
+        )
+
+    def _entry(self, seed: int, tag: str) -> Path:
+        return self.index_dir / f"{self.key[:40]}-seed-{seed}{tag}.json"
+
+    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
+        entry = self._entry(seed, tag)
+        reused = self._reuse(entry, seed, tag)
+        if reused is not None:
+            return reused
+        run = self.inner.run(seed, tag, evaluate)
+        self._record(run, tag)
+        return run
+
+    def evaluate(self, runs: list[SeedRun]) -> None:
+        pending = [r for r in runs if r.error is None and r.score is None]
+        self.inner.evaluate(pending)
+        for run in pending:
+            self._record(run, run.directory.name.removeprefix(f"seed-{run.seed}"))
+
+    def _record(self, run: SeedRun, tag: str) -> None:
+        """Index a scored run the moment it is finished."""
+        if run.error is not None or run.score is None:
+            return
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        facts = asdict(run)
+        facts["directory"] = str(run.directory.resolve())
+        entry = self._entry(run.seed, tag)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(facts))
+        os.replace(tmp, entry)
+
+    def _reuse(self, entry: Path, seed: int, tag: str) -> SeedRun | None:
+        try:
+            facts = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            return None
+        old = Path(facts["directory"])
+        if not old.is_dir():
+            return None  # its artifacts are gone: run it again
+        new = self.trial_dir / old.name
+        if new.resolve() != old.resolve() and not new.exists():
+            shutil.copytree(old, new, symlinks=True)
+        facts["directory"] = new
+        run = SeedRun(**facts)
+        self.progress(f"seed {seed}{tag}: reusing the finished run in {old} (score {run.score:.4f})")
+        return run
