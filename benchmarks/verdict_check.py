@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytest_autofl.core.verdict import decide  # noqa: E402
-from pytest_autofl.search.campaign import AutoflSession  # noqa: E402
+from pytest_autofl.search.campaign import Search  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="verdict-check-") as tmp:
-        session = AutoflSession(
+        session = Search(
             rootdir=ROOT,
             benchmarks_dir=ROOT / "benchmarks",
             benchmark=args.benchmark,
@@ -43,7 +43,7 @@ def main() -> None:
             calibrate=True,
         )
         c = session.contract
-        base = session.proposer.make({})
+        base = session.factory.make({})
         t0 = time.monotonic()
         v = session.record(session.run(base, 1))
         print(f"CALIBRATION {v.status}: {v.reason} ({time.monotonic() - t0:.0f} s)")
@@ -74,7 +74,7 @@ def main() -> None:
         print(f"SEED-SHIFTED A/A: {sv.status}: {sv.reason}")
 
         t0 = time.monotonic()
-        worse = session.proposer.make({"lr": args.worse_lr})
+        worse = session.factory.make({"lr": args.worse_lr})
         wv = session.record(session.run(worse, 3))
         print(f"KNOWN-WORSE lr={args.worse_lr}: {wv.status}: {wv.reason} ({time.monotonic() - t0:.0f} s)")
     print(f"TOTAL {time.monotonic() - started:.0f} s")

@@ -1,16 +1,17 @@
-"""``pytest --autofl-check``: validate contract, schema, surface and ledger without training anything."""
+"""The pre-flight check behind ``pytest --autofl-check``: contract, schema, surface rules, candidate files and
+ledger validated without training anything."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.contract import check_pin, load_contract
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.surface_rules import check_surface
-from pytest_autofl.data.split import load_arrays, make_split
+from pytest_autofl.data.split import contract_split
 from pytest_autofl.ledger import store as ledger
-from pytest_autofl.proposers.builtin import BuiltinProposer
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 
@@ -27,7 +28,7 @@ def run_checks(
     try:
         contract = load_contract(benchmarks_dir, benchmark)
         check_pin(contract)
-        split = make_split(contract, load_arrays()[1])
+        split = contract_split(contract)
         passed.append(
             f"contract {benchmark}: valid, pinned (contract_sha {contract.sha[:12]}), "
             f"split_sha {split.sha[:12]}, profile present"
@@ -41,9 +42,10 @@ def run_checks(
         )
         files = sorted(candidates_dir.glob("*.y*ml")) if candidates_dir and candidates_dir.is_dir() else []
         bad = 0
+        factory = CandidateFactory(schema)
         for path in files:
             try:
-                load_candidate_file(path, BuiltinProposer(schema), surface_dir)
+                load_candidate_file(path, factory, surface_dir)
             except AutoFLError as exc:
                 bad += 1
                 problems.append(f"candidate: {exc}")
@@ -60,7 +62,7 @@ def run_checks(
     if ledger_problems:
         problems.extend(f"ledger: {p}" for p in ledger_problems)
     else:
-        rows = len(ledger.read_rows(ledger_path))
+        rows = len(ledger.read_fields(ledger_path))
         passed.append(
             f"ledger {ledger_path}: well-formed ({rows} rows)"
             if ledger_path.exists()

@@ -9,7 +9,7 @@ import pytest
 from scripted import Scripted
 
 from pytest_autofl.core.contract import load_contract
-from pytest_autofl.search.campaign import AutoflSession
+from pytest_autofl.search.campaign import Search
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def make_session(repo, tmp_path):
     Scripted.calls, Scripted.effects, Scripted.crash, Scripted.seed_effects = [], {}, set(), {}
 
     def make(**kw):
-        return AutoflSession(
+        return Search(
             rootdir=tmp_path,
             benchmarks_dir=repo / "benchmarks",
             benchmark="digits",

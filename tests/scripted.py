@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_autofl.core.contract import site_names
-from pytest_autofl.run.runner import SeedRun
+from pytest_autofl.run.seedrun import SeedRun
 
 
 class Scripted:

@@ -43,7 +43,7 @@ def make_row(i: int, status: str, score: float | None, **extra: str) -> dict[str
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:
     for row in rows:
-        ledger.append_row(path, row)
+        ledger.append_fields(path, row)
     return path
 
 

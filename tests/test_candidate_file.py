@@ -7,15 +7,15 @@ import shutil
 import pytest
 import yaml
 
+from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.errors import SchemaError
 from pytest_autofl.core.schema import load_schema
-from pytest_autofl.proposers.builtin import BuiltinProposer
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 
 @pytest.fixture
 def proposer(repo):
-    return BuiltinProposer(load_schema(repo / "surfaces"))
+    return CandidateFactory(load_schema(repo / "surfaces"))
 
 
 def write(tmp_path, data, name="cand.yaml"):

@@ -6,7 +6,7 @@ from pytest_autofl.data.split import heldout, load_arrays, make_split, shards_sh
 
 
 def test_split_is_deterministic_disjoint_and_complete(smoke_contract):
-    _, y = load_arrays()
+    _, y = load_arrays(smoke_contract)
     a, b = make_split(smoke_contract, y), make_split(smoke_contract, y)
     assert a.sha == b.sha
     parts = [a.validation, a.test, *a.clients.values()]
@@ -19,7 +19,7 @@ def test_label_skew_is_real(repo):
     from pytest_autofl.core.contract import load_contract
 
     contract = load_contract(repo / "benchmarks", "digits")
-    _, y = load_arrays()
+    _, y = load_arrays(contract)
     split = make_split(contract, y)
     shares = np.array([np.bincount(y[idx], minlength=10) / len(idx) for idx in split.clients.values()])
     assert shares.max() > 0.25  # a Dirichlet(0.3) client is far from the uniform 0.1 per class
@@ -27,14 +27,27 @@ def test_label_skew_is_real(repo):
 
 def test_shards_hash_back_to_the_split_and_catch_tampering(smoke_contract, tmp_path):
     directory, split = write_shards(smoke_contract, tmp_path)
-    assert shards_sha(smoke_contract, directory) == split.sha
+    assert shards_sha(split, directory) == split.sha
     with np.load(directory / "site-1.npz") as shard:
         x, y, idx = shard["x"], shard["y"], shard["idx"]
     np.savez(directory / "site-1.npz", x=x, y=y, idx=idx[:-1])
-    assert shards_sha(smoke_contract, directory) != split.sha
+    assert shards_sha(split, directory) != split.sha
 
 
 def test_heldout_sets_are_the_split_rows(smoke_contract):
     x, y = heldout(smoke_contract, "validation")
     assert x.shape == (len(y), 64) and x.min() >= 0.0 and x.max() <= 1.0
     assert len(heldout(smoke_contract, "test")[1]) > 300
+
+
+def test_the_data_set_comes_from_the_registry_and_an_unknown_one_is_named(smoke_contract):
+    import pytest
+
+    from pytest_autofl.core.errors import AutoFLError
+    from pytest_autofl.data.datasets import DATASETS, load
+
+    assert "sklearn.load_digits" in DATASETS.names()
+    x, _ = load("sklearn.load_digits")
+    assert load("sklearn.load_digits")[0] is x and not x.flags.writeable  # loaded once, shared read-only
+    with pytest.raises(AutoFLError, match="unknown data set 'cifar10'; choose one of .*sklearn.load_digits"):
+        load("cifar10")

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from pytest_autofl.core.errors import AutoFLError
-from pytest_autofl.run.envs.poc import ADMIN, Environment, kill_leftovers, project_file
+from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
+from pytest_autofl.run.envs.poc import ADMIN, kill_leftovers, project_file
 
 
 def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_path):
@@ -28,19 +29,18 @@ def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_p
 
 
 def test_environment_choices_are_checked(tmp_path):
-    with pytest.raises(AutoFLError, match="unknown environment 'cloud'; choose one of sim, poc, prod"):
-        Environment("cloud", tmp_path, 2)
+    with pytest.raises(AutoFLError, match="unknown environment 'cloud'; choose one of poc, prod, sim"):
+        ENVIRONMENTS.get("cloud")
     with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
-        Environment("prod", tmp_path, 2)
+        ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2))
     with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
-        Environment("prod", tmp_path, 2, tmp_path / "missing")
-    made = []
-    Environment("sim", tmp_path, 2, preload=False).runner_factory(lambda *a, **kw: made.append(kw))(
-        "candidate"
-    )
-    assert made == [{"preload": False}]
-    assert Environment("prod", tmp_path, 2, tmp_path).kit() == tmp_path
-    assert Environment("poc", tmp_path, 2).close() == 0  # never started: nothing to stop
+        ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path / "missing"))
+    assert ENVIRONMENTS.get("sim")(EnvironmentSetup(tmp_path, 2, preload=False)).runner_factory().keywords == {
+        "preload": False
+    }
+    prod = ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path))
+    assert prod.runner_factory().keywords == {"startup_kit": tmp_path} and not prod.supports_xdist
+    assert ENVIRONMENTS.get("poc")(EnvironmentSetup(tmp_path, 2)).close() == 0  # never started: nothing to stop
 
 
 def test_leftovers_of_a_deployment_are_killed(tmp_path):

@@ -89,7 +89,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
             f"[[]autofl rerun[]] {baseline_id} (row *): REPRODUCED; seed 0: *, seed 1: *",
         ]
     )
-    assert len(ledger.read_rows(project / "results.tsv")) == 2  # a rerun is a check, not a new verdict row
+    assert len(ledger.read_fields(project / "results.tsv")) == 2  # a rerun is a check, not a new verdict row
 
     # A second session continues the campaign: it reuses the ledger's incumbent and proposes new candidates,
     # then writes the campaign report and prints its facts as the last line of stdout.
@@ -207,7 +207,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     time.sleep(1)
     assert _processes_under(project) == []
     assert (
-        ledger.read_rows(project / "results.tsv") == []
+        ledger.read_fields(project / "results.tsv") == []
     )  # the unfinished candidate left no row, not half a row
 
     # The same command again continues where it stopped: the finished seed-0 run is not repeated.
@@ -215,7 +215,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     again.assert_outcomes(passed=1)
     again.stdout.fnmatch_lines(["*seed 0: reusing the finished run in *seed-0 (score *"])
     assert "seed 0: starting NVFlare SimEnv" not in again.stdout.str()
-    assert [r["status"] for r in ledger.read_rows(project / "results.tsv")] == ["keep"]
+    assert [r["status"] for r in ledger.read_fields(project / "results.tsv")] == ["keep"]
 
 
 def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(pytester, project):
@@ -233,7 +233,7 @@ def test_a_candidate_file_runs_alone_against_the_baseline_and_is_not_repeated(py
     again = pytester.runpytest("candidates/fast_lr.yaml", "-p", "no:cacheprovider", "-rs")
     again.assert_outcomes(skipped=1)
     again.stdout.fnmatch_lines(["*already ran under this contract (row *); --autofl-force runs it again*"])
-    assert len(ledger.read_rows(project / "results.tsv")) == 2
+    assert len(ledger.read_fields(project / "results.tsv")) == 2
 
 
 def test_a_patched_aggregator_runs_isolated_is_recorded_with_patch_sha_and_reruns(pytester, project):
@@ -308,7 +308,7 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
     killed mid-run: its simulations die with it and the other worker finishes the search."""
     result = pytester.runpytest("-n", "2", "--autofl-iterations=4", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    rows = ledger.read_rows(project / "results.tsv")
+    rows = ledger.read_fields(project / "results.tsv")
     assert len(rows) == 4 and len({r["candidate_id"] for r in rows}) == 4
     assert rows[0]["status"] == "keep" and rows[0]["description"] == "baseline (schema defaults)"
     assert all(
@@ -348,7 +348,7 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
     rest, _ = proc.communicate(timeout=300)
     assert "crashed" in rest or "worker" in rest.lower(), rest[-2000:]
     assert _gone_within(project, 15) == []
-    assert len(ledger.read_rows(project / "results.tsv")) >= 5  # the surviving worker recorded its candidate
+    assert len(ledger.read_fields(project / "results.tsv")) >= 5  # the surviving worker recorded its candidate
 
 
 def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester, project):
@@ -359,7 +359,7 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
 
     result = pytester.runpytest("--autofl-iterations=1", "--autofl-env=poc", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
-    (row,) = ledger.read_rows(project / "results.tsv")
+    (row,) = ledger.read_fields(project / "results.tsv")
     assert row["status"] == "keep" and row["env"] == "poc"
     # deterministic training: the POC deployment reproduces the SimEnv baseline of this contract exactly
     assert json.loads(row["seed_scores"]) == {"0": 0.200557, "1": 0.29805}
@@ -381,7 +381,7 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
             "no:cacheprovider",
         )
         again.assert_outcomes(passed=1)
-        rows = ledger.read_rows(project / "results.tsv")
+        rows = ledger.read_fields(project / "results.tsv")
         assert rows[1]["env"] == "prod" and rows[1]["status"] in ("keep", "narrow", "discard")
         assert any(
             "simulator" not in c and "own-poc" in c for c in _processes_under(project)

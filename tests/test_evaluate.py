@@ -9,7 +9,8 @@ import time
 import psutil
 import pytest
 
-from pytest_autofl.run.runner import Evaluator, evaluate_models, prepare_surface
+from pytest_autofl.run.evaluator import Evaluator, evaluate_models
+from pytest_autofl.run.surface import prepare_surface
 
 
 @pytest.fixture

@@ -62,11 +62,11 @@ def _scenario(make_session, tmp_path: Path, parallel: int) -> list[dict[str, str
         path = tmp_path / "prox.yaml"
         first = (s.surface_dir / "model.py").read_text().splitlines()[0]
         path.write_text(CANDIDATE_FILE.replace("FIRST_LINE", first))
-        candidate = load_candidate_file(path, s.proposer, s.surface_dir)
+        candidate = load_candidate_file(path, s.factory, s.surface_dir)
         s.record(s.run(candidate, 8))
     finally:
         Scripted.run = original  # type: ignore[method-assign]
-    rows = ledger.read_rows(tmp_path / "results.tsv")
+    rows = ledger.read_fields(tmp_path / "results.tsv")
     run_dir = os.path.relpath(s.run_dir, tmp_path)
     return [{k: v.replace(run_dir, "<run>") for k, v in row.items() if k not in VOLATILE} for row in rows]
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pytest_autofl.core.invariants import RunFacts, check, site_step_budget
+from pytest_autofl.core.invariants import RunFacts, fairness_violations, site_step_budget
 
 SIZES = {"site-1": 496, "site-2": 583}
 
@@ -22,7 +22,7 @@ def violations(contract, runs, extra_runs=(), **overrides):
         shard_sizes=SIZES,
     )
     kwargs.update(overrides)
-    return check(contract, runs, extra_runs, **kwargs)
+    return fairness_violations(contract, runs, extra_runs, **kwargs)
 
 
 def test_a_fair_run_has_no_violation(smoke_contract):

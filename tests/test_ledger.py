@@ -44,8 +44,8 @@ def test_first_eight_columns_are_nvflare_autofl_layout():
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
 def test_any_text_round_trips(tmp_path, text):
     path = tmp_path / f"r{abs(hash(text))}.tsv"
-    ledger.append_row(path, row(1, description=text, reason=text + "\t\n\\"))
-    (back,) = ledger.read_rows(path)
+    ledger.append_fields(path, row(1, description=text, reason=text + "\t\n\\"))
+    (back,) = ledger.read_fields(path)
     assert back["description"] == text and back["reason"] == text + "\t\n\\"
     assert path.read_text().count("\n") == 2  # header + exactly one line per row
 
@@ -53,7 +53,7 @@ def test_any_text_round_trips(tmp_path, text):
 def test_pandas_reads_it(tmp_path):
     path = tmp_path / "results.tsv"
     for i in range(3):
-        ledger.append_row(path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"'))
+        ledger.append_fields(path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"'))
     frame = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)  # no pytest-autofl code involved
     assert list(frame.columns) == list(ledger.COLUMNS)
     assert frame["params"].iloc[0] == '{"lr": 0.05, "aggregator": "fedavg"}'
@@ -66,41 +66,41 @@ def test_foreign_header_is_refused_and_never_overwritten(tmp_path):
     original = "\t".join(ledger.AUTOFL_RESEARCH_COLUMNS) + "\nabc\t0.9\t1\tb\tkeep\tt\td\ta\n"
     path.write_text(original)
     with pytest.raises(LedgerError, match="NVFlare Auto-FL ledger"):
-        ledger.append_row(path, row(1))
+        ledger.append_fields(path, row(1))
     assert path.read_text() == original
 
 
 def test_malformed_middle_row_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_row(path, row(1))
-    ledger.append_row(path, row(2))
+    ledger.append_fields(path, row(1))
+    ledger.append_fields(path, row(2))
     lines = path.read_text().splitlines(keepends=True)
     lines[1] = "only\tthree\tfields\n"
     broken = "".join(lines)
     path.write_text(broken)
     with pytest.raises(LedgerError, match=r"results.tsv:2: malformed row: 3 fields"):
-        ledger.append_row(path, row(3))
+        ledger.append_fields(path, row(3))
     assert path.read_text() == broken
     assert "malformed row" in ledger.validate(path)[0]
 
 
 def test_torn_tail_from_a_killed_writer_is_set_aside(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_row(path, row(1))
+    ledger.append_fields(path, row(1))
     with open(path, "a") as fh:
         fh.write("abc\t0.5\tpartial")  # a writer died mid-row
-    assert len(ledger.read_rows(path)) == 1
-    ledger.append_row(path, row(2))
-    assert [r["candidate_id"] for r in ledger.read_rows(path)] == ["c1", "c2"]
+    assert len(ledger.read_fields(path)) == 1
+    ledger.append_fields(path, row(2))
+    assert [r["candidate_id"] for r in ledger.read_fields(path)] == ["c1", "c2"]
     (aside,) = tmp_path.glob("results.tsv.torn-*")
     assert aside.read_text() == "abc\t0.5\tpartial"
 
 
 def test_validate_flags_bad_status_numbers_and_duplicates(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_row(path, row(1, status="maybe"))
-    ledger.append_row(path, row(2, score="high", row_id="dup"))
-    ledger.append_row(path, row(3, row_id="dup"))
+    ledger.append_fields(path, row(1, status="maybe"))
+    ledger.append_fields(path, row(2, score="high", row_id="dup"))
+    ledger.append_fields(path, row(3, row_id="dup"))
     problems = "\n".join(ledger.validate(path))
     assert "unknown status 'maybe'" in problems
     assert "column score = 'high'" in problems
@@ -111,7 +111,7 @@ def _writer(path: str, worker: int, count: int, spans: multiprocessing.Queue) ->
     from pathlib import Path
 
     for i in range(count):
-        ledger.append_row(Path(path), row(worker * 1000 + i, row_id=f"w{worker}:{i}"))
+        ledger.append_fields(Path(path), row(worker * 1000 + i, row_id=f"w{worker}:{i}"))
         spans.put(worker)
 
 
@@ -126,7 +126,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    rows = ledger.read_rows(path)
+    rows = ledger.read_fields(path)
     assert len(rows) == 100
     assert len({r["row_id"] for r in rows}) == 100
     assert ledger.validate(path) == []

@@ -17,7 +17,7 @@ from test_session import step
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.processes import STOP, python_env, run_tree
-from pytest_autofl.run.runner import SeedRun
+from pytest_autofl.run.seedrun import SeedRun
 
 
 class Sleepy:
@@ -139,7 +139,7 @@ def _campaign(make_session, parallel: int) -> list[dict[str, str]]:
     session = make_session(parallel=parallel)
     for slot in range(1, 6):
         step(session, slot)
-    return ledger.read_rows(session.ledger_path)
+    return ledger.read_fields(session.ledger_path)
 
 
 def test_side_by_side_seeds_give_the_serial_verdicts(make_session, tmp_path):

@@ -7,9 +7,9 @@ import difflib
 import pytest
 import yaml
 
+from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.errors import SchemaError
 from pytest_autofl.core.schema import load_schema
-from pytest_autofl.proposers.builtin import BuiltinProposer
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.proposers.patching import PatchError, apply, parse
 
@@ -67,7 +67,7 @@ def test_malformed_and_unsafe_diffs_are_refused(diff, message):
 
 
 def test_candidate_file_patch_applies_to_the_surface_and_is_checked(repo, tmp_path):
-    proposer = BuiltinProposer(load_schema(repo / "surfaces"))
+    proposer = CandidateFactory(load_schema(repo / "surfaces"))
     source = (repo / "surfaces" / "strategies.py").read_text()
     edited = source.replace("McMahan et al. 2017", "McMahan et al. (2017)")
     path = tmp_path / "c.yaml"

@@ -88,7 +88,7 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
         ),
         (
             ["--autofl-iterations=1", "--autofl-env=cloud"],
-            "*unknown environment 'cloud'; choose one of sim, poc, prod*",
+            "*unknown environment 'cloud'; choose one of poc, prod, sim*",
         ),
         (["--autofl-iterations=1", "--autofl-env=prod"], "*--autofl-env prod needs --autofl-startup-kit*"),
         (
@@ -169,7 +169,7 @@ def test_a_malformed_candidate_file_is_rejected_recorded_and_named_by_the_check(
     result = pytester.runpytest("candidates/typo.yaml")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*rejected (recorded as invalid): *typo.yaml: unknown knob 'momentun'*"])
-    (row,) = ledger.read_rows(project / "results.tsv")
+    (row,) = ledger.read_fields(project / "results.tsv")
     assert (row["status"], row["target"]) == ("invalid", "rejected")
     assert row["reason"].startswith("rejected before running: ") and "momentun" in row["reason"]
 

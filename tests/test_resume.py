@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pytest_autofl.run.resume import ResumingRunner
-from pytest_autofl.run.runner import SeedRun
+from pytest_autofl.run.seedrun import SeedRun
 
 
 class Inner:

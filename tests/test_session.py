@@ -45,9 +45,9 @@ def test_baseline_calibrates_then_verdicts_follow_the_noise_floor(make_session, 
     # every selection seed (the future incumbent needs them all), then fresh seeds for it and the incumbent
     assert [(c[0], c[1]) for c in Scripted.calls][:6] == [("fedprox_mu=0.1", s_) for s_ in range(6)]
     assert [c[1] for c in Scripted.calls[6:]] == [1000, 1000, 1001, 1001, 1002, 1002]
-    assert s.incumbent.id == winner.id
+    assert s.incumbent.candidate_id == winner.id
 
-    rows = ledger.read_rows(tmp_path / "results.tsv")
+    rows = ledger.read_fields(tmp_path / "results.tsv")
     assert [r["status"] for r in rows] == ["keep", "discard", "keep"]
     assert rows[1]["n_seeds"] == "3" and float(rows[1]["ci_high"]) < 0
     assert rows[2]["n_seeds"] == "6" and float(rows[2]["ci_low"]) > float(rows[2]["threshold"])
@@ -72,7 +72,7 @@ def test_a_keep_that_fails_confirmation_is_discarded(make_session, monkeypatch):
     assert v.status == "discard" and v.reason.startswith(
         "failed confirmation on fresh seeds [1000, 1001, 1002]"
     )
-    assert s.incumbent.id == s.baseline.id
+    assert s.incumbent.candidate_id == s.baseline.candidate_id
 
 
 def test_crashes_and_a_second_session_continue_the_campaign(make_session, tmp_path):
@@ -82,7 +82,7 @@ def test_crashes_and_a_second_session_continue_the_campaign(make_session, tmp_pa
     cand, v = step(first, 2)
     assert v.status == "crash" and "scripted crash" in v.reason
     second = make_session()
-    assert second.noise is not None and second.baseline.id == first.baseline.id
+    assert second.noise is not None and second.baseline.candidate_id == first.baseline.candidate_id
     Scripted.calls.clear()
     nxt = second.next_candidate()
     assert nxt.description == "fedprox_mu=0.1"  # tried knob sets are never proposed again
@@ -100,15 +100,15 @@ def test_missing_noise_cache_recalibrates_without_a_row(make_session, tmp_path):
     step(second, 1)
     assert [c[2] for c in Scripted.calls[:7]] == [""] * 6 + ["-repeat"]
     assert second.noise is not None
-    assert len(ledger.read_rows(tmp_path / "results.tsv")) == 2
-    assert Path(second.noise_path).is_file()
+    assert len(ledger.read_fields(tmp_path / "results.tsv")) == 2
+    assert Path(second.calibration.path).is_file()
 
 
 def test_an_exact_rerun_reproduces_or_names_the_seeds_that_do_not(make_session, tmp_path):
     s = make_session()
     base, _ = step(s, 1)
     row = s.find_row(base.id)
-    assert s.find_row(row["row_id"]) == row
+    assert s.find_row(row.row_id) == row
     again = s.rerun(row)
     assert again.mismatches == [] and again.violations == [] and sorted(again.seed_scores) == list(range(6))
     Scripted.effects = {"baseline (schema defaults)": 0.01}  # the code "changed" since the row was written
@@ -131,4 +131,4 @@ def test_rerun_refuses_unknown_crashed_and_foreign_rows(make_session, tmp_path, 
     rows = (tmp_path / "results.tsv").read_text().replace(s.contract.sha, "f" * 64)
     (tmp_path / "results.tsv").write_text(rows)
     with pytest.raises(AutoFLError, match="ran under benchmark 'digits' .*pass --autofl-benchmark digits"):
-        make_session().find_row(s.baseline.id)
+        make_session().find_row(s.baseline.candidate_id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_autofl.core.contract import canonical_json, sha256_of
+from pytest_autofl.core.schema import Schema
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,11 @@ class Candidate:
     params: dict[str, Any]
     family: str
     description: str
-    source: str = "builtin"
+    proposer: str = "builtin"  # the proposer that made it (registry name), or "file" for a candidate file
+    source: str = ""  # where within the proposer, e.g. "calibration", "narrow", "file:prox.yaml"
     files: tuple[tuple[str, str], ...] = ()
     diff: str = ""  # the unified diff the files came from, kept for the artifacts (the files are what counts)
+    cites: tuple[str, ...] = ()  # the method's citations, recorded in the ledger
 
     @property
     def patch_sha(self) -> str:
@@ -70,3 +73,22 @@ def describe(params: dict[str, Any], reference: dict[str, Any]) -> str:
     return ", ".join(
         f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in diff
     )
+
+
+class CandidateFactory:
+    """Candidates from knob overrides: the schema's defaults completed and validated (a SchemaError names every
+    problem), with the family label and description derived from the knobs that differ from the defaults."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+        self.defaults = schema.defaults()
+
+    def make(self, overrides: dict[str, Any], proposer: str = "builtin", source: str = "") -> Candidate:
+        params = self.schema.complete(overrides)
+        return Candidate(
+            params=params,
+            family=family_of(params, self.defaults),
+            description=describe(params, self.defaults),
+            proposer=proposer,
+            source=source,
+        )

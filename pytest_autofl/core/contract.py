@@ -22,7 +22,11 @@ PROFILE_FILE = "profile.md"
 
 # field -> (type, predicate, description) for the checks in `_validate`.
 _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
-    "dataset": (str, lambda v: v == "sklearn.load_digits", "must be 'sklearn.load_digits'"),
+    "dataset": (
+        str,
+        lambda v: bool(v.strip()),
+        "must name a registered data set, e.g. 'sklearn.load_digits'",
+    ),
     "holdout.validation_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
     "holdout.test_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
     "holdout.seed": (int, lambda v: v >= 0, "must be >= 0"),
@@ -97,6 +101,25 @@ def _validate(raw: Any, where: str) -> None:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """The contract's ``statistics`` block: how verdicts are reached (read here only)."""
+
+    min_seeds: int
+    confidence: float
+    noise_k: float
+    confirm_seeds: tuple[
+        int, ...
+    ]  # the pool of fresh seeds: never used for selection, each by one confirmation
+    confirm_per_keep: int
+    cheaper_ratio: float
+    rerun_tolerance: float
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.confidence
+
+
+@dataclass(frozen=True)
 class Contract:
     """A loaded, validated benchmark contract. ``raw`` is exactly what was hashed."""
 
@@ -137,22 +160,31 @@ class Contract:
         return float(self.raw["min_delta"])
 
     @property
-    def statistics(self) -> dict[str, Any]:
-        return dict(self.raw["statistics"])
+    def statistics(self) -> Statistics:
+        st = self.raw["statistics"]
+        return Statistics(
+            min_seeds=int(st["min_seeds"]),
+            confidence=float(st["confidence"]),
+            noise_k=float(st["noise_k"]),
+            confirm_seeds=tuple(
+                range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"])
+            ),
+            confirm_per_keep=int(st["confirm_per_keep"]),
+            cheaper_ratio=float(st["cheaper_ratio"]),
+            rerun_tolerance=float(st["rerun_tolerance"]),
+        )
 
     @property
     def min_seeds(self) -> int:
-        return int(self.raw["statistics"]["min_seeds"])
+        return self.statistics.min_seeds
 
     @property
     def confirm_seeds(self) -> tuple[int, ...]:
-        """The pool of fresh seeds: never used for selection, each used by one confirmation only."""
-        st = self.raw["statistics"]
-        return tuple(range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"]))
+        return self.statistics.confirm_seeds
 
     def threshold(self, noise: float) -> float:
         """The smallest gain that counts: max(min_delta, noise_k x noise floor)."""
-        return max(self.min_delta, float(self.raw["statistics"]["noise_k"]) * noise)
+        return max(self.min_delta, self.statistics.noise_k * noise)
 
     @property
     def higher_is_better(self) -> bool:

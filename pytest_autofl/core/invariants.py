@@ -31,7 +31,7 @@ def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[st
     }
 
 
-def check(
+def fairness_violations(
     contract: Contract,
     runs: list[RunFacts],
     extra_runs: Sequence[RunFacts] = (),

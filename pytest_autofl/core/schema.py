@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,12 @@ class Knob:
     choices: tuple[Any, ...] = ()
     log: bool = False
     doc: str = ""
+    applies: tuple[
+        tuple[str, tuple[Any, ...]], ...
+    ] = ()  # only matters when these choice knobs take these values
+
+    def matters_for(self, params: Mapping[str, Any]) -> bool:
+        return all(params.get(name) in values for name, values in self.applies)
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is not allowed for this knob, or None if it is."""
@@ -92,6 +98,14 @@ class Schema:
     def sample(self, rng: random.Random) -> dict[str, Any]:
         return {name: knob.sample(rng) for name, knob in sorted(self.knobs.items())}
 
+    def numeric_knobs(self, params: Mapping[str, Any]) -> list[str]:
+        """The float and int knobs that matter for ``params``, in schema order."""
+        return [
+            name
+            for name, knob in self.knobs.items()
+            if knob.type in ("float", "int") and knob.matters_for(params)
+        ]
+
 
 def _knob(name: str, spec: Any, where: str) -> Knob:
     if not isinstance(spec, dict):
@@ -122,6 +136,10 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
         knob = Knob(
             name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", ""))
         )
+    applies = spec.get("applies", {})
+    if not isinstance(applies, dict) or not all(isinstance(v, list) and v for v in applies.values()):
+        raise SchemaError(f"{where}: knob '{name}' has 'applies' that is not a mapping of knob: [values]")
+    knob = replace(knob, applies=tuple((str(k), tuple(v)) for k, v in applies.items()))
     if why := knob.check(knob.default):
         raise SchemaError(f"{where}: default of knob '{name}' = {knob.default!r} {why}")
     return knob
@@ -144,4 +162,12 @@ def load_schema(surface_dir: Path) -> Schema:
                 f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}"
             )
     knobs = {str(n): _knob(str(n), s, str(path)) for n, s in raw["knobs"].items()}
+    for knob in knobs.values():
+        for other, values in knob.applies:
+            target = knobs.get(other)
+            if target is None or target.type != "choice" or not set(values) <= set(target.choices):
+                raise SchemaError(
+                    f"{path}: knob '{knob.name}' applies when '{other}' is one of {list(values)}, "
+                    f"but '{other}' is not a choice knob with those choices"
+                )
     return Schema(knobs=knobs, files=tuple(files))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.stats import DISCARD, KEEP, NARROW, Interval, sequential_decision
 
 CRASH, INVALID = "crash", "invalid"
@@ -86,6 +87,34 @@ def decide(
         iv,
         threshold,
         cost_ratio,
+    )
+
+
+def decide_under(
+    contract: Contract,
+    candidate: Mapping[int, float],
+    incumbent: Mapping[int, float],
+    threshold: float,
+    *,
+    max_seeds: int | None = None,
+    cost_ratio: float | None = None,
+    time_ratio: float | None = None,
+) -> Verdict:
+    """``decide`` with the contract's statistics: its confidence, seeds, direction and cheaper ratio.
+    ``max_seeds`` caps the looks below the contract's seed count (for a split-seed A/A check)."""
+    st = contract.statistics
+    looks = len(contract.seeds) if max_seeds is None else max_seeds
+    return decide(
+        candidate,
+        incumbent,
+        threshold=threshold,
+        alpha=st.alpha,
+        min_seeds=min(st.min_seeds, looks),
+        max_seeds=looks,
+        higher_is_better=contract.higher_is_better,
+        cost_ratio=cost_ratio,
+        time_ratio=time_ratio,
+        cheaper_ratio=st.cheaper_ratio,
     )
 
 

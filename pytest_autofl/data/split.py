@@ -10,11 +10,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pytest_autofl.core.contract import Contract, sha256_of, site_names
+from pytest_autofl.data import datasets
+from pytest_autofl.data.datasets import Arrays
 
 SHARD_INDEX_KEY = "idx"
 
@@ -42,12 +43,14 @@ def split_sha(clients: dict[str, np.ndarray], validation: np.ndarray, test: np.n
     )
 
 
-def load_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled digits (1,797 8x8 images), scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
+def load_arrays(contract: Contract) -> Arrays:
+    """The contract's data set (``dataset``), from the registry."""
+    return datasets.load(contract.raw["dataset"])
 
-    bunch: Any = load_digits()
-    return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+def contract_split(contract: Contract) -> Split:
+    """The contract's split of its data set."""
+    return make_split(contract, load_arrays(contract)[1])
 
 
 def make_split(contract: Contract, labels: np.ndarray) -> Split:
@@ -99,7 +102,7 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
 
 def write_shards(contract: Contract, root: Path) -> tuple[Path, Split]:
     """Write each client's shard once (``site-N.npz`` with x, y and the row indices); return (dir, split)."""
-    x, y = load_arrays()
+    x, y = load_arrays(contract)
     split = make_split(contract, y)
     directory = root / f"split-{split.sha[:16]}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,12 +113,10 @@ def write_shards(contract: Contract, root: Path) -> tuple[Path, Split]:
     return directory, split
 
 
-def shards_sha(contract: Contract, shard_dir: Path) -> str:
-    """Recompute the split hash from the shard files a run actually read (a fairness invariant)."""
-    _, y = load_arrays()
-    split = make_split(contract, y)
+def shards_sha(split: Split, shard_dir: Path) -> str:
+    """The split hash recomputed from the shard files a run actually read (a fairness invariant)."""
     clients = {}
-    for name in site_names(contract.num_clients):
+    for name in sorted(split.clients):
         with np.load(shard_dir / f"{name}.npz") as shard:
             clients[name] = shard[SHARD_INDEX_KEY]
     return split_sha(clients, split.validation, split.test)
@@ -123,7 +124,7 @@ def shards_sha(contract: Contract, shard_dir: Path) -> str:
 
 def heldout(contract: Contract, which: str) -> tuple[np.ndarray, np.ndarray]:
     """The harness-owned validation (selection) or test (final report only) set."""
-    x, y = load_arrays()
+    x, y = load_arrays(contract)
     split = make_split(contract, y)
     idx = {"validation": split.validation, "test": split.test}[which]
     return x[idx], y[idx]

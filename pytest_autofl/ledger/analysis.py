@@ -17,9 +17,10 @@ from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.core.stats import Interval, t_interval
 from pytest_autofl.core.verdict import STATUSES
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger.row import COLUMNS, NUMERIC_COLUMNS
 
 RAN = ("keep", "narrow", "discard")  # statuses whose score is a real measurement
-LITERATURE_PREFIX = "literature"  # target of candidates that came from the literature loop
+LITERATURE_PREFIX = "literature"  # source (or, in earlier ledgers, target) of literature-loop candidates
 
 
 def load_ledger(path: Path) -> pd.DataFrame:
@@ -30,14 +31,14 @@ def load_ledger(path: Path) -> pd.DataFrame:
     """
     if not path.exists():
         raise LedgerError(f"{path}: no such ledger")
-    rows = ledger.read_rows(path)
+    rows = ledger.read_fields(path)
     problems = ledger.validate(path)
     if problems:
         raise LedgerError("; ".join(problems))
     if not rows:
         raise LedgerError(f"{path}: the ledger has no rows yet")
-    frame = pd.DataFrame(rows, columns=list(ledger.COLUMNS))
-    for column in ledger.NUMERIC_COLUMNS:
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in NUMERIC_COLUMNS:
         frame[column] = pd.to_numeric(frame[column].replace("", math.nan), errors="raise")
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     frame["timestamp_utc"] = pd.to_datetime(frame["timestamp_utc"], utc=True, errors="coerce")
@@ -142,8 +143,12 @@ def seed_runs(frame: pd.DataFrame) -> int:
 
 
 def literature_events(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of candidates the literature loop proposed (their ``target`` starts with ``literature``)."""
-    return frame[frame["target"].str.startswith(LITERATURE_PREFIX)]
+    """Rows of candidates the literature loop proposed (their ``source`` or ``target`` starts with
+    ``literature``)."""
+    marked = frame["source"].str.startswith(LITERATURE_PREFIX) | frame["target"].str.startswith(
+        LITERATURE_PREFIX
+    )
+    return frame[marked]
 
 
 def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """The ledger ``results.tsv``: one row per candidate, append-only, atomic and locked.
 
-The first eight columns are NVFlare Auto-FL's research ledger (``commit score runtime_seconds budget status
-target description artifacts``) so its tools read ours; the rest make every row reproducible. Each append
-takes a ``filelock``, checks the file it appends to (header, field counts, a torn last line from a killed
-writer), writes the whole row with one ``os.write`` and fsyncs before it returns. A malformed ledger is an
-error that names the line; it is never rewritten.
+The columns and their types are ``row.Row``'s; this module only stores them. Each append takes a ``filelock``,
+checks the file it appends to (header, field counts, a torn last line from a killed writer), writes the whole
+row with one ``os.write`` and fsyncs before it returns. A malformed ledger is an error that names the line; it
+is never rewritten. The one exception is a ledger of an earlier release (the same columns without the newest
+ones): on its next append it is upgraded once, atomically, with the new columns empty and the original kept
+beside it as ``results.tsv.earlier-<time>``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,60 +24,15 @@ from filelock import FileLock
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.core.verdict import STATUSES
+from pytest_autofl.ledger.row import (
+    AUTOFL_RESEARCH_COLUMNS,
+    COLUMNS,
+    EARLIER_COLUMNS,
+    NEW_COLUMNS,
+    Row,
+    RowFormatError,
+)
 
-AUTOFL_RESEARCH_COLUMNS = (
-    "commit",
-    "score",
-    "runtime_seconds",
-    "budget",
-    "status",
-    "target",
-    "description",
-    "artifacts",
-)
-COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
-    "candidate_id",
-    "params",
-    "seeds",
-    "seed_scores",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "noise",
-    "threshold",
-    "incumbent_id",
-    "reason",
-    "n_params",
-    "comm_bytes",
-    "cost_ratio",
-    "seconds_per_run",
-    "confirm",
-    "contract_sha",
-    "split_sha",
-    "surface_sha",
-    "patch_sha",
-    "benchmark",
-    "env",
-    "nvflare_version",
-    "torch_version",
-    "timestamp_utc",
-    "row_id",
-)
-NUMERIC_COLUMNS = (
-    "score",
-    "runtime_seconds",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "noise",
-    "threshold",
-    "n_params",
-    "comm_bytes",
-    "cost_ratio",
-    "seconds_per_run",
-)
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
 LOCK_TIMEOUT_SECONDS = 60.0
@@ -104,8 +61,10 @@ def header_line() -> str:
     return "\t".join(COLUMNS) + "\n"
 
 
-def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int]:
-    """Rows of a complete file, and the byte offset where a torn (unterminated) last line starts, or -1."""
+def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int, tuple[str, ...]]:
+    """Rows of a complete file, the byte offset where a torn (unterminated) last line starts (or -1), and the
+    file's columns (``COLUMNS``, or ``EARLIER_COLUMNS`` for a ledger of an earlier release: its rows get the
+    new columns empty)."""
     torn_at = -1
     if text and not text.endswith("\n"):
         torn_at = text.rfind("\n") + 1
@@ -113,8 +72,9 @@ def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int]:
     # Split on "\n" only: str.splitlines also breaks on form feeds and other separators a field may hold.
     lines = text[:-1].split("\n") if text else []
     if not lines:
-        return [], torn_at
-    if lines[0].split("\t") != list(COLUMNS):
+        return [], torn_at, COLUMNS
+    layout = next((cols for cols in (COLUMNS, EARLIER_COLUMNS) if lines[0].split("\t") == list(cols)), None)
+    if layout is None:
         found = lines[0].split("\t")
         hint = (
             " (this looks like an NVFlare Auto-FL ledger; pytest-autofl keeps its own, use another --autofl-ledger)"
@@ -127,17 +87,20 @@ def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int]:
         )
     rows = []
     for number, fields in enumerate(csv.reader(lines[1:], delimiter="\t"), start=2):
-        if len(fields) != len(COLUMNS):
+        if len(fields) != len(layout):
             raise LedgerError(
-                f"{path}:{number}: malformed row: {len(fields)} fields, expected {len(COLUMNS)}. "
+                f"{path}:{number}: malformed row: {len(fields)} fields, expected {len(layout)}. "
                 "The ledger was not modified; fix or move that line by hand."
             )
-        rows.append({c: unescape(v) for c, v in zip(COLUMNS, fields, strict=True)})
-    return rows, torn_at
+        row = dict.fromkeys(COLUMNS, "")
+        row.update({c: unescape(v) for c, v in zip(layout, fields, strict=True)})
+        rows.append(row)
+    return rows, torn_at, layout
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """All complete rows (a torn last line from a killed writer is ignored); [] if the file does not exist."""
+def read_fields(path: Path) -> list[dict[str, str]]:
+    """All complete rows as text fields (a torn last line from a killed writer is ignored); [] if the file
+    does not exist."""
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -147,26 +110,42 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     return _parse(path, text)[0]
 
 
+def _row_problem(fields: Mapping[str, str]) -> str | None:
+    if fields["status"] not in STATUSES:
+        return f"unknown status {fields['status']!r}"
+    try:
+        Row.parse(fields)
+    except RowFormatError as exc:
+        return str(exc)
+    return None
+
+
+def read_rows(path: Path) -> list[Row]:
+    """All complete rows, typed; a row whose fields do not parse is a LedgerError naming its line."""
+    rows = []
+    for number, fields in enumerate(read_fields(path), start=2):
+        if problem := _row_problem(fields):
+            raise LedgerError(
+                f"{path}:{number}: {problem}. The ledger was not modified; fix that line by hand."
+            )
+        rows.append(Row.parse(fields))
+    return rows
+
+
 def validate(path: Path) -> list[str]:
     """Problems that make the ledger untrustworthy (for ``--autofl-check``); [] if it is well-formed."""
     try:
-        rows = read_rows(path)
+        rows = read_fields(path)
     except LedgerError as exc:
         return [str(exc)]
     problems = []
     seen: set[str] = set()
-    for number, row in enumerate(rows, start=2):
-        if row["status"] not in STATUSES:
-            problems.append(f"{path}:{number}: unknown status {row['status']!r}")
-        for column in NUMERIC_COLUMNS:
-            if row[column]:
-                try:
-                    float(row[column])
-                except ValueError:
-                    problems.append(f"{path}:{number}: column {column} = {row[column]!r} is not a number")
-        if row["row_id"] in seen:
-            problems.append(f"{path}:{number}: duplicate row_id {row['row_id']!r}")
-        seen.add(row["row_id"])
+    for number, fields in enumerate(rows, start=2):
+        if problem := _row_problem(fields):
+            problems.append(f"{path}:{number}: {problem}")
+        if fields["row_id"] in seen:
+            problems.append(f"{path}:{number}: duplicate row_id {fields['row_id']!r}")
+        seen.add(fields["row_id"])
     return problems
 
 
@@ -197,17 +176,40 @@ def _set_aside_torn_tail(path: Path, text: str, torn_at: int) -> None:
         os.fsync(fh.fileno())
 
 
-def append_row(path: Path, values: Mapping[str, Any]) -> None:
-    """Append one row durably. Returns only after the row is on disk."""
+def _upgrade(path: Path, text: str) -> None:
+    """Rewrite a ledger of an earlier release with the new columns (empty) at the end of every line; the
+    original is kept beside it. Atomic: readers see the old file or the new one, never a mix."""
+    shutil.copy2(path, path.with_name(f"{path.name}.earlier-{time.strftime('%Y%m%dT%H%M%S')}"))
+    lines = text.split("\n")[:-1]
+    upgraded = [header_line().rstrip("\n")] + [line + "\t" * len(NEW_COLUMNS) for line in lines[1:]]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.upgrade")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(upgraded) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def append_row(path: Path, row: Row) -> None:
+    """Append one verdict row durably. Returns only after the row is on disk."""
+    append_fields(path, row.fields())
+
+
+def append_fields(path: Path, values: Mapping[str, Any]) -> None:
+    """Append one row given as text fields (missing columns empty), durably."""
     line = format_row(values).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS):
         if not path.exists() or path.stat().st_size == 0:
             _create(path)
         text = path.read_bytes().decode("utf-8")
-        _, torn_at = _parse(path, text)  # raises on a malformed ledger: nothing is written
+        _, torn_at, layout = _parse(path, text)  # raises on a malformed ledger: nothing is written
         if torn_at >= 0:
             _set_aside_torn_tail(path, text, torn_at)
+            text = text[:torn_at]
+        if layout != COLUMNS:
+            _upgrade(path, text)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
             written = os.write(fd, line)
@@ -216,3 +218,15 @@ def append_row(path: Path, values: Mapping[str, Any]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class LedgerWriter:
+    """The one writer of a session's verdict rows: appends each and remembers which it wrote."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.row_ids: list[str] = []
+
+    def write(self, row: Row) -> None:
+        append_row(self.path, row)
+        self.row_ids.append(row.row_id)

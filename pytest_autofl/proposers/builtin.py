@@ -2,7 +2,8 @@
 
 It sees every finished candidate (this session's and the ledger's rows for the same contract) before it
 proposes the next, never proposes a knob set that was already tried, and narrows around the best candidate whose
-verdict was keep or narrow, with steps that shrink while nothing improves.
+verdict was keep or narrow, with steps that shrink while nothing improves. Narrowing moves the numeric knobs
+that matter for the center (the schema's ``applies``: a server-momentum knob only under FedAvgM, say).
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from pytest_autofl.core.candidate import Candidate, candidate_key, describe, family_of
-from pytest_autofl.core.schema import Schema
+from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.verdict import KEEP, NARROW
+from pytest_autofl.ledger.row import Row
+from pytest_autofl.proposers.base import CampaignView, ProposerSetup
 
 # (label, knob overrides on the schema defaults): the canonical families, cheapest hypotheses first.
 CALIBRATION: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -33,78 +34,54 @@ CALIBRATION: tuple[tuple[str, dict[str, Any]], ...] = (
     ("client-lr", {"lr": 0.02}),
 )
 
-CLIENT_KNOBS = ("lr", "momentum", "weight_decay", "fedprox_mu")
-SERVER_KNOBS = {
-    "fedavg": ("server_lr",),
-    "fedavgm": ("server_lr", "server_momentum"),
-    "fedadam": ("server_lr", "adam_beta1", "adam_beta2", "adam_tau"),
-    "scaffold": ("server_lr",),
-    "median": ("server_lr",),
-}
-
-
-@dataclass(frozen=True)
-class Tried:
-    """What the proposer needs to know of a finished candidate."""
-
-    id: str
-    params: dict[str, Any]
-    status: str
-    score: float | None
-    patch_sha: str = ""
-
 
 def _round(value: float) -> float:
     return float(f"{value:.3g}")
 
 
 class BuiltinProposer:
-    def __init__(self, schema: Schema, seed: int = 0, higher_is_better: bool = True):
-        self.schema = schema
-        self.seed = seed
-        self.higher_is_better = higher_is_better
+    """Registered as ``builtin``; seeded from the contract hash, so a campaign proposes the same way again."""
 
-    def make(self, overrides: dict[str, Any], source: str = "builtin") -> Candidate:
-        params = self.schema.complete(overrides)
-        defaults = self.schema.defaults()
-        return Candidate(
-            params=params,
-            family=family_of(params, defaults),
-            description=describe(params, defaults),
-            source=source,
-        )
+    def __init__(self, setup: ProposerSetup):
+        self.schema = setup.schema
+        self.factory = setup.factory
+        self.seed = int(setup.contract.sha[:8], 16)
+        self.higher_is_better = setup.contract.higher_is_better
 
-    def propose(self, history: Sequence[Tried]) -> Candidate:
-        tried = {candidate_key(t.params, t.patch_sha) for t in history}
+    def make(self, overrides: dict[str, Any], source: str) -> Candidate:
+        return self.factory.make(overrides, proposer="builtin", source=source)
+
+    def propose(self, view: CampaignView) -> Candidate:
+        tried = view.tried()
         for _label, overrides in CALIBRATION:
             if set(overrides) <= set(self.schema.knobs):
-                cand = self.make(overrides)
+                cand = self.make(overrides, "calibration")
                 if cand.key not in tried:
                     return cand
-        return self._narrow(history, tried)
+        return self._narrow(view, tried)
 
-    def _center(self, history: Sequence[Tried]) -> Tried | None:
+    def tell(self, view: CampaignView, row: Row) -> None:
+        """Nothing to learn beyond the history the next view carries."""
+
+    def _center(self, history: Sequence[Row]) -> Row | None:
         sign = 1.0 if self.higher_is_better else -1.0
-        good = [t for t in history if t.status in (KEEP, NARROW) and t.score is not None]
-        return max(good, key=lambda t: sign * (t.score or 0.0)) if good else None
+        good = [r for r in history if r.status in (KEEP, NARROW) and r.score is not None]
+        return max(good, key=lambda r: sign * (r.score or 0.0)) if good else None
 
-    def _narrow(self, history: Sequence[Tried], tried: set[str]) -> Candidate:
-        rng = random.Random(f"{self.seed}:{len(history)}")
-        center = self._center(history)
+    def _narrow(self, view: CampaignView, tried: set[str]) -> Candidate:
+        seen = len(view.history) + len(view.running)
+        rng = random.Random(f"{self.seed}:{seen}")
+        center = self._center(view.history)
         if center is None:
             return self._random(rng, tried)
-        since_best = len(history) - max(i for i, t in enumerate(history) if t.id == center.id) - 1
-        scale = 0.5 / (1.0 + since_best / 4.0)
-        knobs = [
-            k
-            for k in CLIENT_KNOBS + SERVER_KNOBS.get(center.params.get("aggregator", ""), ())
-            if k in self.schema.knobs
-        ]
+        last = max(i for i, r in enumerate(view.history) if r.candidate_id == center.candidate_id)
+        scale = 0.5 / (1.0 + (seen - last - 1) / 4.0)
+        knobs = self.schema.numeric_knobs(center.params)
         for _ in range(100):
             params = dict(center.params)
             for name in rng.sample(knobs, k=min(len(knobs), rng.choice((1, 1, 2)))):
                 params[name] = self._perturb(name, params[name], scale, rng)
-            cand = self.make(params)
+            cand = self.make(params, "narrow")
             if cand.key not in tried:
                 return cand
         return self._random(rng, tried)
@@ -128,7 +105,8 @@ class BuiltinProposer:
     def _random(self, rng: random.Random, tried: set[str]) -> Candidate:
         for _ in range(100):
             cand = self.make(
-                {k: (_round(v) if isinstance(v, float) else v) for k, v in self.schema.sample(rng).items()}
+                {k: (_round(v) if isinstance(v, float) else v) for k, v in self.schema.sample(rng).items()},
+                "random",
             )
             if cand.key not in tried:
                 return cand

@@ -25,17 +25,16 @@ from typing import Any
 
 import yaml
 
-from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.errors import SchemaError
 from pytest_autofl.core.surface_rules import CHECKS
-from pytest_autofl.proposers.builtin import BuiltinProposer
 from pytest_autofl.proposers.patching import PatchError, apply, parse
 
 ALLOWED_KEYS = {"description", "knobs", "cites", "files", "patch"}
 MAX_FILE_BYTES = 1_000_000
 
 
-def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path | None = None) -> Candidate:
+def load_candidate_file(path: Path, factory: CandidateFactory, surface_dir: Path | None = None) -> Candidate:
     """Parse and validate a candidate file; raises SchemaError with the file name and every problem."""
     try:
         raw: Any = yaml.safe_load(path.read_text())
@@ -55,15 +54,15 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path
     if not isinstance(cites, list) or not all(isinstance(c, str) for c in cites):
         raise SchemaError(f"{path}: 'cites' must be a list of strings")
     try:
-        candidate = proposer.make(knobs, source=f"file:{path.name}")
+        candidate = factory.make(knobs, proposer="file", source=f"file:{path.name}")
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None
     replacements = raw.get("files") or {}
     if raw.get("patch"):
         if replacements:
             raise SchemaError(f"{path}: give either 'patch' (a unified diff) or 'files', not both")
-        replacements = _apply_patch(path, raw["patch"], proposer.schema.files, surface_dir)
-    files = _replacement_files(path, replacements, proposer.schema.files)
+        replacements = _apply_patch(path, raw["patch"], factory.schema.files, surface_dir)
+    files = _replacement_files(path, replacements, factory.schema.files)
     for name, _ in files:
         if surface_dir is not None and (surface_dir / name).is_symlink():
             raise SchemaError(
@@ -74,7 +73,9 @@ def load_candidate_file(path: Path, proposer: BuiltinProposer, surface_dir: Path
         description += " [src: " + "; ".join(cites) + "]"
     family = candidate.family + ("+patch" if files else "")
     diff = raw["patch"] if raw.get("patch") else ""
-    return replace(candidate, description=description, files=files, family=family, diff=diff)
+    return replace(
+        candidate, description=description, files=files, family=family, diff=diff, cites=tuple(cites)
+    )
 
 
 def _apply_patch(path: Path, diff: Any, allowed: tuple[str, ...], surface_dir: Path | None) -> dict[str, str]:

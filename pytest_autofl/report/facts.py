@@ -40,7 +40,7 @@ class Scoring:
         return cls(
             f"{metric['split']} {metric['name']}",
             contract.higher_is_better,
-            float(contract.statistics["confidence"]),
+            contract.statistics.confidence,
             from_contract=True,
         )
 

@@ -17,7 +17,7 @@ GUARD = "pytest_autofl.run.guard"
 PREFORK = "pytest_autofl.run.prefork"
 FLARE_JOB = "pytest_autofl.run.flare_job"
 EVALUATE = "pytest_autofl.run.evaluate"
-POC_WATCHDOG = "pytest_autofl.run.envs.poc"
+POC_WATCHDOG = "pytest_autofl.run.envs.poc_watchdog"
 SIMULATOR = "nvflare.private.fed.app.simulator.simulator"
 NVFLARE_CLI = "nvflare.cli"
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_autofl.run.surface import ARCH_KNOB
+
 
 def build_recipe(spec: dict[str, Any]) -> Any:
     sys.path.insert(0, spec["surface_parent"])
@@ -30,7 +32,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
     knobs = spec["knobs"]
     recipe = FedAvgRecipe(
         name=spec["job_name"],
-        model=Net(arch=knobs["arch"], seed=spec["seed"]),
+        model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"]),
         min_clients=spec["num_clients"],
         num_rounds=spec["rounds"],
         train_script=spec["train_script"],

@@ -3,7 +3,7 @@ directory; running several at once only fills the cores that FLARE's start-up an
 
 Batches: calibration, the first ``min_seeds`` seeds, the seeds a keep must complete, both sides of a
 confirmation — all needed — and selection seeds beyond ``min_seeds`` started ahead of need, which are looked
-at one at a time in seed order (``session._run_sequential``). So the verdicts and ledger rows are exactly
+at one at a time in seed order (``search.protocol``). So the verdicts and ledger rows are exactly
 those of a serial run; only compute is spent ahead of need.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from pytest_autofl.run.processes import STOP
-from pytest_autofl.run.resume import Runner
-from pytest_autofl.run.runner import SeedRun
+from pytest_autofl.run.runner import Runner
+from pytest_autofl.run.seedrun import SeedRun
 
 Job = tuple[Runner, int, str]  # (runner, seed, tag)
 

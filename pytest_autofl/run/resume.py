@@ -14,15 +14,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Protocol
 
-from pytest_autofl.run.runner import SeedRun
-
-
-class Runner(Protocol):
-    def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun: ...
-
-    def evaluate(self, runs: list[SeedRun]) -> None: ...
+from pytest_autofl.run.runner import Runner
+from pytest_autofl.run.seedrun import SeedRun
 
 
 class ResumingRunner:

@@ -1,35 +1,34 @@
-"""Where candidates run besides ``SimEnv``: a real NVFlare deployment that each candidate-seed is submitted to
-as a job (``--autofl-env poc`` / ``prod``).
+"""``--autofl-env poc``: a real NVFlare deployment on this machine that each candidate-seed is submitted to as
+a job.
 
-``poc``: one POC deployment per session (server and client processes over loopback), provisioned from a
-project file with free ports and its own workspace and HOME under the workdir, started once with
-``nvflare poc start`` (which waits for the clients) and stopped at the end of the session. A watchdog process
-stops it if pytest dies without cleaning up (SIGKILL, a crash). ``prod``: an existing deployment, reached
-through an admin startup kit; nothing is started or stopped. Either way the job, the contract, the audit
-filter and the evaluator are the ones SimEnv runs use.
+One POC deployment per session (server and client processes over loopback), provisioned from a project file
+with free ports and its own workspace and HOME under the workdir, started once with ``nvflare poc start``
+(which waits for the clients) and stopped at the end of the session. A watchdog process (``poc_watchdog``)
+stops it if pytest dies without cleaning up (SIGKILL, a crash). The job, the contract, the audit filter and
+the evaluator are the ones SimEnv runs use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psutil
 import yaml
 
-from pytest_autofl.core.contract import site_names
+from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.contract import Contract, site_names
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.run.commands import NVFLARE_CLI, POC_WATCHDOG, python_module
+from pytest_autofl.run.envs import EnvironmentSetup
 from pytest_autofl.run.processes import python_env
+from pytest_autofl.run.runner import CandidateRunner, Runner, RunnerFactory
 
 ADMIN = "admin@nvidia.com"
 PROJECT = "autofl"
@@ -139,39 +138,20 @@ class PocDeployment:
         return killed
 
 
-ENVIRONMENTS = ("sim", "poc", "prod")
+class PocEnvironment:
+    """``--autofl-env poc``: one POC deployment per session, started on first use (collecting or checking
+    starts nothing) and stopped by ``close``; its job scheduler runs the seeds side by side."""
 
+    supports_xdist = False
 
-class Environment:
-    """The ``--autofl-env`` choice: how a seed run reaches NVFlare. A POC deployment is started on first use
-    (collecting or checking starts nothing) and stopped by ``close``."""
-
-    def __init__(
-        self,
-        name: str,
-        workdir: Path,
-        num_clients: int,
-        startup_kit: Path | None = None,
-        preload: bool = True,
-    ):
-        if name not in ENVIRONMENTS:
-            raise AutoFLError(f"unknown environment {name!r}; choose one of {', '.join(ENVIRONMENTS)}")
-        if name == "prod" and (startup_kit is None or not startup_kit.is_dir()):
-            raise AutoFLError(
-                f"--autofl-env prod needs --autofl-startup-kit pointing at an admin startup kit directory, got {startup_kit}"
-            )
-        self.name, self.workdir, self.num_clients, self.startup_kit = name, workdir, num_clients, startup_kit
-        self.preload = (
-            preload  # SimEnv only: fork the simulator's processes from one that imported torch/nvflare
-        )
+    def __init__(self, setup: EnvironmentSetup):
+        self.workdir, self.num_clients = setup.workdir, setup.num_clients
         self._poc: PocDeployment | None = None
         self._failed = ""
         self._lock = threading.Lock()
 
-    def kit(self) -> Path | None:
-        """None for SimEnv; the admin startup kit jobs are submitted with otherwise."""
-        if self.name != "poc":
-            return self.startup_kit
+    def kit(self) -> Path:
+        """The admin startup kit of the deployment, started now if it is not running yet."""
         with self._lock:
             if self._poc is None:
                 self._poc = PocDeployment(self.workdir / "poc" / f"{os.getpid()}", self.num_clients)
@@ -183,14 +163,24 @@ class Environment:
                 raise AutoFLError(self._failed)
             return self._poc.admin_kit
 
-    def runner_factory(self, make: Callable[..., Any]) -> Callable[..., Any]:
-        """``make`` (the CandidateRunner class) with this environment's startup kit or preload setting."""
-        if self.name == "sim":
-            return lambda *args: make(*args, preload=self.preload)
-        return lambda *args: make(*args, startup_kit=self.kit())
+    def runner_factory(self) -> RunnerFactory:
+        def make(
+            candidate: Candidate,
+            contract: Contract,
+            surface_dir: Path,
+            shard_dir: Path,
+            trial_dir: Path,
+            progress: Callable[[str], None],
+        ) -> Runner:
+            kit = self.kit()
+            return CandidateRunner(
+                candidate, contract, surface_dir, shard_dir, trial_dir, progress, startup_kit=kit
+            )
+
+        return make
 
     def close(self) -> int:
-        """Stop a POC deployment this environment started; how many leftover processes had to be killed."""
+        """Stop the deployment this environment started; how many leftover processes had to be killed."""
         with self._lock:
             poc, self._poc = self._poc, None
         return poc.stop() if poc is not None else 0
@@ -205,8 +195,8 @@ def kill_leftovers(root: Path, grace: float = 10.0) -> int:
         procs = []
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
-            # the watchdog (pytest_autofl.run.envs.poc) is stopped by its owner, not here
-            if proc.pid not in me and marker in cmdline and "pytest_autofl.run.envs.poc" not in cmdline:
+            # the watchdog is stopped by its owner, not here
+            if proc.pid not in me and marker in cmdline and POC_WATCHDOG not in cmdline:
                 procs.append(proc)
         if not procs or time.monotonic() > deadline:
             break
@@ -215,17 +205,3 @@ def kill_leftovers(root: Path, grace: float = 10.0) -> int:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return len(procs)
-
-
-def _watch(parent: int, root: Path) -> None:
-    """The watchdog: when ``parent`` (pytest) is gone, stop the deployment it left running."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is pytest's to handle; it stops us after cleanup
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    with contextlib.suppress(Exception):
-        PocDeployment(root, 0)._nvflare("stop")
-    kill_leftovers(root, grace=15.0)
-
-
-if __name__ == "__main__":
-    _watch(int(sys.argv[1]), Path(sys.argv[2]))

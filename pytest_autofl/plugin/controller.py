@@ -1,0 +1,113 @@
+"""The controller role (the process that owns the terminal: a run without xdist, or xdist's controller): the
+one writer of the ledger, the terminal summary, the report and ``--autofl-json``, and SIGTERM handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_autofl.plugin.options import SETTINGS
+from pytest_autofl.plugin.wiring import SEARCH
+
+ROW_PROPERTY = "autofl_row"  # user property carrying a verdict row from an xdist worker to the controller
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else Path(relative)
+
+
+class Controller:
+    def __init__(self, config: pytest.Config):
+        from pytest_autofl.ledger.store import LedgerWriter
+
+        self.config = config
+        self.writer = LedgerWriter(config.stash[SETTINGS].ledger)
+        self.facts: dict[str, Any] | None = None
+        self._sigterm: Any = None
+
+    def sink(self, row: Any) -> None:
+        """Append a verdict row of this process' search (the search counts it itself)."""
+        self.writer.write(row)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A verdict row an xdist worker recorded: write it and count it in the summary."""
+        from pytest_autofl.ledger.row import Row
+
+        for name, fields in report.user_properties:
+            if name == ROW_PROPERTY and isinstance(fields, dict):
+                row = Row.parse(fields)
+                self.writer.write(row)
+                self.config.stash[SEARCH].receive(row)
+
+    def stop_on_sigterm(self) -> None:
+        """SIGTERM (a CI timeout, ``kill``) stops a search like Ctrl-C: running simulations are stopped and
+        every finished verdict is already in the ledger."""
+
+        def interrupt(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+        self._sigterm = signal.signal(signal.SIGTERM, interrupt)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_autofl.report.summary import summary_lines
+
+        search = self.config.stash.get(SEARCH, None)
+        if search is None or not search.rows:
+            return
+        try:
+            test_scores = search.test_scores()
+        except RuntimeError as exc:
+            test_scores = None
+            terminalreporter.write_line(f"held-out test score unavailable: {exc}")
+        noise_line = search.calibration.describe()
+        terminalreporter.write_sep("=", "autofl summary")
+        lines = summary_lines(
+            search.rows, search.baseline, search.incumbent, test_scores, str(search.ledger_path), noise_line
+        )
+        for line in lines:
+            terminalreporter.write_line(line)
+        settings = self.config.stash[SETTINGS]
+        if settings.report_dir is not None or settings.json:
+            extra = {"row_ids": self.writer.row_ids, "test": test_scores, "noise": noise_line}
+            self._report(terminalreporter, search, extra)
+
+    def _report(self, terminalreporter: Any, search: Any, extra: dict[str, Any]) -> None:
+        from pytest_autofl.core.errors import AutoFLError
+        from pytest_autofl.report.facts import Scoring, build_facts, write_report
+
+        settings = self.config.stash[SETTINGS]
+        scoring = Scoring.of(search.contract)
+        ledger_path = _shown(search.ledger_path)  # the report's reproduce commands are run from here
+        sha = search.contract.sha
+        try:
+            if settings.report_dir is not None:
+                facts = write_report(
+                    ledger_path, settings.report_dir, scoring, contract_sha=sha, session=extra
+                )
+                terminalreporter.write_line(
+                    f"report: {_shown(settings.report_dir) / 'report.md'} (+ report.json, progress.png)"
+                )
+            else:
+                facts, _ = build_facts(ledger_path, scoring, contract_sha=sha)
+                facts["session"] = extra
+        except (AutoFLError, OSError) as exc:
+            terminalreporter.write_line(f"autofl report FAILED (the ledger is untouched): {exc}")
+            return
+        self.facts = facts
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """``--autofl-json``: the facts go out last, after pytest's own summary, so ``tail -n 1`` finds them."""
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+        if self.facts is not None and config.stash[SETTINGS].json:
+            sys.stdout.write(json.dumps(self.facts) + "\n")
+            sys.stdout.flush()

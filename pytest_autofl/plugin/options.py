@@ -1,0 +1,224 @@
+"""Options and ini keys (one table: flag, ini key, default, help), parsed once into ``Settings``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
+
+
+@dataclass(frozen=True)
+class Settings:
+    iterations: int
+    benchmark: str
+    benchmarks_dir: Path
+    surface_dir: Path
+    workdir: Path
+    ledger: Path
+    check: bool
+    calibrate: bool
+    rerun: str | None
+    candidates_dir: Path
+    force: bool
+    report_dir: Path | None
+    json: bool
+    parallel: int
+    env: str
+    startup_kit: Path | None
+    preload: bool
+    proposer: str
+
+    @property
+    def searching(self) -> bool:
+        """A search or a rerun: candidate items run, everything else is deselected."""
+        return self.iterations > 0 or self.rerun is not None
+
+
+SETTINGS = pytest.StashKey[Settings]()
+
+_OPTIONS = (
+    # (flag, ini key, default, help)
+    (
+        "--autofl-iterations",
+        "autofl_iterations",
+        "0",
+        "search: run N candidates as test items (0 = no search; the normal test suite runs)",
+    ),
+    (
+        "--autofl-benchmark",
+        "autofl_benchmark",
+        "digits",
+        "benchmark contract to use (a directory under autofl_benchmarks_dir)",
+    ),
+    ("--autofl-workdir", "autofl_workdir", ".autofl", "where trial workspaces, logs and data shards go"),
+    ("--autofl-ledger", "autofl_ledger", "results.tsv", "the ledger (TSV) every verdict is appended to"),
+    (
+        "--autofl-parallel",
+        "autofl_parallel",
+        "auto",
+        "NVFlare simulations run side by side per pytest process (an integer, or 'auto': 3 per core, "
+        "shared among pytest-xdist workers)",
+    ),
+    (
+        "--autofl-env",
+        "autofl_env",
+        "sim",
+        "where simulations run: sim (NVFlare SimEnv), poc (a POC deployment started for the session) or prod "
+        "(an existing deployment, via --autofl-startup-kit)",
+    ),
+    (
+        "--autofl-startup-kit",
+        "autofl_startup_kit",
+        "",
+        "admin startup kit directory of the deployment --autofl-env prod submits jobs to",
+    ),
+    (
+        "--autofl-preload",
+        "autofl_preload",
+        "on",
+        "sim only: import torch and nvflare once per simulation and fork the simulator's worker processes "
+        "from that process (on), or let every process import them itself as plain SimEnv does (off)",
+    ),
+    (
+        "--autofl-proposer",
+        "autofl_proposer",
+        "builtin",
+        "who proposes the search's candidates: a registered proposer (builtin; others from installed packages "
+        "or a conftest.py hook)",
+    ),
+    (
+        "--autofl-report",
+        "autofl_report",
+        "",
+        "after a session, write report.md, report.json and progress.png into this directory ('' = none)",
+    ),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("autofl", "pytest-autofl: federated-learning experiments on NVIDIA FLARE")
+    for flag, ini, default, text in _OPTIONS:
+        group.addoption(
+            flag,
+            dest=ini,
+            default=None,
+            metavar=ini.split("_", 1)[1].upper(),
+            help=f"{text}. Default: {default!r} (ini: {ini})",
+        )
+        parser.addini(ini, f"{text} (command line: {flag})", default=default)
+    group.addoption(
+        "--autofl-check",
+        dest="autofl_check",
+        action="store_true",
+        default=False,
+        help="validate contract, schema, surface and ledger without training; exit 1 on any violation",
+    )
+    group.addoption(
+        "--autofl-calibrate",
+        dest="autofl_calibrate",
+        action="store_true",
+        default=False,
+        help="measure the contract's noise floor again (A/A baseline runs) even if it is cached",
+    )
+    group.addoption(
+        "--autofl-rerun",
+        dest="autofl_rerun",
+        default=None,
+        metavar="ID",
+        help="re-run one ledger row (candidate_id or row_id) on exactly its seeds and check the scores reproduce",
+    )
+    group.addoption(
+        "--autofl-force",
+        dest="autofl_force",
+        action="store_true",
+        default=False,
+        help="run a candidate file even if the ledger already has a row for the same knobs under this contract",
+    )
+    group.addoption(
+        "--autofl-json",
+        dest="autofl_json",
+        action="store_true",
+        default=False,
+        help="print the session's report facts as one JSON line, the last line of stdout (for CI systems)",
+    )
+    parser.addini(
+        "autofl_candidates_dir", "directory whose *.yaml files are candidate test items", default="candidates"
+    )
+    parser.addini("autofl_benchmarks_dir", "directory holding benchmark contracts", default="benchmarks")
+    parser.addini("autofl_surface_dir", "directory holding the mutation surface", default="surfaces")
+
+
+def _value(config: pytest.Config, ini: str) -> str:
+    cli = config.getoption(ini)
+    return str(cli if cli is not None else config.getini(ini))
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    root = config.rootpath
+    iterations = _count(config, "autofl_iterations", 0)
+    if iterations and config.getoption("autofl_rerun"):
+        raise pytest.UsageError(
+            "--autofl-rerun runs one recorded candidate; do not combine it with --autofl-iterations"
+        )
+    return Settings(
+        iterations=iterations,
+        benchmark=_value(config, "autofl_benchmark"),
+        benchmarks_dir=root / str(config.getini("autofl_benchmarks_dir")),
+        surface_dir=root / str(config.getini("autofl_surface_dir")),
+        workdir=root / _value(config, "autofl_workdir"),
+        ledger=root / _value(config, "autofl_ledger"),
+        check=bool(config.getoption("autofl_check")),
+        calibrate=bool(config.getoption("autofl_calibrate")),
+        rerun=config.getoption("autofl_rerun"),
+        candidates_dir=root / str(config.getini("autofl_candidates_dir")),
+        force=bool(config.getoption("autofl_force")),
+        report_dir=root / report if (report := _value(config, "autofl_report")) else None,
+        json=bool(config.getoption("autofl_json")),
+        parallel=_parallel(config),
+        env=_value(config, "autofl_env"),
+        startup_kit=root / kit if (kit := _value(config, "autofl_startup_kit")) else None,
+        preload=_switch(config, "autofl_preload"),
+        proposer=_value(config, "autofl_proposer"),
+    )
+
+
+def _switch(config: pytest.Config, ini: str) -> bool:
+    raw = _value(config, ini).lower()
+    if raw not in ("on", "off"):
+        raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
+    return raw == "on"
+
+
+def _count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
+    """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
+    raw, flag = _value(config, ini), "--" + ini.replace("_", "-")
+    if auto is not None and raw == "auto":
+        return auto
+    try:
+        value = int(raw)
+    except ValueError:
+        also = " or 'auto'" if auto is not None else ""
+        raise pytest.UsageError(f"{flag} must be an integer{also}, got {raw!r}") from None
+    if value < minimum:
+        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {value}")
+    return value
+
+
+def _parallel(config: pytest.Config) -> int:
+    workers = int((worker_input(config) or {}).get("workercount", 1))
+    return _count(config, "autofl_parallel", 1, auto=max(1, (os.cpu_count() or 1) * PER_CORE // workers))
+
+
+def worker_input(config: pytest.Config) -> dict[str, Any] | None:
+    """The pytest-xdist worker's input, or None on the controller and in a run without xdist: the one place
+    that tells which role this process has."""
+    return getattr(config, "workerinput", None)
+
+
+def uses_xdist(config: pytest.Config) -> bool:
+    return worker_input(config) is not None or bool(config.getoption("numprocesses", None))

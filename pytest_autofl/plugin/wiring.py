@@ -1,0 +1,62 @@
+"""This process' search, built on first use from the settings and its role: alone or on the xdist
+controller its rows go to the controller's ledger writer; on an xdist worker they ride on the test reports and
+the workers share the campaign through a journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_autofl.plugin.emit import emitter
+from pytest_autofl.plugin.options import SETTINGS, worker_input
+
+SEARCH = pytest.StashKey[Any]()  # the Search; imported lazily to keep `pytest --help` fast
+ENVIRONMENT = pytest.StashKey[Any]()  # the Environment; closed at the end (a POC deployment is stopped)
+ROLE = pytest.StashKey[Any]()  # the Controller or the Worker plugin object of this process; has ``sink(row)``
+
+
+def search_for(config: pytest.Config) -> Any:
+    """The Search of this process; raises AutoFLError (a usage error at start-up) when it cannot be built."""
+    if SEARCH in config.stash:
+        return config.stash[SEARCH]
+    from pytest_autofl.proposers import PROPOSERS
+    from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
+    from pytest_autofl.search.campaign import Search
+    from pytest_autofl.search.coordination import Shared, Solo
+    from pytest_autofl.search.journal import Journal
+
+    settings = config.stash[SETTINGS]
+    config.hook.pytest_autofl_add_proposers(proposers=PROPOSERS)
+    config.hook.pytest_autofl_add_environments(environments=ENVIRONMENTS)
+    make_environment = ENVIRONMENTS.get(settings.env)
+    worker = worker_input(config)
+    if worker is not None:
+        path = settings.workdir / "xdist" / f"{worker['testrunuid']}.jsonl"
+        coordination: Any = Shared(Journal(path, worker["workerid"]))
+    else:
+        coordination = Solo()
+    search = Search(
+        rootdir=config.rootpath,
+        benchmarks_dir=settings.benchmarks_dir,
+        benchmark=settings.benchmark,
+        surface_dir=settings.surface_dir,
+        workdir=settings.workdir,
+        ledger_path=settings.ledger,
+        progress=emitter(config),
+        calibrate=settings.calibrate,
+        force=settings.force,
+        parallel=settings.parallel,
+        proposer=settings.proposer,
+        coordination=coordination,
+        sink=config.stash[ROLE].sink,
+        env_name=settings.env,
+    )
+    setup = EnvironmentSetup(
+        settings.workdir, search.contract.num_clients, settings.startup_kit, settings.preload
+    )
+    environment = make_environment(setup)
+    search.runner_factory = environment.runner_factory()
+    config.stash[ENVIRONMENT] = environment
+    config.stash[SEARCH] = search
+    return search

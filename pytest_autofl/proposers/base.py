@@ -1,0 +1,79 @@
+"""The proposer family: what a proposer sees (a read-only view of the campaign) and the two calls it gets.
+
+A proposer is asked for one candidate at a time with ``propose(view)`` and told each verdict row this process
+recorded with ``tell(view, row)`` (Optuna's ask/tell; ``tell`` may do nothing). It runs outside every lock: the
+search reserves the candidate afterwards and asks again if another xdist worker took the same one meanwhile.
+Proposers import neither pytest nor the run room; they get everything through the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_autofl.core.candidate import Candidate, CandidateFactory, candidate_key
+from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.registry import Registry
+from pytest_autofl.core.schema import Schema
+from pytest_autofl.ledger.row import Row
+
+
+@dataclass(frozen=True)
+class Running:
+    """A candidate another xdist worker has reserved and not yet recorded."""
+
+    candidate_id: str
+    params: dict[str, Any]
+    patch_sha: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    """The campaign as a proposer may see it: selection data only (no test score exists here)."""
+
+    contract: Contract
+    schema: Schema
+    factory: CandidateFactory
+    surface: Mapping[str, str]  # the surface files a candidate may change: name -> current text
+    history: tuple[Row, ...]  # every verdict row under this contract, oldest first
+    running: tuple[Running, ...] = ()
+
+    @property
+    def incumbent(self) -> Row | None:
+        """The latest keep (a keep beats the incumbent of its time)."""
+        return next((r for r in reversed(self.history) if r.is_keep), None)
+
+    @property
+    def baseline(self) -> Row | None:
+        return next((r for r in self.history if r.is_keep), None)
+
+    def tried(self) -> set[str]:
+        """Candidate keys already recorded or running: proposing one again wastes a trial."""
+        return tried_keys([*self.history, *self.running])
+
+
+def tried_keys(rows: Iterable[Row | Running]) -> set[str]:
+    return {candidate_key(r.params, r.patch_sha) for r in rows}
+
+
+class Proposer(Protocol):
+    def propose(self, view: CampaignView) -> Candidate: ...
+
+    def tell(self, view: CampaignView, row: Row) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProposerSetup:
+    """What a proposer is built from, once per session."""
+
+    contract: Contract
+    schema: Schema
+    factory: CandidateFactory
+    rootdir: Path
+    workdir: Path
+
+
+ProposerFactory = Callable[[ProposerSetup], Proposer]
+PROPOSERS: Registry[ProposerFactory] = Registry("proposer", "pytest_autofl.proposers")

@@ -1,0 +1,143 @@
+"""One seed run as a FLARE job: its spec and client configuration, the exported job, and the simulation run
+as its own process tree under the contract's wall-clock cap."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.contract import Contract
+from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
+from pytest_autofl.run.processes import python_env, run_tree
+from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
+from pytest_autofl.run.surface import SURFACE_PACKAGE
+
+TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
+EXPORT_TIMEOUT_SECONDS = 300.0
+_ROUND_RE = re.compile(r"Round (\d+) started")
+
+
+def seed_spec(
+    candidate: Candidate,
+    contract: Contract,
+    seed: int,
+    tag: str,
+    surface_parent: Path,
+    shard_dir: Path,
+    trial_dir: Path,
+) -> dict[str, Any]:
+    """Write the seed run's ``client.json`` and ``spec.json`` (what the job is built from) and return the spec."""
+    directory = trial_dir / f"seed-{seed}{tag}"
+    directory.mkdir(parents=True, exist_ok=True)
+    budget = contract.budget
+    client_config = directory / "client.json"
+    client_config.write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "knobs": candidate.params,
+                "data_dir": str(shard_dir),
+                "local_epochs": budget["local_epochs"],
+                "max_local_steps": budget["max_local_steps"],
+                "batch_size": budget["batch_size"],
+            },
+            indent=1,
+        )
+    )
+    spec = {
+        "surface_parent": str(surface_parent),
+        "knobs": candidate.params,
+        "seed": seed,
+        "job_name": JOB_NAME,
+        "num_clients": contract.num_clients,
+        "rounds": contract.rounds,
+        "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
+        "client_config": str(client_config),
+        "task_request_interval": TASK_REQUEST_INTERVAL,
+        "audit_path": str(directory / "audit.jsonl"),
+        "workspace_root": str(directory / "ws"),
+        "job_root": str(directory / "job"),
+    }
+    (directory / "spec.json").write_text(json.dumps(spec, indent=1))
+    return spec
+
+
+def export_jobs(specs: list[dict[str, Any]], surface_parent: Path, log_path: Path) -> str | None:
+    """Export the FLARE jobs of several seeds in one process; the error, or None."""
+    specs_path = log_path.with_suffix(".json")
+    specs_path.write_text(json.dumps(specs, indent=1))
+    tree = run_tree(
+        python_module(FLARE_JOB, "export", str(specs_path)),
+        cwd=log_path.parent,
+        env=python_env([surface_parent, PACKAGE_ROOT]),
+        log_path=log_path,
+        timeout=EXPORT_TIMEOUT_SECONDS,
+    )
+    if tree.returncode == 0 and all((Path(s["job_root"]) / JOB_NAME).is_dir() for s in specs):
+        return None
+    if tree.timed_out:
+        return f"building the FLARE job took over {EXPORT_TIMEOUT_SECONDS:.0f} s; log: {log_path}"
+    lines = log_path.read_text(errors="replace").strip().splitlines()
+    detail = next(
+        (ln for ln in reversed(lines) if EXCEPTION_RE.match(ln)), lines[-1] if lines else "(no output)"
+    )
+    return f"building the FLARE job failed (exit {tree.returncode}): {detail[:300]}; log: {log_path}"
+
+
+def run_simulation(
+    spec: dict[str, Any],
+    contract: Contract,
+    progress: Callable[[str], None],
+    tag: str = "",
+    preload: bool = True,
+) -> SeedRun:
+    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap.
+    With ``preload`` the simulator's own command runs through ``prefork``: the same simulation, with torch
+    and nvflare imported once instead of once per process."""
+    seed = int(spec["seed"])
+    run = SeedRun(seed=seed, directory=Path(spec["client_config"]).parent)
+    audit_path = Path(spec["audit_path"])
+    audit_path.unlink(missing_ok=True)
+
+    def on_line(line: str) -> None:
+        if match := _ROUND_RE.search(line):
+            progress(f"seed {seed}{tag}: round {int(match.group(1)) + 1}/{contract.rounds}")
+
+    cap = contract.budget["wall_clock_seconds"]
+    env = python_env(
+        [Path(spec["surface_parent"]), PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"]
+    )
+    if spec.get("startup_kit"):
+        argv = python_module(FLARE_JOB, "submit", str(run.directory / "spec.json"))
+    else:
+        argv = simulator(
+            Path(spec["job_root"]) / spec["job_name"],
+            Path(spec["workspace_root"]) / spec["job_name"],
+            int(spec["num_clients"]),
+        )
+        if preload:
+            argv = preforked(argv)
+    tree = run_tree(
+        argv,
+        cwd=run.directory,
+        env=env,
+        log_path=run.log_path,
+        timeout=float(cap),
+        on_line=on_line,
+    )
+    run.runtime_seconds = tree.seconds
+    run.audit = read_audit(audit_path)
+    if tree.timed_out:
+        run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"
+    elif err := first_error(run.workspace):
+        run.error = f"seed {seed}: {err}; log: {run.log_path}"
+    elif tree.returncode != 0:
+        tail = run.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
+        run.error = f"seed {seed}: simulator exited with code {tree.returncode}: {tail[0][:300]}"
+    elif not run.model_path.is_file():
+        run.error = f"seed {seed}: no final global model at {run.model_path}"
+    return run

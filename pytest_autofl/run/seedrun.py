@@ -1,0 +1,67 @@
+"""What one seed run of a candidate left behind, read by the harness: the run's record, the audit file its
+server filter wrote, and the first error in NVFlare's logs."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JOB_NAME = "trial"
+EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
+
+
+@dataclass
+class SeedRun:
+    seed: int
+    directory: Path
+    runtime_seconds: float = 0.0
+    error: str | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    score: float | None = None
+    n_params: int | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "run.log"
+
+    @property
+    def model_path(self) -> Path:
+        return (
+            self.directory / "ws" / JOB_NAME / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
+        )
+
+    @property
+    def workspace(self) -> Path:
+        return self.directory / "ws" / JOB_NAME
+
+    @property
+    def comm_bytes(self) -> int | None:
+        """Bytes over the wire for model weights: every client's update up (audited), the global model down
+        to every client each round. float32 weights."""
+        if self.n_params is None:
+            return None
+        up = sum(int(rec.get("values") or 0) for rec in self.audit)
+        down = len(self.audit) * self.n_params
+        return 4 * (up + down)
+
+
+def first_error(workspace: Path) -> str | None:
+    """NVFlare can fail silently with exit code 0: its error logs are the truth. Client logs come first,
+    since a client failure shows up on the server only as a consequence."""
+    logs = sorted(workspace.glob("*/error_log.txt"), key=lambda p: (p.parent.name == "server", p.parent.name))
+    for log in logs:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            exceptions = [ln for ln in lines if EXCEPTION_RE.match(ln)]
+            detail = exceptions[0] if exceptions else next((ln for ln in lines if " ERROR " in ln), lines[0])
+            return f"{log.parent.name}: {detail[:300]}"
+    return None
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

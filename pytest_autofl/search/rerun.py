@@ -1,0 +1,81 @@
+"""``--autofl-rerun``: which ledger row to run again, and whether the new runs reproduce its scores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from pytest_autofl.core.candidate import Candidate, CandidateFactory
+from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.ledger.row import Row
+from pytest_autofl.run.surface import PATCH_FILE
+from pytest_autofl.search.trial import TrialResult
+
+
+def find_row(rows: list[Row], ident: str, contract: Contract, ledger_path: Path) -> Row:
+    """The row to rerun: by row_id, or the latest row of a candidate_id, under the active contract."""
+    matches = [r for r in rows if ident in (r.row_id, r.candidate_id)]
+    if not matches:
+        known = sorted({r.candidate_id for r in rows if ident[:6] in r.candidate_id})[:5]
+        hint = f"; similar ids: {', '.join(known)}" if known else ""
+        raise AutoFLError(f"no ledger row with candidate_id or row_id {ident!r} in {ledger_path}{hint}")
+    row = matches[-1]
+    if not row.clean or not row.seed_scores:
+        raise AutoFLError(f"row {row.row_id} is {row.status}: there is no score to reproduce")
+    if row.contract_sha != contract.sha:
+        raise AutoFLError(
+            f"row {row.row_id} ran under benchmark {row.benchmark!r} (contract_sha "
+            f"{row.contract_sha[:12]}), not the active {contract.name!r} ({contract.sha[:12]}); "
+            f"pass --autofl-benchmark {row.benchmark} (with that contract pinned)"
+        )
+    return row
+
+
+def candidate_of(row: Row, factory: CandidateFactory, rootdir: Path) -> Candidate:
+    """The row's candidate, with its patch read back from the trial's saved copy (checked against patch_sha)."""
+    candidate = factory.make(row.params, proposer=row.proposer or "builtin", source="rerun")
+    if not row.patch_sha:
+        return candidate
+    saved = rootdir / row.trial_dir / PATCH_FILE
+    try:
+        files = tuple(sorted(json.loads(saved.read_text()).items()))
+    except (OSError, ValueError) as exc:
+        raise AutoFLError(
+            f"row {row.row_id} has a patch, but its saved copy {saved} is unreadable: {exc}"
+        ) from None
+    candidate = replace(candidate, files=files, family=candidate.family + "+patch")
+    if candidate.patch_sha != row.patch_sha:
+        raise AutoFLError(f"{saved} does not hash to the row's patch_sha {row.patch_sha[:12]}")
+    return candidate
+
+
+def mismatches(row: Row, scores: dict[int, float], tolerance: float, surface_now: str) -> list[str]:
+    """Every seed whose score differs from the ledger's by more than the tolerance (and, if any, whether the
+    surface changed since)."""
+    out = [
+        f"seed {seed}: {score:.6f} now vs {row.seed_scores[seed]:.6f} in the ledger (|d| "
+        f"{abs(score - row.seed_scores[seed]):.2g} > tolerance {tolerance:g})"
+        for seed, score in sorted(scores.items())
+        if abs(score - row.seed_scores[seed]) > tolerance
+    ]
+    if out and row.surface_sha and row.surface_sha != surface_now:
+        out.append(
+            f"the surface changed since that row (surface_sha {row.surface_sha[:12]} then, {surface_now[:12]} now)"
+        )
+    return out
+
+
+def outcome_line(row: Row, result: TrialResult, tolerance: float) -> str:
+    """The one line a rerun ends with: REPRODUCED, DOES NOT REPRODUCE, CRASH or INVALID, with the scores."""
+    if result.error or result.violations:
+        outcome = "CRASH" if result.error else "INVALID"
+    else:
+        outcome = "DOES NOT REPRODUCE" if result.mismatches else "REPRODUCED"
+    seeds = ", ".join(f"seed {s}: {v:.6f}" for s, v in sorted(result.seed_scores.items()))
+    score = f"{row.score:.6f}" if row.score is not None else "0.000000"
+    return (
+        f"[autofl rerun] {row.candidate_id} (row {row.row_id}): {outcome}; {seeds} "
+        f"(ledger score {score}, tolerance {tolerance:g})"
+    )

@@ -1,0 +1,69 @@
+"""One candidate's trial: its seed runs, the checks on them and, once decided, its verdict and ledger row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.verdict import CRASH, INVALID, Verdict
+from pytest_autofl.ledger.row import Row
+from pytest_autofl.run.seedrun import SeedRun
+
+
+@dataclass
+class TrialResult:
+    slot: int
+    candidate: Candidate
+    trial_dir: Path
+    runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
+    extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
+    incumbent_confirm: dict[int, float] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(
+        default_factory=list
+    )  # an exact rerun that did not reproduce its ledger row
+    runtime_seconds: float = 0.0
+    verdict: Verdict | None = None
+    row: Row | None = None  # the ledger row, once recorded
+
+    @property
+    def error(self) -> str | None:
+        return next((r.error for r in self.runs + self.extra_runs if r.error), None)
+
+    @property
+    def seed_scores(self) -> dict[int, float]:
+        return {r.seed: r.score for r in self.runs if r.score is not None}
+
+    @property
+    def confirm_scores(self) -> dict[int, float]:
+        selection = {r.seed for r in self.runs}
+        return {r.seed: r.score for r in self.extra_runs if r.score is not None and r.seed not in selection}
+
+    @property
+    def score(self) -> float | None:
+        scores = list(self.seed_scores.values())
+        return sum(scores) / len(scores) if scores and not self.error else None
+
+    @property
+    def n_params(self) -> int | None:
+        return next((r.n_params for r in self.runs if r.n_params is not None), None)
+
+    @property
+    def seconds_per_run(self) -> float | None:
+        values = [r.runtime_seconds for r in self.runs if r.score is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def comm_bytes(self) -> float | None:
+        """Mean bytes of model traffic per run (per seed)."""
+        values = [r.comm_bytes for r in self.runs if r.comm_bytes is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return CRASH
+        if self.violations:
+            return INVALID
+        return self.verdict.status if self.verdict else "pending"
