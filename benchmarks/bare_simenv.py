@@ -25,7 +25,8 @@ from pytest_autofl.core.contract import Contract, load_contract  # noqa: E402
 from pytest_autofl.core.schema import load_schema  # noqa: E402
 from pytest_autofl.data.split import write_shards  # noqa: E402
 from pytest_autofl.run.flare_job import build_and_run  # noqa: E402
-from pytest_autofl.run.runner import JOB_NAME, SURFACE_PACKAGE, prepare_surface  # noqa: E402
+from pytest_autofl.run.seedrun import JOB_NAME  # noqa: E402
+from pytest_autofl.run.surface import SURFACE_PACKAGE, prepare_surface  # noqa: E402
 
 
 def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: float | None = None) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_autofl.core.verdict import decide  # noqa: E402
+from pytest_autofl.core.verdict import decide_under  # noqa: E402
 from pytest_autofl.search.campaign import Search  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> None:
         t0 = time.monotonic()
         v = session.record(session.run(base, 1))
         print(f"CALIBRATION {v.status}: {v.reason} ({time.monotonic() - t0:.0f} s)")
-        assert session.noise is not None and session.incumbent is not None
+        assert session.calibration.noise is not None and session.incumbent is not None
 
         t0 = time.monotonic()
         aa = session.run(base, 2)
@@ -61,16 +61,7 @@ def main() -> None:
         half = len(seeds) // 2
         shifted = {seeds[i]: scores[seeds[half + i]] for i in range(half)}
         first = {seeds[i]: scores[seeds[i]] for i in range(half)}
-        st = c.statistics
-        sv = decide(
-            shifted,
-            first,
-            threshold=session.threshold(),
-            alpha=1 - st["confidence"],
-            min_seeds=min(st["min_seeds"], half),
-            max_seeds=half,
-            higher_is_better=c.higher_is_better,
-        )
+        sv = decide_under(c, shifted, first, session.calibration.threshold(), max_seeds=half)
         print(f"SEED-SHIFTED A/A: {sv.status}: {sv.reason}")
 
         t0 = time.monotonic()

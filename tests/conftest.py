@@ -1,8 +1,16 @@
-"""Shared fixtures: the repository's own benchmarks and surface, and throw-away project copies of them."""
+"""Shared fixtures: the repository's own benchmarks and surface, and throw-away project copies of them.
+
+Markers tell the truth, and this file holds them to it: a test that starts a process or imports nvflare or
+torch must be marked ``subprocess`` (seconds) or ``e2e`` (real simulations); an unmarked test that tries fails
+at once, so ``pytest -m "not e2e and not subprocess"`` stays the fast loop. pytester tests run pytest in a
+subprocess and are marked by their fixture.
+"""
 
 from __future__ import annotations
 
+import _posixsubprocess  # type: ignore[import-not-found]
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +20,54 @@ from pytest_autofl.core.contract import load_contract
 from pytest_autofl.search.campaign import Search
 
 REPO = Path(__file__).resolve().parent.parent
+_PROCESS_EVENTS = {
+    "subprocess.Popen",
+    "os.fork",
+    "os.forkpty",
+    "os.posix_spawn",
+    "os.exec",
+    "os.spawn",
+    "os.system",
+}
+_HEAVY = {"torch", "nvflare"}
+_unmarked: list[str] = []  # the id of the running test while it is unmarked
+
+
+def _audit(event: str, args: tuple) -> None:
+    if not _unmarked:
+        return
+    if event in _PROCESS_EVENTS or (event == "import" and str(args[0]).split(".")[0] in _HEAVY):
+        what = "imports " + str(args[0]) if event == "import" else f"starts a process ({event})"
+        raise RuntimeError(
+            f"{_unmarked[0]} {what} but is not marked subprocess or e2e (see tests/conftest.py)"
+        )
+
+
+sys.addaudithook(_audit)
+_fork_exec = _posixsubprocess.fork_exec
+
+
+def _guarded_fork_exec(*args, **kwargs):  # multiprocessing's spawn starts processes without an audit event
+    _audit("os.posix_spawn", ("multiprocessing",))
+    return _fork_exec(*args, **kwargs)
+
+
+_posixsubprocess.fork_exec = _guarded_fork_exec
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "pytester" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.subprocess)
+
+
+@pytest.fixture(autouse=True)
+def _markers_tell_the_truth(request: pytest.FixtureRequest):
+    marked = any(request.node.get_closest_marker(m) for m in ("subprocess", "e2e"))
+    if not marked:
+        _unmarked.append(request.node.nodeid)
+    yield
+    _unmarked.clear()
 
 
 @pytest.fixture
@@ -48,6 +104,7 @@ def make_session(repo, tmp_path):
             ledger_path=tmp_path / "results.tsv",
             progress=lambda line: None,
             runner_factory=Scripted,
+            commit="scripted",  # no git process: the session's logic alone
             **kw,
         )
 

@@ -13,6 +13,8 @@ from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
 from pytest_autofl.run.envs.poc import ADMIN, kill_leftovers, project_file
 
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
+
 
 def test_the_poc_project_uses_free_loopback_ports_and_the_contract_clients(tmp_path):
     first = yaml.safe_load(project_file(tmp_path / "a.yml", 4).read_text())
@@ -35,12 +37,14 @@ def test_environment_choices_are_checked(tmp_path):
         ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2))
     with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
         ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path / "missing"))
-    assert ENVIRONMENTS.get("sim")(EnvironmentSetup(tmp_path, 2, preload=False)).runner_factory().keywords == {
-        "preload": False
-    }
+    assert ENVIRONMENTS.get("sim")(
+        EnvironmentSetup(tmp_path, 2, preload=False)
+    ).runner_factory().keywords == {"preload": False}
     prod = ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path))
     assert prod.runner_factory().keywords == {"startup_kit": tmp_path} and not prod.supports_xdist
-    assert ENVIRONMENTS.get("poc")(EnvironmentSetup(tmp_path, 2)).close() == 0  # never started: nothing to stop
+    assert (
+        ENVIRONMENTS.get("poc")(EnvironmentSetup(tmp_path, 2)).close() == 0
+    )  # never started: nothing to stop
 
 
 def test_leftovers_of_a_deployment_are_killed(tmp_path):

@@ -348,7 +348,9 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
     rest, _ = proc.communicate(timeout=300)
     assert "crashed" in rest or "worker" in rest.lower(), rest[-2000:]
     assert _gone_within(project, 15) == []
-    assert len(ledger.read_fields(project / "results.tsv")) >= 5  # the surviving worker recorded its candidate
+    assert (
+        len(ledger.read_fields(project / "results.tsv")) >= 5
+    )  # the surviving worker recorded its candidate
 
 
 def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester, project):

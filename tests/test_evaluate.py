@@ -12,6 +12,8 @@ import pytest
 from pytest_autofl.run.evaluator import Evaluator, evaluate_models
 from pytest_autofl.run.surface import prepare_surface
 
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
+
 
 @pytest.fixture
 def model_path(repo, tmp_path):

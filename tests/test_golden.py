@@ -18,6 +18,7 @@ from scripted import Scripted
 
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.proposers.candidate_file import load_candidate_file
+from pytest_autofl.search.files import reject
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_rows.json"
 VOLATILE = ("timestamp_utc", "runtime_seconds", "row_id", "commit", "nvflare_version", "torch_version")
@@ -58,7 +59,7 @@ def _scenario(make_session, tmp_path: Path, parallel: int) -> list[dict[str, str
     try:
         for slot in range(1, 7):
             s.record(s.run(s.next_candidate(), slot))
-        s.reject("broken.yaml", "knob 'lr' = 9 is out of bounds [0.001, 0.5]")
+        reject(s, "broken.yaml", "knob 'lr' = 9 is out of bounds [0.001, 0.5]")
         path = tmp_path / "prox.yaml"
         first = (s.surface_dir / "model.py").read_text().splitlines()[0]
         path.write_text(CANDIDATE_FILE.replace("FIRST_LINE", first))
@@ -86,6 +87,12 @@ def test_the_golden_search_writes_the_recorded_rows(make_session, tmp_path, para
     ]
     if os.environ.get("AUTOFL_GOLDEN_WRITE") and parallel == 1:
         GOLDEN.write_text(json.dumps(rows, indent=1) + "\n")
+    assert [r["proposer"] for r in rows] == ["builtin"] * 6 + ["file", "file"]
+    assert [r["source"] for r in rows][:2] == ["calibration", "calibration"]
+    assert (
+        rows[-1]["source"] == "file:prox.yaml"
+        and rows[-1]["cites"] == '["Li et al. 2020, FedProx, arXiv:1812.06127"]'
+    )
     golden = json.loads(GOLDEN.read_text())
     for number, (got, want) in enumerate(zip(rows, golden, strict=True), start=2):
         for column, value in want.items():

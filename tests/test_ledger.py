@@ -53,7 +53,9 @@ def test_any_text_round_trips(tmp_path, text):
 def test_pandas_reads_it(tmp_path):
     path = tmp_path / "results.tsv"
     for i in range(3):
-        ledger.append_fields(path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"'))
+        ledger.append_fields(
+            path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"')
+        )
     frame = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)  # no pytest-autofl code involved
     assert list(frame.columns) == list(ledger.COLUMNS)
     assert frame["params"].iloc[0] == '{"lr": 0.05, "aggregator": "fedavg"}'
@@ -115,6 +117,7 @@ def _writer(path: str, worker: int, count: int, spans: multiprocessing.Queue) ->
         spans.put(worker)
 
 
+@pytest.mark.subprocess
 def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     path = tmp_path / "results.tsv"
     ctx = multiprocessing.get_context("spawn")
@@ -131,3 +134,76 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
     assert len({r["row_id"] for r in rows}) == 100
     assert ledger.validate(path) == []
     assert time.monotonic() - started < 120
+
+
+def _earlier_ledger(path, rows):
+    """A ledger written by the release before the proposer/source/cites columns."""
+    lines = ["\t".join(ledger.EARLIER_COLUMNS)]
+    lines += ["\t".join(r[c] for c in ledger.EARLIER_COLUMNS) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_an_earlier_ledger_is_read_and_upgraded_once_on_its_next_append(tmp_path):
+    path = tmp_path / "results.tsv"
+    old = [row(1, seed_scores='{"0": 0.5}'), row(2)]
+    _earlier_ledger(path, old)
+    assert [r["candidate_id"] for r in ledger.read_fields(path)] == ["c1", "c2"]
+    assert ledger.read_fields(path)[0]["proposer"] == "" and ledger.validate(path) == []
+    ledger.append_fields(path, row(3, proposer="builtin", source="narrow", cites='["Li 2020"]'))
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == list(ledger.COLUMNS)
+    back = ledger.read_fields(path)
+    assert [r["candidate_id"] for r in back] == ["c1", "c2", "c3"]
+    assert back[2]["source"] == "narrow" and back[0]["seed_scores"] == '{"0": 0.5}'
+    (kept,) = tmp_path.glob("results.tsv.earlier-*")  # the original, untouched, beside it
+    assert kept.read_text().splitlines()[0].split("\t") == list(ledger.EARLIER_COLUMNS)
+
+
+def test_a_row_that_does_not_parse_stops_typed_reading_with_its_line(tmp_path):
+    path = tmp_path / "results.tsv"
+    ledger.append_fields(path, row(1))
+    ledger.append_fields(path, row(2, seed_scores="{not json"))
+    with pytest.raises(LedgerError, match=r"results.tsv:3: column seed_scores = .* is not JSON"):
+        ledger.read_rows(path)
+    assert "results.tsv:3: column seed_scores" in ledger.validate(path)[0]
+
+
+_finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@given(
+    status=st.sampled_from(["keep", "narrow", "discard", "crash", "invalid"]),
+    score=st.none() | _finite,
+    scores=st.dictionaries(st.integers(0, 2000), _finite, max_size=6),
+    delta=st.none() | _finite,
+    n_params=st.none() | st.integers(0, 10**9),
+    text=st.text(max_size=30),
+    cites=st.lists(st.text(max_size=20), max_size=3),
+)
+def test_a_row_reads_back_as_it_was_written(status, score, scores, delta, n_params, text, cites):
+    from pytest_autofl.ledger.row import Row
+
+    written = Row(
+        status=status,
+        candidate_id="c-1",
+        params={"lr": 0.05, "aggregator": "fedavg"},
+        description=text,
+        target="knobs: lr",
+        budget="clients=4",
+        score=score,
+        runtime_seconds=1.25,
+        artifacts=("a/b", "a/b/seed-0/run.log"),
+        seed_scores=scores,
+        reason=text,
+        contract_sha="0" * 64,
+        split_sha="1" * 64,
+        benchmark="digits",
+        env="sim",
+        delta=delta,
+        n_params=n_params,
+        confirm={"seeds": [1000], "candidate": {"1000": 0.5}, "incumbent": {"1000": 0.4}},
+        cites=tuple(cites),
+    ).fields()
+    again = Row.parse(written)
+    assert again.fields() == written  # formatting is a fixed point: nothing drifts through a round trip
+    assert again.cites == tuple(cites) and again.status == status

@@ -88,6 +88,7 @@ class Hanging:
         pass
 
 
+@pytest.mark.subprocess
 def test_a_failing_run_stops_every_tree_in_the_batch(tmp_path):
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="one run broke"):
@@ -98,6 +99,7 @@ def test_a_failing_run_stops_every_tree_in_the_batch(tmp_path):
     assert not STOP.is_set()  # served and cleared: what runs after (the final report's evaluator) may run
 
 
+@pytest.mark.subprocess
 def test_stop_interrupts_a_tree_running_in_another_thread(tmp_path):
     outcome: list[BaseException] = []
 

@@ -13,6 +13,8 @@ import pytest
 
 from pytest_autofl.run import ports
 
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
+
 
 @pytest.fixture(autouse=True)
 def private_tmp(tmp_path, monkeypatch):

@@ -12,9 +12,12 @@ import textwrap
 import time
 
 import psutil
+import pytest
 
 from pytest_autofl.run import ports, prefork
 from pytest_autofl.run.processes import python_env, run_tree
+
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
 FAKE_SIMULATOR = textwrap.dedent(
     """

@@ -5,8 +5,11 @@ import textwrap
 import time
 
 import psutil
+import pytest
 
 from pytest_autofl.run.processes import python_env, run_tree
+
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
 # Like NVFlare's simulator: the child starts a grandchild in a new session, which a process-group kill misses.
 HANGING_TREE = textwrap.dedent(

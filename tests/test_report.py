@@ -135,6 +135,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     assert "the ledger has: digits-smoke (b046ccf40e5c)" in capsys.readouterr().err
 
 
+@pytest.mark.subprocess
 def test_module_entry_point(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "pytest_autofl", "report", str(FIXTURE), "--out", str(tmp_path)],

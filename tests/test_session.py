@@ -32,8 +32,8 @@ def test_baseline_calibrates_then_verdicts_follow_the_noise_floor(make_session, 
         (5, ""),
         (0, "-repeat"),
     ]
-    assert s.noise.deterministic and s.noise.noise > 0.02
-    assert s.threshold() == pytest.approx(max(0.005, 0.5 * s.noise.noise))
+    assert s.calibration.noise.deterministic and s.calibration.noise.noise > 0.02
+    assert s.calibration.threshold() == pytest.approx(max(0.005, 0.5 * s.calibration.noise.noise))
 
     Scripted.calls.clear()
     loser, v = step(s, 2)
@@ -52,7 +52,7 @@ def test_baseline_calibrates_then_verdicts_follow_the_noise_floor(make_session, 
     assert rows[1]["n_seeds"] == "3" and float(rows[1]["ci_high"]) < 0
     assert rows[2]["n_seeds"] == "6" and float(rows[2]["ci_low"]) > float(rows[2]["threshold"])
     assert json.loads(rows[2]["confirm"])["seeds"] == [1000, 1001, 1002]
-    assert float(rows[2]["noise"]) == pytest.approx(s.noise.noise, abs=1e-6)
+    assert float(rows[2]["noise"]) == pytest.approx(s.calibration.noise.noise, abs=1e-6)
     assert rows[2]["cost_ratio"] == "1.000" and int(rows[2]["comm_bytes"]) == 4 * 2 * 20 * 8970
 
 
@@ -82,7 +82,9 @@ def test_crashes_and_a_second_session_continue_the_campaign(make_session, tmp_pa
     cand, v = step(first, 2)
     assert v.status == "crash" and "scripted crash" in v.reason
     second = make_session()
-    assert second.noise is not None and second.baseline.candidate_id == first.baseline.candidate_id
+    assert (
+        second.calibration.noise is not None and second.baseline.candidate_id == first.baseline.candidate_id
+    )
     Scripted.calls.clear()
     nxt = second.next_candidate()
     assert nxt.description == "fedprox_mu=0.1"  # tried knob sets are never proposed again
@@ -95,11 +97,11 @@ def test_missing_noise_cache_recalibrates_without_a_row(make_session, tmp_path):
     for path in (tmp_path / ".autofl" / "noise").iterdir():
         path.unlink()
     second = make_session()
-    assert second.noise is None
+    assert second.calibration.noise is None
     Scripted.calls.clear()
     step(second, 1)
     assert [c[2] for c in Scripted.calls[:7]] == [""] * 6 + ["-repeat"]
-    assert second.noise is not None
+    assert second.calibration.noise is not None
     assert len(ledger.read_fields(tmp_path / "results.tsv")) == 2
     assert Path(second.calibration.path).is_file()
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.run.job import TASK_REQUEST_INTERVAL, export_jobs, seed_spec
 from pytest_autofl.run.seedrun import JOB_NAME
 from pytest_autofl.run.surface import prepare_surface
+
+pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
 
 def test_the_polling_interval_lands_where_the_server_reads_it(repo, smoke_contract, tmp_path):

@@ -66,34 +66,40 @@ def fairness_violations(
             f"{contract_sha_now[:12]} during the run"
         )
     budget = site_step_budget(contract, shard_sizes)
-    sites = sorted(shard_sizes)
     for run in [*runs, *extra_runs]:
-        by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for rec in run.audit:
-            if isinstance(rec.get("round"), int):
-                by_round[rec["round"]][str(rec.get("site"))] = rec
-        complete = [r for r, got in by_round.items() if sorted(got) == sites]
-        if len(complete) != contract.rounds:
-            out.append(
-                f"rounds completed (seed {run.seed}): {len(complete)} rounds with an update from every "
-                f"client, the contract fixes {contract.rounds}"
-            )
-        for rnd, got in sorted(by_round.items()):
-            for site, rec in sorted(got.items()):
-                steps = rec.get("steps")
-                if not isinstance(steps, int) or steps > budget.get(site, -1):
-                    out.append(
-                        f"local steps (seed {run.seed}, round {rnd}, {site}): reported {steps!r}, "
-                        f"budget {budget.get(site)}"
-                    )
-                if not rec.get("tensors"):
-                    out.append(
-                        f"non-empty update (seed {run.seed}, round {rnd}, {site}): the server received "
-                        "no parameters (numpy params are dropped by the PyTorch Client API)"
-                    )
-        if run.n_params is None or run.n_params > contract.budget["max_model_params"]:
-            out.append(
-                f"parameter count (seed {run.seed}): {run.n_params}, cap "
-                f"{contract.budget['max_model_params']}"
-            )
+        out += _run_violations(contract, run, budget)
+    return out
+
+
+def _run_violations(contract: Contract, run: RunFacts, budget: dict[str, int]) -> list[str]:
+    """What one seed run's audit and parameter count break: rounds, local steps, empty updates, the cap."""
+    out = []
+    sites = sorted(budget)
+    by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for rec in run.audit:
+        if isinstance(rec.get("round"), int):
+            by_round[rec["round"]][str(rec.get("site"))] = rec
+    complete = [r for r, got in by_round.items() if sorted(got) == sites]
+    if len(complete) != contract.rounds:
+        out.append(
+            f"rounds completed (seed {run.seed}): {len(complete)} rounds with an update from every "
+            f"client, the contract fixes {contract.rounds}"
+        )
+    for rnd, got in sorted(by_round.items()):
+        for site, rec in sorted(got.items()):
+            steps = rec.get("steps")
+            if not isinstance(steps, int) or steps > budget.get(site, -1):
+                out.append(
+                    f"local steps (seed {run.seed}, round {rnd}, {site}): reported {steps!r}, "
+                    f"budget {budget.get(site)}"
+                )
+            if not rec.get("tensors"):
+                out.append(
+                    f"non-empty update (seed {run.seed}, round {rnd}, {site}): the server received "
+                    "no parameters (numpy params are dropped by the PyTorch Client API)"
+                )
+    if run.n_params is None or run.n_params > contract.budget["max_model_params"]:
+        out.append(
+            f"parameter count (seed {run.seed}): {run.n_params}, cap {contract.budget['max_model_params']}"
+        )
     return out

@@ -60,7 +60,7 @@ class Controller:
         from pytest_autofl.report.summary import summary_lines
 
         search = self.config.stash.get(SEARCH, None)
-        if search is None or not search.rows:
+        if search is None or not search.state.rows:
             return
         try:
             test_scores = search.test_scores()
@@ -70,7 +70,12 @@ class Controller:
         noise_line = search.calibration.describe()
         terminalreporter.write_sep("=", "autofl summary")
         lines = summary_lines(
-            search.rows, search.baseline, search.incumbent, test_scores, str(search.ledger_path), noise_line
+            search.state.rows,
+            search.baseline,
+            search.incumbent,
+            test_scores,
+            str(search.ledger_path),
+            noise_line,
         )
         for line in lines:
             terminalreporter.write_line(line)

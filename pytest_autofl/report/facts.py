@@ -19,8 +19,9 @@ import pandas as pd
 from pytest_autofl.core.contract import Contract, load_contract
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.ledger import analysis
+from pytest_autofl.report.markdown import PROGRESS_PNG, render_markdown
 
-REPORT_JSON, REPORT_MD, PROGRESS_PNG = "report.json", "report.md", "progress.png"
+REPORT_JSON, REPORT_MD = "report.json", "report.md"
 TOP_N = 5
 
 
@@ -87,43 +88,26 @@ def reproduce_command(row: pd.Series, ledger_path: Path) -> str:
     )
 
 
-def build_facts(
-    ledger_path: Path,
-    scoring: Scoring,
-    *,
-    benchmark: str | None = None,
-    contract_sha: str | None = None,
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The report's facts (JSON-ready) and the rows they describe: one contract of the ledger (the latest one
-    unless ``benchmark`` / ``contract_sha`` say otherwise)."""
-    everything = analysis.load_ledger(ledger_path)
-    frame = analysis.one_contract(everything, benchmark, contract_sha)
-    hib, confidence = scoring.higher_is_better, scoring.confidence
-    base, best = analysis.baseline(frame), analysis.incumbent(frame)
-    interval = (
-        analysis.paired_interval(best, base, confidence=confidence, higher_is_better=hib)
-        if (base is not None and best is not None)
-        else None
-    )
-    sign = 1.0 if hib else -1.0
-    ran = frame[frame["ran"]]
-    first, last = frame["timestamp_utc"].min(), frame["timestamp_utc"].max()
-    noise = frame["noise"].dropna()
-    threshold = frame["threshold"].dropna()
-    facts: dict[str, Any] = {
-        "ledger": str(ledger_path),
-        "generated_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+def _provenance(frame: pd.DataFrame, everything: pd.DataFrame, scoring: Scoring) -> dict[str, Any]:
+    """What the rows ran under: contract, split, budget, metric, sessions, environments, versions, noise."""
+    noise, threshold = frame["noise"].dropna(), frame["threshold"].dropna()
+    sha = frame["contract_sha"].iloc[-1]
+    return {
         "benchmark": str(frame["benchmark"].iloc[-1]),
-        "contract_sha": str(frame["contract_sha"].iloc[-1]),
+        "contract_sha": str(sha),
         "split_sha": sorted(set(frame["split_sha"]) - {""}),
         "budget": str(frame["budget"].iloc[-1]),
-        "metric": {"name": scoring.name, "higher_is_better": hib, "from_contract": scoring.from_contract},
+        "metric": {
+            "name": scoring.name,
+            "higher_is_better": scoring.higher_is_better,
+            "from_contract": scoring.from_contract,
+        },
         "rows": len(frame),
         "rows_in_ledger": len(everything),
         "other_contracts": [
             {"benchmark": b, "contract_sha": c}
             for b, c in dict.fromkeys(zip(everything["benchmark"], everything["contract_sha"], strict=True))
-            if c != frame["contract_sha"].iloc[-1]
+            if c != sha
         ],
         "sessions": int(frame["row_id"].str.rsplit(":", n=1).str[0].nunique()),
         "environments": sorted(set(frame["env"])),
@@ -136,36 +120,70 @@ def build_facts(
             "sd": _num(noise.iloc[-1]) if not noise.empty else None,
             "threshold": _num(threshold.iloc[-1]) if not threshold.empty else None,
         },
-        "baseline": None if base is None else {**_row_brief(base), "seed_scores": analysis.seed_scores(base)},
-        "best": None
-        if best is None
+    }
+
+
+def _best(best: pd.Series, base: pd.Series | None, scoring: Scoring, ledger_path: Path) -> dict[str, Any]:
+    """The best kept row, with its gain over the baseline and the paired interval on their shared seeds."""
+    hib, confidence = scoring.higher_is_better, scoring.confidence
+    interval = (
+        None
+        if base is None
+        else analysis.paired_interval(best, base, confidence=confidence, higher_is_better=hib)
+    )
+    sign = 1.0 if hib else -1.0
+    return {
+        **_row_brief(best),
+        "params": json.loads(str(best["params"])) if best["params"] else {},
+        "seed_scores": analysis.seed_scores(best),
+        "gain_vs_baseline": None if base is None else sign * (float(best["score"]) - float(base["score"])),
+        "interval_vs_baseline": None
+        if interval is None
         else {
-            **_row_brief(best),
-            "params": json.loads(str(best["params"])) if best["params"] else {},
-            "seed_scores": analysis.seed_scores(best),
-            "gain_vs_baseline": None
-            if base is None
-            else sign * (float(best["score"]) - float(base["score"])),
-            "interval_vs_baseline": None
-            if interval is None
-            else {
-                "confidence": confidence,
-                "n_shared_seeds": interval.n,
-                "mean": interval.mean,
-                "low": None if math.isinf(interval.low) else interval.low,
-                "high": None if math.isinf(interval.high) else interval.high,
-            },
-            "reproduce": reproduce_command(best, ledger_path),
+            "confidence": confidence,
+            "n_shared_seeds": interval.n,
+            "mean": interval.mean,
+            "low": None if math.isinf(interval.low) else interval.low,
+            "high": None if math.isinf(interval.high) else interval.high,
         },
+        "reproduce": reproduce_command(best, ledger_path),
+    }
+
+
+def _runtime(frame: pd.DataFrame) -> dict[str, Any]:
+    ran = frame[frame["ran"]]
+    first, last = frame["timestamp_utc"].min(), frame["timestamp_utc"].max()
+    return {
+        "total_seconds": float(frame["runtime_seconds"].sum()),
+        "seed_runs": analysis.seed_runs(frame),
+        "mean_seconds_per_run": _num(ran["seconds_per_run"].mean()) if not ran.empty else None,
+        "first_utc": None if pd.isna(first) else first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "last_utc": None if pd.isna(last) else last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def build_facts(
+    ledger_path: Path,
+    scoring: Scoring,
+    *,
+    benchmark: str | None = None,
+    contract_sha: str | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The report's facts (JSON-ready) and the rows they describe: one contract of the ledger (the latest one
+    unless ``benchmark`` / ``contract_sha`` say otherwise)."""
+    everything = analysis.load_ledger(ledger_path)
+    frame = analysis.one_contract(everything, benchmark, contract_sha)
+    hib = scoring.higher_is_better
+    base, best = analysis.baseline(frame), analysis.incumbent(frame)
+    facts: dict[str, Any] = {
+        "ledger": str(ledger_path),
+        "generated_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **_provenance(frame, everything, scoring),
+        "baseline": None if base is None else {**_row_brief(base), "seed_scores": analysis.seed_scores(base)},
+        "best": None if best is None else _best(best, base, scoring, ledger_path),
         "verdicts": analysis.verdict_counts(frame),
         "families": analysis.family_table(frame, None if base is None else float(base["score"]), hib),
-        "runtime": {
-            "total_seconds": float(frame["runtime_seconds"].sum()),
-            "seed_runs": analysis.seed_runs(frame),
-            "mean_seconds_per_run": _num(ran["seconds_per_run"].mean()) if not ran.empty else None,
-            "first_utc": None if pd.isna(first) else first.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "last_utc": None if pd.isna(last) else last.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
+        "runtime": _runtime(frame),
         "top": [
             {
                 "rank": rank,
@@ -184,129 +202,6 @@ def build_facts(
         ],
     }
     return facts, frame
-
-
-def _cell(value: Any, spec: str = "") -> str:
-    if value is None:
-        return "-"
-    text = format(value, spec) if spec else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(facts: dict[str, Any]) -> str:
-    """``report.md``: the facts of ``report.json`` laid out for people."""
-    m = facts["metric"]
-    direction = "higher is better" if m["higher_is_better"] else "lower is better"
-    if not m["from_contract"]:
-        direction += " (assumed: the benchmark contract was not found)"
-    rt = facts["runtime"]
-    out = [
-        f"# pytest-autofl report: {facts['benchmark']}",
-        "",
-        f"- ledger: `{facts['ledger']}` ({facts['rows']} rows under this contract, {facts['rows_in_ledger']} in all; "
-        f"{facts['sessions']} session(s), {rt['first_utc'] or '-'} to {rt['last_utc'] or '-'})",
-        f"- contract: `{facts['contract_sha']}`; split `{', '.join(s[:12] for s in facts['split_sha']) or '-'}`",
-        f"- budget: `{facts['budget']}`",
-        f"- metric: {m['name']} ({direction}); ran on: {', '.join(facts['environments'])}",
-        f"- nvflare {', '.join(facts['versions']['nvflare']) or '-'}, torch {', '.join(facts['versions']['torch']) or '-'}; "
-        f"commits {', '.join(c for c in facts['commits'] if c) or '-'}",
-    ]
-    if facts["other_contracts"]:
-        others = ", ".join(f"{o['benchmark']} ({o['contract_sha'][:12]})" for o in facts["other_contracts"])
-        out.append(f"- not in this report (other contracts in the ledger): {others}")
-    out += ["", "## Result", ""]
-    best, base, noise = facts["best"], facts["baseline"], facts["noise"]
-    if best is None or base is None:
-        out.append("No candidate was kept yet: there is no baseline to compare with.")
-    elif best["row_id"] == base["row_id"]:
-        out.append(
-            f"Best = baseline `{base['candidate_id']}`: {m['name']} {base['score']:.4f} over "
-            f"{base['n_seeds']} seeds; nothing beat it."
-        )
-    else:
-        iv = best["interval_vs_baseline"]
-        iv_text = (
-            f", {iv['confidence']:.0%} paired t-interval [{_cell(iv['low'], '+.4f')}, {_cell(iv['high'], '+.4f')}] "
-            f"over {iv['n_shared_seeds']} shared seeds"
-            if iv
-            else ""
-        )
-        out.append(
-            f"Best kept `{best['candidate_id']}` ({best['description']}): {m['name']} {best['score']:.4f} vs "
-            f"baseline `{base['candidate_id']}` {base['score']:.4f}, gain {best['gain_vs_baseline']:+.4f}{iv_text}."
-        )
-    if noise["sd"] is not None:
-        out.append("")
-        out.append(
-            f"Noise floor (A/A, seed-to-seed sd of the baseline): {noise['sd']:.4f}; "
-            f"keep threshold {_cell(noise['threshold'], '.4f')}."
-        )
-    session = facts.get("session")
-    if session and session.get("test"):
-        t = session["test"]
-        out += [
-            "",
-            f"Held-out test (this session, reported once, never used to select): best {t['best']:.4f}, "
-            f"baseline {t['baseline']:.4f} ({t['best'] - t['baseline']:+.4f}).",
-        ]
-    if best is not None:
-        out += ["", "Reproduce the best:", "", "```", best["reproduce"], "```"]
-    out += ["", "## Verdicts", "", "| " + " | ".join(facts["verdicts"]) + " |"]
-    out += [
-        "|" + "---|" * len(facts["verdicts"]),
-        "| " + " | ".join(str(v) for v in facts["verdicts"].values()) + " |",
-    ]
-    out += [
-        "",
-        "## Method families",
-        "",
-        "| family | candidates | keep | narrow | discard | crash | invalid | best score | gain vs baseline |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for f in facts["families"]:
-        out.append(
-            f"| {_cell(f['family'])} | {f['candidates']} | {f['keep']} | {f['narrow']} | {f['discard']} | "
-            f"{f['crash']} | {f['invalid']} | {_cell(f['best_score'], '.4f')} | {_cell(f['best_gain_vs_baseline'], '+.4f')} |"
-        )
-    out += [
-        "",
-        "## Runtime",
-        "",
-        f"{rt['total_seconds'] / 60:.1f} min of candidate time over {rt['seed_runs']} FLARE runs "
-        f"(mean {_cell(rt['mean_seconds_per_run'], '.1f')} s per run).",
-        "",
-        f"## Top {len(facts['top'])} candidates",
-        "",
-        "| # | candidate | verdict | score | gain vs its incumbent | interval | seeds | description |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t in facts["top"]:
-        interval = (
-            f"[{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]"
-            if t["ci_low"] is not None and t["ci_high"] is not None
-            else "-"
-        )
-        out.append(
-            f"| {t['rank']} | `{t['candidate_id']}` | {t['status']} | {_cell(t['score'], '.4f')} | "
-            f"{_cell(t['gain_vs_incumbent'], '+.4f')} | {interval} | {_cell(t['n_seeds'])} | {_cell(t['description'])} |"
-        )
-    if facts["top"]:
-        out += [
-            "",
-            "Reproduce (re-runs the row on exactly its seeds; fails unless every score matches):",
-            "",
-            "```",
-        ]
-        out += [t["reproduce"] for t in facts["top"]]
-        out.append("```")
-    if facts["literature_events"]:
-        out += ["", "## Literature loop", ""]
-        out += [
-            f"- line {e['line']}: `{e['candidate_id']}` {e['status']}: {e['description']}"
-            for e in facts["literature_events"]
-        ]
-    out += ["", f"![progress]({PROGRESS_PNG})", ""]
-    return "\n".join(out)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

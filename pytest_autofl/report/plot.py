@@ -24,15 +24,8 @@ _STYLE = {
 _FAILED = {"crash": ("X", "#d62728", "crash"), "invalid": ("s", "#9467bd", "invalid")}
 
 
-def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
-    """The PNG bytes for the rows of one contract (``analysis.one_contract``) and their report facts."""
-    fig = Figure(figsize=(12, 5.6), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    x = list(range(1, len(frame) + 1))
-    score = frame["score"].tolist()
+def _baseline(ax: Any, facts: dict[str, Any]) -> None:
     base, noise = facts["baseline"], facts["noise"]["sd"]
-
     if base is not None and base["score"] is not None:
         if noise:
             ax.axhspan(
@@ -45,10 +38,10 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
             )
         ax.axhline(base["score"], color="#3182bd", ls="--", lw=1, label=f"baseline {base['score']:.3f}")
 
-    front = [p["frontier"] for p in facts["progress"]]
-    ax.step(x, front, where="post", color="#2ca02c", lw=2, label="kept frontier (incumbent)")
 
-    statuses = frame["status"].astype(str).tolist()
+def _points(ax: Any, frame: pd.DataFrame, facts: dict[str, Any], x: list[int]) -> None:
+    """Each row as a marker by verdict; failed rows on the bottom edge; literature rows as lines."""
+    score, statuses = frame["score"].tolist(), frame["status"].astype(str).tolist()
     for status, (marker, face, edge, size, label) in _STYLE.items():
         pts = [(xi, s) for xi, s, st in zip(x, score, statuses, strict=True) if st == status]
         if pts:
@@ -83,7 +76,9 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
     for i, xi in enumerate(xi for xi, line in zip(x, frame["line"], strict=True) if line in lit_lines):
         ax.axvline(xi, color="#6a51a3", ls=":", lw=1.2, label="literature-loop candidate" if i == 0 else None)
 
-    best = facts["best"]
+
+def _best(ax: Any, facts: dict[str, Any]) -> None:
+    best, base = facts["best"], facts["baseline"]
     if (
         best is not None
         and best["score"] is not None
@@ -103,6 +98,18 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
             bbox={"boxstyle": "round", "fc": "white", "ec": "#bbbbbb"},
         )
 
+
+def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
+    """The PNG bytes for the rows of one contract (``analysis.one_contract``) and their report facts."""
+    fig = Figure(figsize=(12, 5.6), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = list(range(1, len(frame) + 1))
+    _baseline(ax, facts)
+    front = [p["frontier"] for p in facts["progress"]]
+    ax.step(x, front, where="post", color="#2ca02c", lw=2, label="kept frontier (incumbent)")
+    _points(ax, frame, facts, x)
+    _best(ax, facts)
     m = facts["metric"]
     ax.set_xlabel("candidate (ledger order)")
     ax.set_ylabel(f"{m['name']} (mean over seeds)" + ("" if m["higher_is_better"] else ", lower is better"))

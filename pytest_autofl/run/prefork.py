@@ -1,27 +1,20 @@
 """Run NVFlare's simulator with its heavy imports done once per simulation instead of once per process.
 
-A simulation of N clients starts N + 1 Python processes (the simulator and one worker per client), and each
-imports torch, torch._dynamo (pulled in by the first ``torch.optim`` call), numpy and nvflare: about 3 s of
-CPU per process, against about 0.03 s of training per client round on our benchmarks.
-
-``python -m pytest_autofl.run.prefork -m nvflare.private.fed.app.simulator.simulator ARGS`` imports those modules
+A simulation of N clients starts N + 1 Python processes, and each imports torch, torch._dynamo, numpy and
+nvflare: about 3 s of CPU per process, against about 0.03 s of training per client round on our benchmarks.
+``python -m pytest_autofl.run.prefork -m nvflare.private.fed.app.simulator.simulator ARGS`` imports them
 once, forks a small fork server (the *zygote*), then runs the simulator module in this process exactly as
-``python -m`` would, with ``sys.executable`` pointing at a shim. When the simulator starts a worker
-(``sys.executable -m ...simulator_worker ...`` in a new session), the shim hands its command line,
+``python -m`` would, with ``sys.executable`` pointing at a shim (``prefork_shim``). When the simulator starts a
+worker (``sys.executable -m ...simulator_worker ...`` in a new session), the shim hands its command line,
 environment, working directory and standard streams to the zygote, which forks a child that becomes that
-worker: its own process and session, the worker module run as ``__main__`` with the shim's argv, env and
-cwd; only the already-imported modules are shared, copy-on-write. The shim relays signals to the worker and
-exits with its exit status, so the simulator sees an ordinary child process.
+worker: its own process and session, the module run as ``__main__``; only the already-imported modules are
+shared, copy-on-write. The shim relays signals and exits with the worker's status, so the simulator sees an
+ordinary child. The simulator's ports come from ``ports.reserve``, not NVFlare's pick-then-bind.
 
-The simulator's ports come from ``ports.reserve`` (below the ephemeral range, reserved across simulations
-running side by side), not from NVFlare's pick-then-bind, which let parallel runs clash.
-
-Every process stays inside the tree that ``processes.run_tree`` watches (launcher -> zygote -> workers,
-launcher -> simulator children -> shims), so the wall-clock cap, Ctrl-C and ``guard`` reach all of them.
-The zygote is per simulation: nothing, not even imported modules, is shared between two runs. Anything that
-is not a ``-m`` command, or a shim that cannot reach the zygote, falls back to the real interpreter.
-
-This module imports only the standard library at the top: the shim imports it on every worker start.
+Every process stays inside the tree ``processes.run_tree`` watches (launcher -> zygote -> workers, launcher ->
+simulator children -> shims), so the wall-clock cap, Ctrl-C and ``guard`` reach all of them. The zygote is
+per simulation: nothing is shared between two runs. Anything that is not a ``-m`` command, or a shim that
+cannot reach the zygote, falls back to the real interpreter. Only the standard library is imported at the top.
 """
 
 from __future__ import annotations
@@ -35,7 +28,6 @@ import selectors
 import shutil
 import signal
 import socket
-import struct
 import sys
 import tempfile
 import time
@@ -44,8 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_autofl.run.commands import PACKAGE_ROOT
-
-SOCKET_ENV = "AUTOFL_PREFORK_SOCKET"
+from pytest_autofl.run.prefork_shim import HEADER, SOCKET_ENV
 
 # What every simulator process imports and no candidate changes: the harness never preloads surface code.
 PRELOAD = (
@@ -63,8 +54,6 @@ PRELOAD = (
     "nvflare.private.fed.app.simulator.simulator_runner",
     "nvflare.private.fed.app.simulator.simulator_worker",
 )
-_HEADER = struct.Struct("!I")
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -94,39 +83,6 @@ def _run_main(module: str, args: list[str]) -> int:
     return 0
 
 
-# --- the shim: a process the simulator starts instead of the interpreter ---------------------------------
-
-
-def shim(real_python: str) -> None:
-    """Ask the zygote for a worker running ``sys.argv``; relay signals; exit as the worker exits."""
-    args = sys.argv[1:]
-    path = os.environ.get(SOCKET_ENV)
-    if len(args) < 2 or args[0] != "-m" or not path:
-        os.execv(real_python, [real_python, *args])
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(path)
-    except OSError:
-        os.execv(real_python, [real_python, *args])
-    request = json.dumps({"argv": args[1:], "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
-    socket.send_fds(conn, [_HEADER.pack(len(request)) + request], [0, 1, 2])
-    replies = conn.makefile("r")
-    first = replies.readline().split()
-    if first[:1] != ["pid"]:
-        sys.exit(f"pytest-autofl prefork: the zygote refused {args[1]}: {' '.join(first)}")
-    pid = int(first[1])
-    for sig in _FORWARDED:
-        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
-    last = replies.readline().split()
-    if last[:1] != ["exit"]:
-        sys.exit(f"pytest-autofl prefork: lost the worker {pid} of {args[1]}")
-    code = int(last[1])
-    if code < 0:  # killed by a signal: die the same way, so the caller sees the same return code
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    sys.exit(code)
-
-
 def _write_shim(directory: str) -> str:
     """An executable that runs ``shim``; fast to start (``-S``: no site-packages scan, only the stdlib)."""
     path = os.path.join(directory, "python")
@@ -135,7 +91,7 @@ def _write_shim(directory: str) -> str:
         f.write(
             f"#!{sys.executable} -S\n"
             f"import sys\nsys.path.insert(0, {package_parent!r})\n"
-            f"from pytest_autofl.run.prefork import shim\nshim({sys.executable!r})\n"
+            f"from pytest_autofl.run.prefork_shim import shim\nshim({sys.executable!r})\n"
         )
     os.chmod(path, 0o755)
     return path
@@ -146,10 +102,10 @@ def _write_shim(directory: str) -> str:
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 3)
-    if len(data) < _HEADER.size:
+    if len(data) < HEADER.size:
         raise ValueError("short request")
-    (size,) = _HEADER.unpack_from(data)
-    body = bytearray(data[_HEADER.size :])
+    (size,) = HEADER.unpack_from(data)
+    body = bytearray(data[HEADER.size :])
     while len(body) < size:
         chunk = conn.recv(size - len(body))
         if not chunk:

@@ -15,7 +15,6 @@ from pathlib import Path
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract, check_pin, load_contract, sha256_of
 from pytest_autofl.core.invariants import RunFacts, fairness_violations
-from pytest_autofl.core.noise import NoiseFloor
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
 from pytest_autofl.data.datasets import DATASETS
@@ -57,13 +56,10 @@ class Search:
         sink: Callable[[Row], None] | None = None,
         env_name: str = "sim",
         runner_factory: RunnerFactory = CandidateRunner,
+        commit: str | None = None,
     ):
-        self.rootdir, self.surface_dir, self.workdir, self.ledger_path = (
-            rootdir,
-            surface_dir,
-            workdir,
-            ledger_path,
-        )
+        self.rootdir, self.surface_dir, self.workdir = rootdir, surface_dir, workdir
+        self.ledger_path = ledger_path
         self.progress, self.force, self.parallel = progress, force, parallel
         self.runner_factory = runner_factory
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
@@ -72,7 +68,6 @@ class Search:
         self.schema = load_schema(surface_dir)
         self.factory = CandidateFactory(self.schema)
         self.surface = {name: (surface_dir / name).read_text() for name in self.schema.files}
-        self.proposer_name = proposer
         self.proposer = PROPOSERS.get(proposer)(
             ProposerSetup(self.contract, self.schema, self.factory, rootdir, workdir)
         )
@@ -94,17 +89,12 @@ class Search:
             self._runner,
             parallel,
         )
-        self.provenance = Provenance(rootdir, self.contract, self.schema.defaults(), env_name)
+        self.provenance = Provenance(rootdir, self.contract, self.schema.defaults(), env_name, commit)
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self.results: list[TrialResult] = []  # this process' trials
         self._shards: tuple[Path, Split] | None = None
 
     # -- what the campaign knows ------------------------------------------------------------------------
-    @property
-    def rows(self) -> list[Row]:
-        """This run's verdict rows (every worker's, under xdist)."""
-        return self.state.rows
-
     @property
     def baseline(self) -> Row | None:
         return self.state.baseline
@@ -112,13 +102,6 @@ class Search:
     @property
     def incumbent(self) -> Row | None:
         return self.state.incumbent
-
-    @property
-    def noise(self) -> NoiseFloor | None:
-        return self.calibration.noise
-
-    def threshold(self) -> float:
-        return self.calibration.threshold()
 
     def view(self) -> CampaignView:
         return self.state.view(self.contract, self.schema, self.factory, self.surface)
@@ -157,13 +140,9 @@ class Search:
         return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress)
 
     def _baseline_runner(self) -> Runner:
-        baseline = self.state.baseline
-        assert baseline is not None
-        recalibrate = self.calibration.recalibrate
-        candidate = self.factory.make(baseline.params)
-        return self._runner(
-            candidate, self.run_dir / "calibration", "[autofl calibration]", reuse=not recalibrate
-        )
+        assert self.baseline is not None
+        base, trial_dir = self.factory.make(self.baseline.params), self.run_dir / "calibration"
+        return self._runner(base, trial_dir, "[autofl calibration]", not self.calibration.recalibrate)
 
     def run(self, candidate: Candidate, slot: int) -> TrialResult:
         """Run a candidate by the seed protocol and check the fairness invariants; ``record`` writes it."""
@@ -207,7 +186,7 @@ class Search:
         sink, told to the proposer. Called once per finished trial."""
         verdict = result.verdict = verdict_of(result)
         incumbent_id = self.incumbent.candidate_id if self.incumbent else ""
-        noise = self.noise.noise if self.noise else None
+        noise = self.calibration.noise.noise if self.calibration.noise else None
         result.row = self.provenance.row(result, verdict, incumbent_id, noise, self.shards()[1].sha)
         self.results.append(result)
         self.coordination.publish(self.state, result.row)
@@ -223,14 +202,6 @@ class Search:
     # -- candidate files ---------------------------------------------------------------------------------
     def prior_row(self, candidate: Candidate) -> Row | None:
         return self.state.prior_row(candidate)
-
-    def reject(self, name: str, reason: str) -> Verdict:
-        """Record a candidate that never ran (malformed file, knob out of bounds) as an ``invalid`` row."""
-        candidate = Candidate(
-            params={}, family="rejected", description=name, proposer="file", source=f"file:{name}"
-        )
-        trial_dir = self.run_dir / "rejected"
-        return self.record(TrialResult(len(self.results) + 1, candidate, trial_dir, violations=[reason]))
 
     # -- exact rerun ------------------------------------------------------------------------------------
     def find_row(self, ident: str) -> Row:

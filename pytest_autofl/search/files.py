@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, Verdict
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.search.campaign import Search
+from pytest_autofl.search.trial import TrialResult
 
 
 @dataclass(frozen=True)
@@ -21,11 +23,20 @@ class FileOutcome:
     failure: str = ""  # one line: rejected, crash, invalid, or the baseline could not run
 
 
+def reject(search: Search, name: str, reason: str) -> Verdict:
+    """Record a candidate that never ran (malformed file, knob out of bounds) as an ``invalid`` row."""
+    candidate = Candidate(
+        params={}, family="rejected", description=name, proposer="file", source=f"file:{name}"
+    )
+    trial = TrialResult(len(search.results) + 1, candidate, search.run_dir / "rejected", violations=[reason])
+    return search.record(trial)
+
+
 def run_candidate_file(search: Search, path: Path, force: bool) -> FileOutcome:
     try:
         candidate = load_candidate_file(path, search.factory, search.surface_dir)
     except AutoFLError as exc:
-        search.reject(path.name, str(exc))
+        reject(search, path.name, str(exc))
         return FileOutcome(failure=f"rejected (recorded as invalid): {exc}")
     prior = search.prior_row(candidate)
     if prior and not force:

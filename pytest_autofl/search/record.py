@@ -58,14 +58,21 @@ def _rounded(scores: dict[int, float]) -> dict[int, float]:
     return {k: round(v, 6) for k, v in sorted(scores.items())}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Provenance:
-    """What every row of a session ran under."""
+    """What every row of a session ran under. ``commit`` is the project's git commit when the session recorded
+    its first row (the harness' code is loaded once; surface edits show in ``surface_sha``)."""
 
     rootdir: Path
     contract: Contract
     defaults: dict[str, object]
     env: str
+    commit: str | None = None
+
+    def _commit(self) -> str:
+        if self.commit is None:
+            self.commit = git_commit(self.rootdir)
+        return self.commit
 
     def relative(self, path: Path) -> str:
         try:
@@ -125,7 +132,7 @@ class Provenance:
             proposer=candidate.proposer,
             source=candidate.source,
             cites=candidate.cites,
-            commit=git_commit(self.rootdir),
+            commit=self._commit(),
             nvflare_version=_version("nvflare"),
             torch_version=_version("torch"),
             timestamp_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
