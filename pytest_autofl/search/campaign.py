@@ -77,8 +77,9 @@ class Search:
         self.state = CampaignState(
             [r for r in store.read_rows(ledger_path) if r.contract_sha == self.contract.sha]
         )
+        self.surface_sha = surface_sha(surface_dir)  # of the user's surface, as the session started
         self.calibration = Calibration(
-            self.contract, workdir, surface_sha(surface_dir), calibrate, parallel, progress
+            self.contract, workdir, self.surface_sha, calibrate, parallel, progress
         )
         self.protocol = SeedProtocol(
             self.contract,
@@ -132,7 +133,7 @@ class Search:
         key = sha256_of(
             {
                 "contract": self.contract.sha,
-                "surface": surface_sha(self.surface_dir),
+                "surface": self.surface_sha,
                 "candidate": candidate.key,
                 "env": self.env_name,
             }
