@@ -78,3 +78,89 @@ def test_an_evaluator_gives_up_after_its_wait_and_a_cancelled_one_exits_at_once(
         expired.score([{"arch": "mlp", "seed": 0, "path": str(path)}])
     assert cancelled.score([]) == []
     assert not [p for p in _evaluators() if str(tmp_path) in " ".join(p.cmdline())]
+
+
+CHEATS = {
+    # reads the labels from wherever they are in its process: the scoring function's frame, or any object
+    "labels": """
+import gc, inspect
+import numpy as np
+_forward = Net.forward
+
+
+def _labels(n):
+    frames = [f.frame.f_locals.values() for f in inspect.stack()]
+    for value in [v for values in frames for v in values] + gc.get_objects():
+        array = value.numpy() if isinstance(value, torch.Tensor) else value
+        if isinstance(array, np.ndarray) and array.dtype.kind in "iu" and array.shape == (n,):
+            return torch.as_tensor(array)
+    return None
+
+
+def _cheat(self, x):
+    found = _labels(len(x))
+    if found is None:
+        return _forward(self, x)
+    print("FOUND LABELS", flush=True)
+    return torch.nn.functional.one_hot(found.long(), 10).float()
+
+
+Net.forward = _cheat
+""",
+    # replaces the metric with one that always says 1.0
+    "metric": """
+import pytest_autofl.core.metrics as _metrics
+_metrics.METRICS["accuracy"] = lambda outputs, labels: 1.0
+""",
+    # under-reports its size: the harness counts the state dict, not parameters()
+    "size": """
+_parameters = Net.parameters
+Net.parameters = lambda self, recurse=True: iter(list(_parameters(self))[:1])
+""",
+}
+
+
+@pytest.mark.parametrize("cheat", sorted(CHEATS))
+def test_model_code_runs_apart_from_the_labels_and_the_metric(
+    smoke_contract, model_path, repo, tmp_path, cheat
+):
+    """The scoring attacks of an earlier design (labels read from the scorer's frame, the metric wrapped, a
+    lying parameter count) find nothing to act on: the model's process holds inputs only."""
+    parent, path = model_path
+    model_py = (repo / "surfaces" / "model.py").read_text()
+    if "import torch\n" not in model_py:
+        model_py = "import torch\n" + model_py
+    cheating = prepare_surface(
+        repo / "surfaces", tmp_path / "cheat", (("model.py", model_py + CHEATS[cheat]),)
+    )
+    (honest,) = evaluate_models(
+        smoke_contract,
+        parent,
+        [{"arch": "mlp", "seed": 0, "path": str(path)}],
+        "validation",
+        tmp_path,
+        "-honest",
+    )
+    (entry,) = evaluate_models(
+        smoke_contract,
+        cheating,
+        [{"arch": "mlp", "seed": 0, "path": str(path)}],
+        "validation",
+        tmp_path,
+        "-cheat",
+    )
+    assert entry == {**honest, "path": entry["path"]}  # the same score and size as the honest model's
+    assert entry["n_params"] == 8970 and entry["score"] < 0.5
+    assert "FOUND LABELS" not in (tmp_path / "evaluate-validation-cheat.predict.log").read_text()
+
+
+def test_outputs_that_cannot_be_scored_are_an_error_naming_the_model(
+    smoke_contract, model_path, repo, tmp_path
+):
+    parent, path = model_path
+    model_py = (repo / "surfaces" / "model.py").read_text() + "\nNet.forward = lambda self, x: x[:, :1]\n"
+    bad = prepare_surface(repo / "surfaces", tmp_path / "bad", (("model.py", model_py),))
+    with pytest.raises(RuntimeError, match=r"outputs of shape \(\d+, 1\), expected"):
+        evaluate_models(
+            smoke_contract, bad, [{"arch": "mlp", "seed": 0, "path": str(path)}], "validation", tmp_path
+        )

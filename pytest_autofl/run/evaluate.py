@@ -1,58 +1,29 @@
 """The harness' evaluator, run as ``python -m pytest_autofl.run.evaluate spec.json request.json``.
 
-It rebuilds the held-out set from the contract (never from a file), loads each final global model that
-NVFlare's server persisted into the surface's model class with ``strict=True``, and prints one
-``AUTOFL_EVAL=`` JSON line: the score and parameter count per model. It runs in its own process so that
-importing the candidate's model module cannot touch the pytest process.
-
-It gets ready first — torch, the model class and the held-out set loaded, while the simulations it will
-score may still run (``runner.Evaluator`` starts it with them) — then waits for ``request.json``, the list of
-models (``[]``: nothing to score), for at most ``spec["wait_seconds"]``.
+It never imports candidate code. It rebuilds the held-out set from the contract and starts the predict process
+at once (``predict.py``: the candidate's model code, which gets the inputs and never the labels), so both are
+ready — torch, the model, the data loaded — while the simulations they will score may still run. Then it waits
+for ``request.json``, the list of final global models (``[]``: nothing to score), for at most
+``spec["wait_seconds"]``; counts each model's parameters itself from the state dict (``weights_only=True``,
+every tensor), hands the models to the predict process, and computes the metric from its outputs and the
+labels. It prints one ``AUTOFL_EVAL=`` JSON line: the score, parameter count and examples per model.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 EVAL_PREFIX = "AUTOFL_EVAL="
 POLL_SECONDS = 0.05
-
-
-def prepare(spec: dict) -> tuple[Any, Any, Any]:
-    """The surface's model class and the contract's held-out inputs and labels, as tensors."""
-    import torch
-
-    from pytest_autofl.core.contract import load_contract
-    from pytest_autofl.data.split import heldout
-
-    sys.path.insert(0, spec["surface_parent"])
-    from autofl_surface.model import Net
-
-    torch.set_num_threads(1)
-    contract = load_contract(Path(spec["benchmarks_dir"]), spec["benchmark"])
-    x_np, y_np = heldout(contract, spec["split"])
-    return Net, torch.from_numpy(x_np), torch.from_numpy(y_np)
-
-
-def score(models: list[dict], net: Any, x: Any, y: Any) -> list[dict]:
-    import torch
-
-    out = []
-    for entry in models:
-        model = net(arch=entry["arch"], seed=entry["seed"])
-        saved = torch.load(entry["path"], map_location="cpu", weights_only=False)
-        state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
-        model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()}, strict=True)
-        model.eval()
-        with torch.no_grad():
-            accuracy = float((model(x).argmax(1) == y).float().mean())
-        n_params = int(sum(p.numel() for p in model.parameters()))
-        out.append({"path": entry["path"], "score": accuracy, "n_params": n_params, "n_examples": len(y)})
-    return out
+PREDICT = Path(__file__).with_name("predict.py")
 
 
 def wait_for(request: Path, seconds: float) -> list[dict]:
@@ -64,11 +35,91 @@ def wait_for(request: Path, seconds: float) -> list[dict]:
     return list(json.loads(request.read_text()))
 
 
+def count_params(path: str) -> int:
+    """Every tensor of the saved state dict, read without running any code from the file."""
+    import torch
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        sys.exit(f"{path}: the final global model is not a state dict of tensors")
+    return int(sum(v.numel() for v in state.values()))
+
+
+def _write_atomically(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)  # the predict process never sees half a request
+
+
+class Predictor:
+    """The predict process, started with the held-out inputs and waiting for its models."""
+
+    def __init__(self, spec: dict[str, Any], work: Path, stem: str, inputs: np.ndarray):
+        self.request = work / f"{stem}.predict.json"
+        self.log = work / f"{stem}.predict.log"
+        self.request.unlink(missing_ok=True)
+        inputs_path = work / f"{stem}.inputs.npy"
+        np.save(inputs_path, inputs, allow_pickle=False)
+        spec_path = work / f"{stem}.predict-spec.json"
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "surface_parent": spec["surface_parent"],
+                    "inputs": str(inputs_path),
+                    "request": str(self.request),
+                    "wait_seconds": spec["wait_seconds"] + 60,
+                },
+                indent=1,
+            )
+        )
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-u", str(PREDICT), str(spec_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=work,
+            )
+
+    def outputs(self, models: list[dict[str, Any]]) -> list[np.ndarray]:
+        """Each model's outputs on the inputs; exits with the predict process' last line if it failed."""
+        entries = [
+            {**m, "outputs": str(self.request.with_name(f"{self.request.stem}-{i}.npy"))}
+            for i, m in enumerate(models)
+        ]
+        _write_atomically(self.request, entries)
+        code = self.proc.wait()
+        if code != 0:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            sys.exit(f"the predict process failed (exit {code}): {tail[0][:300]}; log: {self.log}")
+        return [np.load(e["outputs"], allow_pickle=False) for e in entries]
+
+
 def main() -> None:
+    from pytest_autofl.core.contract import load_contract
+    from pytest_autofl.core.metrics import OutputError, score
+    from pytest_autofl.data.split import heldout
+
     spec = json.loads(Path(sys.argv[1]).read_text())
-    net, x, y = prepare(spec)
-    models = wait_for(Path(sys.argv[2]), spec["wait_seconds"])
-    print(EVAL_PREFIX + json.dumps(score(models, net, x, y)), flush=True)
+    request = Path(sys.argv[2])
+    contract = load_contract(Path(spec["benchmarks_dir"]), spec["benchmark"])
+    x, y = heldout(contract, spec["split"])
+    predictor = Predictor(spec, request.parent, request.name.removesuffix(".models.json"), x)
+    try:
+        models = wait_for(request, spec["wait_seconds"])
+    except SystemExit:
+        predictor.proc.kill()
+        raise
+    counts = [count_params(m["path"]) for m in models]
+    scored = []
+    for model, n_params, outputs in zip(models, counts, predictor.outputs(models), strict=True):
+        try:
+            value = score(contract.raw["metric"]["name"], outputs, y)
+        except OutputError as exc:
+            sys.exit(f"{model['path']}: {exc}")
+        scored.append({"path": model["path"], "score": value, "n_params": n_params, "n_examples": len(y)})
+    print(EVAL_PREFIX + json.dumps(scored), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
     <trial>/seed-<s>/run.log          the simulator's output
     <trial>/seed-<s>/audit.jsonl      what the server received, written by the harness' audit filter
     <trial>/seed-<s>/ws/trial/...     the NVFlare workspace (final global model under server/simulate_job)
-    <trial>/evaluate-validation-<n>.* the n-th evaluator process: spec, the models it scored, its log
+    <trial>/evaluate-validation-<n>.* the n-th evaluator: spec, the models it scored, its log, and its predict
+                                      process' spec, inputs (never labels), outputs per model and log
 """
 
 from __future__ import annotations
