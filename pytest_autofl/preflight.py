@@ -12,6 +12,7 @@ from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.surface_rules import check_surface
 from pytest_autofl.data.split import contract_split
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger.chain import harness_key, head_path
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 
@@ -21,6 +22,7 @@ def run_checks(
     surface_dir: Path,
     ledger_path: Path,
     candidates_dir: Path | None = None,
+    workdir: Path = Path(".autofl"),
 ) -> tuple[list[str], list[str]]:
     """(passed, problems): one human line per check passed and per problem found."""
     passed: list[str] = []
@@ -58,14 +60,24 @@ def run_checks(
         problems.extend(f"surface: {v}" for v in violations)
     else:
         passed.append(f"surface {surface_dir}: Client API and strategy contract rules hold")
-    ledger_problems = ledger.validate(ledger_path)
-    if ledger_problems:
-        problems.extend(f"ledger: {p}" for p in ledger_problems)
-    else:
-        rows = len(ledger.read_fields(ledger_path))
-        passed.append(
-            f"ledger {ledger_path}: well-formed ({rows} rows)"
-            if ledger_path.exists()
-            else f"ledger {ledger_path}: not created yet"
-        )
+    ledger_passed, ledger_problems = _check_ledger(ledger_path, workdir)
+    passed += ledger_passed
+    problems.extend(f"ledger: {p}" for p in ledger_problems)
     return passed, problems
+
+
+def _check_ledger(path: Path, workdir: Path) -> tuple[list[str], list[str]]:
+    """Well-formed rows, and a chain that verifies with the harness key (when this workdir has one)."""
+    if not path.exists():
+        return [f"ledger {path}: not created yet"], []
+    problems = ledger.validate(path)
+    if problems:
+        return [], problems
+    rows = len(ledger.read_fields(path))
+    key = harness_key(workdir, create=False)
+    if key is None:
+        return [
+            f"ledger {path}: well-formed ({rows} rows); chain not verified: no harness key in {workdir}"
+        ], []
+    problems = ledger.Seal(key, head_path(workdir, path)).verify(path)
+    return ([f"ledger {path}: well-formed ({rows} rows), chain verified"] if not problems else []), problems

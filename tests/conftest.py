@@ -95,17 +95,17 @@ def make_session(repo, tmp_path):
     Scripted.calls, Scripted.effects, Scripted.crash, Scripted.seed_effects = [], {}, set(), {}
 
     def make(**kw):
-        return Search(
-            rootdir=tmp_path,
-            benchmarks_dir=repo / "benchmarks",
-            benchmark="digits",
-            surface_dir=repo / "surfaces",
-            workdir=tmp_path / ".autofl",
-            ledger_path=tmp_path / "results.tsv",
-            progress=lambda line: None,
-            runner_factory=Scripted,
-            commit="scripted",  # no git process: the session's logic alone
-            **kw,
-        )
+        settings = {
+            "rootdir": tmp_path,
+            "benchmarks_dir": repo / "benchmarks",
+            "benchmark": "digits",
+            "surface_dir": repo / "surfaces",
+            "workdir": tmp_path / ".autofl",
+            "ledger_path": tmp_path / "results.tsv",
+            "progress": lambda line: None,
+            "runner_factory": Scripted,
+            "commit": "scripted",  # no git process: the session's logic alone
+        }
+        return Search(**{**settings, **kw})
 
     return make

@@ -207,3 +207,59 @@ def test_a_row_reads_back_as_it_was_written(status, score, scores, delta, n_para
     again = Row.parse(written)
     assert again.fields() == written  # formatting is a fixed point: nothing drifts through a round trip
     assert again.cites == tuple(cites) and again.status == status
+
+
+def _sealed(tmp_path, n):
+    path = tmp_path / "results.tsv"
+    seal = ledger.Seal.of(tmp_path / ".autofl", path)
+    for i in range(n):
+        ledger.append_fields(path, row(i, description=f"candidate {i}"), seal)
+    return path, seal
+
+
+def _rewrite(path, mutate):
+    header, *lines = path.read_text().splitlines()
+    path.write_text("\n".join([header, *mutate(lines)]) + "\n")
+
+
+TAMPERING = {
+    "edited": lambda lines: [lines[0], lines[1].replace("candidate 1", "candidate 9"), *lines[2:]],
+    "reordered": lambda lines: [lines[0], lines[2], lines[1], *lines[3:]],
+    "deleted in the middle": lambda lines: [lines[0], *lines[2:]],
+    "deleted at the end": lambda lines: lines[:-1],
+    "forged and appended": lambda lines: [*lines, lines[-1].replace("candidate 3", "forged")],
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_a_tampered_ledger_is_named_with_its_line_and_nothing_is_appended(tmp_path, how):
+    path, seal = _sealed(tmp_path, 4)
+    assert seal.verify(path) == []
+    _rewrite(path, TAMPERING[how])
+    problems = seal.verify(path)
+    assert problems, how
+    assert "results.tsv:" in problems[0]
+    before = path.read_text()
+    with pytest.raises(LedgerError, match="Nothing was appended"):
+        ledger.append_fields(path, row(7), seal)
+    assert path.read_text() == before
+
+
+def test_a_row_from_another_writer_is_caught_and_rows_before_chaining_are_covered(tmp_path):
+    path = tmp_path / "results.tsv"
+    _earlier_ledger(path, [row(1), row(2)])  # rows from before chaining: no chain
+    seal = ledger.Seal.of(tmp_path / ".autofl", path)
+    ledger.append_fields(path, row(3), seal)
+    assert seal.verify(path) == []
+    ledger.append_fields(path, row(4))  # the harness' own code, without the key
+    assert "results.tsv:5: a row without a chain after chained rows" in seal.verify(path)[0]
+    _rewrite(path, lambda lines: [lines[0].replace("c1", "cX"), *lines[1:3]])  # an earlier row edited
+    assert "results.tsv:4: its chain does not verify" in seal.verify(path)[0]
+
+
+def test_a_search_refuses_a_tampered_ledger_before_anything_runs(make_session, tmp_path):
+    s = make_session()
+    s.record(s.run(s.next_candidate(), 1))
+    _rewrite(tmp_path / "results.tsv", lambda lines: [lines[0].replace("\tkeep\t", "\tdiscard\t")])
+    with pytest.raises(LedgerError, match="results.tsv:2: its chain does not verify"):
+        make_session()

@@ -180,3 +180,21 @@ def test_candidate_files_are_not_part_of_a_normal_run(pytester, project):
     result = pytester.runpytest("--collect-only", "-q", "candidates")
     result.stdout.fnmatch_lines(["candidates/ok.yaml::ok"])
     pytester.runpytest().assert_outcomes(deselected=1)  # testpaths hold no candidate files
+
+
+def test_check_names_a_tampered_ledger_row(pytester, project):
+    from pytest_autofl.ledger.store import Seal
+
+    path = project / "results.tsv"
+    seal = Seal.of(project / ".autofl", path)
+    for i in range(3):
+        fields = {c: "" for c in ledger.COLUMNS}
+        fields.update(
+            status="keep", score=f"0.{i}00000", candidate_id=f"c{i}", row_id=f"r{i}", runtime_seconds="1.0"
+        )
+        ledger.append_fields(path, fields, seal)
+    assert "chain verified" in pytester.runpytest("--autofl-check").stdout.str()
+    path.write_text(path.read_text().replace("0.100000", "0.900000"))
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["autofl check FAILED: ledger: *results.tsv:3: its chain does not verify*"])

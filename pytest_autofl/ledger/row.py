@@ -53,7 +53,12 @@ EARLIER_COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "timestamp_utc",
     "row_id",
 )
-NEW_COLUMNS = ("proposer", "source", "cites")  # added in 0.2: an older ledger gets them on its next append
+NEW_COLUMNS = (
+    "proposer",
+    "source",
+    "cites",
+    "chain",
+)  # added in 0.2: an older ledger gets them on its next append
 COLUMNS = EARLIER_COLUMNS + NEW_COLUMNS
 NUMERIC_COLUMNS = (
     "score",
@@ -140,6 +145,7 @@ class Row:
     torch_version: str = ""
     timestamp_utc: str = ""
     row_id: str = ""
+    chain: str = ""  # the ledger's tamper-evidence link, set by the store when the row is appended
 
     @property
     def clean(self) -> bool:
@@ -199,6 +205,7 @@ class Row:
             "proposer": self.proposer,
             "source": self.source,
             "cites": json.dumps(list(self.cites)) if self.cites else "",
+            "chain": self.chain,
         }
         assert tuple(values) == COLUMNS
         return values
@@ -256,4 +263,5 @@ class Row:
             torch_version=fields["torch_version"],
             timestamp_utc=fields["timestamp_utc"],
             row_id=fields["row_id"],
+            chain=fields.get("chain", ""),
         )

@@ -17,6 +17,7 @@ import re
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from filelock import FileLock
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.core.verdict import STATUSES
+from pytest_autofl.ledger import chain
 from pytest_autofl.ledger.row import (
     AUTOFL_RESEARCH_COLUMNS,
     COLUMNS,
@@ -191,20 +193,35 @@ def _upgrade(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def append_row(path: Path, row: Row) -> None:
-    """Append one verdict row durably. Returns only after the row is on disk."""
-    append_fields(path, row.fields())
+def append_row(path: Path, row: Row, seal: Seal | None = None) -> Row:
+    """Append one verdict row durably (chained when ``seal`` is given); returns the row as written."""
+    return Row.parse(append_fields(path, row.fields(), seal))
 
 
-def append_fields(path: Path, values: Mapping[str, Any]) -> None:
-    """Append one row given as text fields (missing columns empty), durably."""
-    line = format_row(values).encode("utf-8")
+def _chained(path: Path, rows: list[dict[str, str]], values: dict[str, str], seal: Seal) -> None:
+    """Set ``values["chain"]``, after checking that the whole ledger is still what the harness wrote (a few
+    microseconds per row: the file is read for every append anyway)."""
+    problems = seal.problems(path, rows)
+    if problems:
+        raise LedgerError(
+            f"{problems[0]}. Nothing was appended; `pytest --autofl-check` lists every problem."
+        )
+    values["chain"] = chain.link(seal.key, seal.tip(rows), values, COLUMNS)
+
+
+def append_fields(path: Path, values: Mapping[str, Any], seal: Seal | None = None) -> dict[str, str]:
+    """Append one row given as text fields (missing columns empty), durably; returns the fields written."""
+    fields = dict.fromkeys(COLUMNS, "")
+    fields.update({k: "" if v is None else str(v) for k, v in values.items()})  # unknown columns: format_row
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS):
         if not path.exists() or path.stat().st_size == 0:
             _create(path)
         text = path.read_bytes().decode("utf-8")
-        _, torn_at, layout = _parse(path, text)  # raises on a malformed ledger: nothing is written
+        rows, torn_at, layout = _parse(path, text)  # raises on a malformed ledger: nothing is written
+        if seal is not None:
+            _chained(path, rows, fields, seal)
+        line = format_row(fields).encode("utf-8")
         if torn_at >= 0:
             _set_aside_torn_tail(path, text, torn_at)
             text = text[:torn_at]
@@ -218,15 +235,61 @@ def append_fields(path: Path, values: Mapping[str, Any]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if seal is not None:
+            chain.save_head(seal.head, len(rows) + 1, fields["chain"])
+    return fields
+
+
+@dataclass(frozen=True)
+class Seal:
+    """The harness key and where the ledger's head is kept: what chains rows and checks the chain."""
+
+    key: bytes
+    head: Path
+
+    @classmethod
+    def of(cls, workdir: Path, ledger_path: Path) -> Seal:
+        key = chain.harness_key(workdir)
+        assert key is not None
+        return cls(key, chain.head_path(workdir, ledger_path))
+
+    @classmethod
+    def checked(cls, workdir: Path, ledger_path: Path) -> Seal:
+        """The seal, after verifying the whole ledger with it: LedgerError naming the first problem."""
+        seal = cls.of(workdir, ledger_path)
+        if problems := seal.verify(ledger_path):
+            raise LedgerError(
+                f"{problems[0]}; the ledger was not modified (`pytest --autofl-check` lists all)"
+            )
+        return seal
+
+    def tip(self, rows: list[dict[str, str]]) -> str:
+        """The chain value after ``rows`` (computed, so rows that predate chaining are covered too)."""
+        previous = ""
+        for fields in rows:
+            previous = chain.link(self.key, previous, fields, COLUMNS)
+        return previous
+
+    def problems(self, path: Path, rows: list[dict[str, str]]) -> list[str]:
+        """Where the chain breaks (with its line), and rows cut from the end since the harness last wrote."""
+        out = []
+        if (found := chain.broken(self.key, rows, COLUMNS)) is not None:
+            out.append(f"{path}:{found[0] + 2}: {found[1]}")
+        if (cut := chain.cut(self.head, rows)) is not None:
+            out.append(f"{path}: {cut}")
+        return out
+
+    def verify(self, path: Path) -> list[str]:
+        return self.problems(path, read_fields(path))
 
 
 class LedgerWriter:
-    """The one writer of a session's verdict rows: appends each and remembers which it wrote."""
+    """The one writer of a session's verdict rows: appends each (chained, when sealed) and remembers which."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, seal: Seal | None = None):
+        self.path, self.seal = path, seal
         self.row_ids: list[str] = []
 
     def write(self, row: Row) -> None:
-        append_row(self.path, row)
+        append_row(self.path, row, self.seal)
         self.row_ids.append(row.row_id)

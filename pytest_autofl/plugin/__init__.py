@@ -77,6 +77,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         settings.surface_dir,
         settings.ledger,
         settings.candidates_dir,
+        settings.workdir,
     )
     for line in passed:
         print(f"autofl check ok: {line}")

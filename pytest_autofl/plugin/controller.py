@@ -26,12 +26,20 @@ def _shown(path: Path) -> Path:
 
 class Controller:
     def __init__(self, config: pytest.Config):
-        from pytest_autofl.ledger.store import LedgerWriter
-
         self.config = config
-        self.writer = LedgerWriter(config.stash[SETTINGS].ledger)
+        self._writer: Any = None
         self.facts: dict[str, Any] | None = None
         self._sigterm: Any = None
+
+    @property
+    def writer(self) -> Any:
+        """The LedgerWriter, made on first use (a run that records nothing creates no harness key)."""
+        if self._writer is None:
+            from pytest_autofl.ledger.store import LedgerWriter, Seal
+
+            settings = self.config.stash[SETTINGS]
+            self._writer = LedgerWriter(settings.ledger, Seal.of(settings.workdir, settings.ledger))
+        return self._writer
 
     def sink(self, row: Any) -> None:
         """Append a verdict row of this process' search (the search counts it itself)."""
@@ -81,7 +89,8 @@ class Controller:
             terminalreporter.write_line(line)
         settings = self.config.stash[SETTINGS]
         if settings.report_dir is not None or settings.json:
-            extra = {"row_ids": self.writer.row_ids, "test": test_scores, "noise": noise_line}
+            row_ids = self._writer.row_ids if self._writer is not None else []
+            extra = {"row_ids": row_ids, "test": test_scores, "noise": noise_line}
             self._report(terminalreporter, search, extra)
 
     def _report(self, terminalreporter: Any, search: Any, extra: dict[str, Any]) -> None:

@@ -72,7 +72,8 @@ class Search:
             ProposerSetup(self.contract, self.schema, self.factory, rootdir, workdir)
         )
         self.coordination: Coordination = coordination or Solo()
-        self.sink = sink or store.LedgerWriter(ledger_path).write
+        seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search before it runs
+        self.sink = sink or store.LedgerWriter(ledger_path, seal).write
         self.env_name = env_name
         self.state = CampaignState(
             [r for r in store.read_rows(ledger_path) if r.contract_sha == self.contract.sha]
