@@ -33,7 +33,7 @@ def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: flo
     """One default SimEnv run of (knobs, seed) in a temp dir; its wall-clock seconds."""
     with tempfile.TemporaryDirectory(prefix="bare-simenv-") as tmp:
         work = Path(tmp)
-        shard_dir, _ = write_shards(contract, work / "data")
+        shard_dir = write_shards(contract, work / "data").directory
         surface_parent = prepare_surface(ROOT / "surfaces", work)
         budget = contract.budget
         client_config = work / "client.json"

@@ -10,7 +10,7 @@ from pytest_autofl.core.contract import check_pin, load_contract
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.surface_rules import check_surface
-from pytest_autofl.data.split import contract_split
+from pytest_autofl.data.split import planned_shards
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.chain import harness_key, head_path
 from pytest_autofl.proposers.candidate_file import load_candidate_file
@@ -30,11 +30,13 @@ def run_checks(
     try:
         contract = load_contract(benchmarks_dir, benchmark)
         check_pin(contract)
-        split = contract_split(contract)
+        shards = planned_shards(contract, workdir / "data")
         passed.append(
             f"contract {benchmark}: valid, pinned (contract_sha {contract.sha[:12]}), "
-            f"split_sha {split.sha[:12]}, profile present"
+            f"split_sha {shards.split.sha[:12]}, profile present"
         )
+        if shards.directory.is_dir():  # written by an earlier search: every shard must match the data set
+            problems.extend(f"shards: {p}" for p in shards.problems())
     except (AutoFLError, ValueError) as exc:
         problems.append(f"contract: {exc}")
     try:

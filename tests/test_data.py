@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_autofl.data.split import heldout, load_arrays, make_split, shards_sha, write_shards
+from pytest_autofl.data.split import heldout, load_arrays, make_split, planned_shards, write_shards
 
 
 def test_split_is_deterministic_disjoint_and_complete(smoke_contract):
@@ -25,13 +25,23 @@ def test_label_skew_is_real(repo):
     assert shares.max() > 0.25  # a Dirichlet(0.3) client is far from the uniform 0.1 per class
 
 
-def test_shards_hash_back_to_the_split_and_catch_tampering(smoke_contract, tmp_path):
-    directory, split = write_shards(smoke_contract, tmp_path)
-    assert shards_sha(split, directory) == split.sha
-    with np.load(directory / "site-1.npz") as shard:
+def test_shards_are_checked_against_the_data_set_and_repaired(smoke_contract, tmp_path):
+    shards = write_shards(smoke_contract, tmp_path)
+    planned = planned_shards(smoke_contract, tmp_path)
+    assert shards.problems() == [] and (planned.directory, planned.expected) == (
+        shards.directory,
+        shards.expected,
+    )
+    with np.load(shards.directory / "site-1.npz") as shard:
         x, y, idx = shard["x"], shard["y"], shard["idx"]
-    np.savez(directory / "site-1.npz", x=x, y=y, idx=idx[:-1])
-    assert shards_sha(split, directory) != split.sha
+    np.savez(
+        shards.directory / "site-1.npz", x=x, y=(y + 1) % 10, idx=idx
+    )  # relabelled: the indices still match
+    (problem,) = shards.problems()
+    assert "site-1.npz: its contents changed" in problem
+    (shards.directory / "site-2.npz").unlink()
+    assert len(shards.problems()) == 2
+    assert write_shards(smoke_contract, tmp_path).problems() == []  # an existing shard is never trusted
 
 
 def test_heldout_sets_are_the_split_rows(smoke_contract):

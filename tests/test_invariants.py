@@ -15,8 +15,7 @@ def fair(seed=0, **kw):
 
 def violations(contract, runs, extra_runs=(), **overrides):
     kwargs = dict(
-        split_sha_seen="a" * 64,
-        expected_split_sha="a" * 64,
+        shard_problems=[],
         contract_sha_now="c" * 64,
         contract_sha_at_start="c" * 64,
         shard_sizes=SIZES,
@@ -46,7 +45,7 @@ def test_each_invariant_is_named(smoke_contract):
     assert one([fair(0)]).startswith("same seeds: ran [0]")  # fewer than min_seeds
     assert one([fair(1), fair(0)]).startswith("same seeds")  # out of order
     assert one([fair(0), ok], [fair(7)]).startswith("same seeds: extra runs on seeds [7]")
-    assert one([fair(0), ok], split_sha_seen="b" * 64).startswith("same split")
+    assert one([fair(0), ok], shard_problems=["site-1.npz: its contents changed"]).startswith("same data")
     assert one([fair(0), ok], contract_sha_now="d" * 64).startswith("contract unchanged")
     assert one([fair(0, rounds=1), ok]).startswith("rounds completed (seed 0)")
     assert one([fair(0, sites=("site-1",)), ok]).startswith("rounds completed (seed 0)")

@@ -198,3 +198,19 @@ def test_check_names_a_tampered_ledger_row(pytester, project):
     result = pytester.runpytest("--autofl-check")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["autofl check FAILED: ledger: *results.tsv:3: its chain does not verify*"])
+
+
+def test_check_names_a_tampered_shard(pytester, project):
+    import numpy as np
+
+    from pytest_autofl.core.contract import load_contract
+    from pytest_autofl.data.split import write_shards
+
+    shards = write_shards(load_contract(project / "benchmarks", "digits-smoke"), project / ".autofl" / "data")
+    assert pytester.runpytest("--autofl-check").ret == 0
+    with np.load(shards.directory / "site-2.npz") as shard:
+        arrays = {k: shard[k] for k in shard.files}
+    np.savez(shards.directory / "site-2.npz", **{**arrays, "x": arrays["x"] * 0})
+    result = pytester.runpytest("--autofl-check")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["autofl check FAILED: shards: *site-2.npz: its contents changed*"])

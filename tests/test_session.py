@@ -133,3 +133,28 @@ def test_rerun_refuses_unknown_crashed_and_foreign_rows(make_session, tmp_path, 
     smoke = make_session(benchmark="digits-smoke")  # the same ledger, another contract
     with pytest.raises(AutoFLError, match="ran under benchmark 'digits' .*pass --autofl-benchmark digits"):
         smoke.find_row(s.baseline.candidate_id)
+
+
+def test_a_run_that_changes_a_shard_is_invalid_and_the_next_one_runs_on_the_data_set(make_session, tmp_path):
+    import numpy as np
+
+    s = make_session()
+    s.record(s.run(s.next_candidate(), 1))
+    original = Scripted.run
+
+    def relabel_a_shard(self, seed, tag="", evaluate=True):
+        path = s.shards().directory / "site-1.npz"
+        with np.load(path) as shard:
+            arrays = {k: shard[k] for k in shard.files}
+        np.savez(path, **{**arrays, "y": np.zeros_like(arrays["y"])})
+        return original(self, seed, tag, evaluate)
+
+    Scripted.run = relabel_a_shard
+    try:
+        cand = s.next_candidate()
+        verdict = s.record(s.run(cand, 2))
+    finally:
+        Scripted.run = original
+    assert verdict.status == "invalid" and "same data: " in verdict.reason and "site-1.npz" in verdict.reason
+    assert s.shards().problems() == []  # repaired before anything else runs
+    assert s.record(s.run(s.next_candidate(), 3)).status in ("discard", "keep", "narrow")

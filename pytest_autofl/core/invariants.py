@@ -36,8 +36,7 @@ def fairness_violations(
     runs: list[RunFacts],
     extra_runs: Sequence[RunFacts] = (),
     *,
-    split_sha_seen: str,
-    expected_split_sha: str,
+    shard_problems: Sequence[str],
     contract_sha_now: str,
     contract_sha_at_start: str,
     shard_sizes: dict[str, int],
@@ -55,11 +54,7 @@ def fairness_violations(
         out.append(
             f"same seeds: extra runs on seeds {strays} that are neither selection nor confirmation seeds"
         )
-    if split_sha_seen != expected_split_sha:
-        out.append(
-            f"same split: the shards hash to {split_sha_seen[:12]}, the contract's split is "
-            f"{expected_split_sha[:12]}"
-        )
+    out += [f"same data: {problem}" for problem in shard_problems]
     if contract_sha_now != contract_sha_at_start:
         out.append(
             f"contract unchanged: contract_sha moved from {contract_sha_at_start[:12]} to "

@@ -1,13 +1,16 @@
 """The harness' data: held-out sets it owns and the clients' Dirichlet label-skew shards.
 
 Everything is computed from the contract alone (no downloads, no files the candidate could write), so the
-evaluator rebuilds the validation and test sets itself and ``split_sha`` proves every run saw the same split.
+evaluator rebuilds the validation and test sets itself, ``split_sha`` names the split (row indices), and each
+shard file is checked against a hash of what the data set says it must contain, before and after every run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,26 +103,72 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
             os.unlink(tmp)
 
 
-def write_shards(contract: Contract, root: Path) -> tuple[Path, Split]:
-    """Write each client's shard once (``site-N.npz`` with x, y and the row indices); return (dir, split)."""
+def arrays_sha(arrays: Mapping[str, np.ndarray]) -> str:
+    """A hash of arrays' names, dtypes, shapes and contents."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def file_sha(path: Path) -> str:
+    """``arrays_sha`` of a shard file as it is on disk (no pickles are loaded)."""
+    with np.load(path, allow_pickle=False) as shard:
+        return arrays_sha({name: shard[name] for name in shard.files})
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The clients' shard files (``<site>.npz`` with x, y and the row indices) and what each must contain:
+    hashes computed from the data set and the split, never read back from the files."""
+
+    directory: Path
+    split: Split
+    expected: dict[str, str]  # site -> arrays_sha of its shard
+
+    def stale(self) -> dict[str, str]:
+        """Site -> why its shard file is missing, unreadable or not what the data set says it contains."""
+        out = {}
+        for site, sha in sorted(self.expected.items()):
+            path = self.directory / f"{site}.npz"
+            try:
+                found = file_sha(path)
+            except (OSError, ValueError) as exc:
+                out[site] = f"{path}: missing or unreadable ({type(exc).__name__}: {exc})"
+            else:
+                if found != sha:
+                    out[site] = (
+                        f"{path}: its contents changed (hash {found[:12]}, the data set gives {sha[:12]})"
+                    )
+        return out
+
+    def problems(self) -> list[str]:
+        return list(self.stale().values())
+
+
+def _shards_of(contract: Contract, root: Path) -> tuple[Shards, dict[str, dict[str, np.ndarray]]]:
     x, y = load_arrays(contract)
     split = make_split(contract, y)
-    directory = root / f"split-{split.sha[:16]}"
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, idx in split.clients.items():
-        target = directory / f"{name}.npz"
-        if not target.exists():
-            _atomic_savez(target, x=x[idx], y=y[idx], **{SHARD_INDEX_KEY: idx})
-    return directory, split
+    arrays = {name: {"x": x[idx], "y": y[idx], SHARD_INDEX_KEY: idx} for name, idx in split.clients.items()}
+    expected = {name: arrays_sha(shard) for name, shard in arrays.items()}
+    return Shards(root / f"split-{split.sha[:16]}", split, expected), arrays
 
 
-def shards_sha(split: Split, shard_dir: Path) -> str:
-    """The split hash recomputed from the shard files a run actually read (a fairness invariant)."""
-    clients = {}
-    for name in sorted(split.clients):
-        with np.load(shard_dir / f"{name}.npz") as shard:
-            clients[name] = shard[SHARD_INDEX_KEY]
-    return split_sha(clients, split.validation, split.test)
+def planned_shards(contract: Contract, root: Path) -> Shards:
+    """Where the contract's shards go under ``root`` and what they must contain (nothing is written)."""
+    return _shards_of(contract, root)[0]
+
+
+def write_shards(contract: Contract, root: Path) -> Shards:
+    """Write every shard whose file is missing or differs from the data set (a shard is never trusted because
+    it exists), and return the shards."""
+    shards, arrays = _shards_of(contract, root)
+    shards.directory.mkdir(parents=True, exist_ok=True)
+    for site in shards.stale():
+        _atomic_savez(shards.directory / f"{site}.npz", **arrays[site])
+    return shards
 
 
 def heldout(contract: Contract, which: str) -> tuple[np.ndarray, np.ndarray]:

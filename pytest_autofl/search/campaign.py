@@ -18,7 +18,7 @@ from pytest_autofl.core.invariants import RunFacts, fairness_violations
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
 from pytest_autofl.data.datasets import DATASETS
-from pytest_autofl.data.split import Split, shards_sha, write_shards
+from pytest_autofl.data.split import Shards, write_shards
 from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers import PROPOSERS
@@ -94,7 +94,7 @@ class Search:
         self.provenance = Provenance(rootdir, self.contract, self.schema.defaults(), env_name, commit)
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self.results: list[TrialResult] = []  # this process' trials
-        self._shards: tuple[Path, Split] | None = None
+        self._shards: Shards | None = None
 
     # -- what the campaign knows ------------------------------------------------------------------------
     @property
@@ -108,9 +108,14 @@ class Search:
     def view(self) -> CampaignView:
         return self.state.view(self.contract, self.schema, self.factory, self.surface)
 
-    def shards(self) -> tuple[Path, Split]:
-        """The clients' shards, written once per session (and once per split on disk)."""
-        if self._shards is None:
+    def shards(self) -> Shards:
+        """The clients' shards, checked against the data set before every run and rewritten if they differ
+        (the data set is loaded once per session)."""
+        if self._shards is None or (stale := self._shards.problems()):
+            if self._shards is not None:
+                self.progress(
+                    f"[autofl] rewriting shards that changed since the last run: {'; '.join(stale)}"
+                )
             self._shards = write_shards(self.contract, self.workdir / "data")
         return self._shards
 
@@ -124,7 +129,7 @@ class Search:
     def _runner(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
         """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the
         same candidate under the same contract and surface are reused instead of repeated."""
-        shard_dir, _ = self.shards()
+        shard_dir = self.shards().directory
         progress = lambda m: self.progress(f"{label} {m}")  # noqa: E731
         inner = self.runner_factory(
             candidate, self.contract, self.surface_dir, shard_dir, trial_dir, progress
@@ -167,7 +172,8 @@ class Search:
         return result
 
     def _check_invariants(self, result: TrialResult) -> None:
-        shard_dir, split = self.shards()
+        shards = self._shards
+        assert shards is not None  # the trial's runner made them
         result.violations = fairness_violations(
             self.contract,
             [RunFacts(r.seed, r.audit, r.n_params) for r in result.runs],
@@ -176,11 +182,10 @@ class Search:
                 for r in result.extra_runs
                 if r.audit or r.score is not None
             ],
-            split_sha_seen=shards_sha(split, shard_dir),
-            expected_split_sha=split.sha,
+            shard_problems=shards.problems(),
             contract_sha_now=load_contract(self.contract.directory.parent, self.contract.name).sha,
             contract_sha_at_start=self.contract.sha,
-            shard_sizes={site: len(idx) for site, idx in split.clients.items()},
+            shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
         )
 
     def record(self, result: TrialResult) -> Verdict:
@@ -189,7 +194,7 @@ class Search:
         verdict = result.verdict = verdict_of(result)
         incumbent_id = self.incumbent.candidate_id if self.incumbent else ""
         noise = self.calibration.noise.noise if self.calibration.noise else None
-        result.row = self.provenance.row(result, verdict, incumbent_id, noise, self.shards()[1].sha)
+        result.row = self.provenance.row(result, verdict, incumbent_id, noise, self.shards().split.sha)
         self.results.append(result)
         self.coordination.publish(self.state, result.row)
         self.sink(result.row)
@@ -200,10 +205,6 @@ class Search:
         """A verdict row an xdist worker recorded, on the controller: count it (the controller writes it)."""
         self.state.add(row)
         self.calibration.reload()
-
-    # -- candidate files ---------------------------------------------------------------------------------
-    def prior_row(self, candidate: Candidate) -> Row | None:
-        return self.state.prior_row(candidate)
 
     # -- exact rerun ------------------------------------------------------------------------------------
     def find_row(self, ident: str) -> Row:

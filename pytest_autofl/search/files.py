@@ -38,7 +38,7 @@ def run_candidate_file(search: Search, path: Path, force: bool) -> FileOutcome:
     except AutoFLError as exc:
         reject(search, path.name, str(exc))
         return FileOutcome(failure=f"rejected (recorded as invalid): {exc}")
-    prior = search.prior_row(candidate)
+    prior = search.state.prior_row(candidate)
     if prior and not force:
         return FileOutcome(
             skipped=f"{candidate.id} already ran under this contract (row {prior.row_id}, {prior.status}); "
