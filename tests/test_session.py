@@ -10,6 +10,7 @@ import pytest
 from scripted import Scripted
 
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.search.rerun import find_row, run_again
 
 
 def step(session, slot):
@@ -109,12 +110,12 @@ def test_missing_noise_cache_recalibrates_without_a_row(make_session, tmp_path):
 def test_an_exact_rerun_reproduces_or_names_the_seeds_that_do_not(make_session, tmp_path):
     s = make_session()
     base, _ = step(s, 1)
-    row = s.find_row(base.id)
-    assert s.find_row(row.row_id) == row
-    again = s.rerun(row)
+    row = find_row(s, base.id)
+    assert find_row(s, row.row_id) == row
+    again = run_again(s, row)
     assert again.mismatches == [] and again.violations == [] and sorted(again.seed_scores) == list(range(6))
     Scripted.effects = {"baseline (schema defaults)": 0.01}  # the code "changed" since the row was written
-    drift = s.rerun(row)
+    drift = run_again(s, row)
     assert len(drift.mismatches) == 6 and drift.mismatches[0].startswith("seed 0: ")
     assert "> tolerance 1e-06" in drift.mismatches[0]
 
@@ -127,12 +128,12 @@ def test_rerun_refuses_unknown_crashed_and_foreign_rows(make_session, tmp_path, 
     Scripted.crash = {"fedprox_mu=0.01"}
     crashed, _ = step(s, 2)
     with pytest.raises(AutoFLError, match="no ledger row with candidate_id or row_id 'nope'"):
-        s.find_row("nope")
+        find_row(s, "nope")
     with pytest.raises(AutoFLError, match="is crash: there is no score to reproduce"):
-        s.find_row(crashed.id)
+        find_row(s, crashed.id)
     smoke = make_session(benchmark="digits-smoke")  # the same ledger, another contract
     with pytest.raises(AutoFLError, match="ran under benchmark 'digits' .*pass --autofl-benchmark digits"):
-        smoke.find_row(s.baseline.candidate_id)
+        find_row(smoke, s.baseline.candidate_id)
 
 
 def test_a_run_that_changes_a_shard_is_invalid_and_the_next_one_runs_on_the_data_set(make_session, tmp_path):

@@ -57,6 +57,7 @@ NEW_COLUMNS = (
     "proposer",
     "source",
     "cites",
+    "sandbox",
     "chain",
 )  # added in 0.2: an older ledger gets them on its next append
 COLUMNS = EARLIER_COLUMNS + NEW_COLUMNS
@@ -145,6 +146,7 @@ class Row:
     torch_version: str = ""
     timestamp_utc: str = ""
     row_id: str = ""
+    sandbox: str = ""  # bwrap, off, or none (wanted, and none could be made: code changes were refused)
     chain: str = ""  # the ledger's tamper-evidence link, set by the store when the row is appended
 
     @property
@@ -205,6 +207,7 @@ class Row:
             "proposer": self.proposer,
             "source": self.source,
             "cites": json.dumps(list(self.cites)) if self.cites else "",
+            "sandbox": self.sandbox,
             "chain": self.chain,
         }
         assert tuple(values) == COLUMNS
@@ -263,5 +266,6 @@ class Row:
             torch_version=fields["torch_version"],
             timestamp_utc=fields["timestamp_utc"],
             row_id=fields["row_id"],
+            sandbox=fields.get("sandbox", ""),
             chain=fields.get("chain", ""),
         )

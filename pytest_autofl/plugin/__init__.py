@@ -58,7 +58,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 "runs the seeds side by side (--autofl-parallel)"
             )
         if settings.rerun is not None:
-            config.stash[RERUN_ROW] = search.find_row(settings.rerun)
+            from pytest_autofl.search.rerun import find_row
+
+            config.stash[RERUN_ROW] = find_row(search, settings.rerun)
     except AutoFLError as exc:
         raise pytest.UsageError(f"autofl: {exc}") from None
 

@@ -43,7 +43,9 @@ class Trial:
 
     def run(self) -> Any:
         if RERUN_ROW in self._node.config.stash:
-            result = self._search.rerun(self._node.config.stash[RERUN_ROW])
+            from pytest_autofl.search.rerun import run_again
+
+            result = run_again(self._search, self._node.config.stash[RERUN_ROW])
         else:
             result = self._search.run(self._search.next_candidate(), self._slot)
         self._node.stash[RESULT] = result

@@ -32,6 +32,7 @@ class Settings:
     startup_kit: Path | None
     preload: bool
     proposer: str
+    sandbox: str
 
     @property
     def searching(self) -> bool:
@@ -90,6 +91,14 @@ _OPTIONS = (
         "builtin",
         "who proposes the search's candidates: a registered proposer (builtin; others from installed packages "
         "or a conftest.py hook)",
+    ),
+    (
+        "--autofl-sandbox",
+        "autofl_sandbox",
+        "auto",
+        "run candidate code (job export, FLARE server and clients, predict) in a bubblewrap sandbox: auto (when "
+        "bwrap works; code changes are refused when it does not), on (required), off (never; code changes run "
+        "unsandboxed)",
     ),
     (
         "--autofl-report",
@@ -184,6 +193,7 @@ def read_settings(config: pytest.Config) -> Settings:
         startup_kit=root / kit if (kit := _value(config, "autofl_startup_kit")) else None,
         preload=_switch(config, "autofl_preload"),
         proposer=_value(config, "autofl_proposer"),
+        sandbox=_value(config, "autofl_sandbox"),
     )
 
 

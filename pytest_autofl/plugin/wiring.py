@@ -51,9 +51,10 @@ def search_for(config: pytest.Config) -> Any:
         coordination=coordination,
         sink=config.stash[ROLE].sink,
         env_name=settings.env,
+        sandbox=settings.sandbox,
     )
     setup = EnvironmentSetup(
-        settings.workdir, search.contract.num_clients, settings.startup_kit, settings.preload
+        settings.workdir, search.contract.num_clients, settings.startup_kit, settings.preload, search.sandbox
     )
     environment = make_environment(setup)
     search.runner_factory = environment.runner_factory()

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from pytest_autofl.run.sandbox import PREDICT_MODULES, Sandbox
+
 EVAL_PREFIX = "AUTOFL_EVAL="
 POLL_SECONDS = 0.05
 PREDICT = Path(__file__).with_name("predict.py")
@@ -73,13 +75,20 @@ class Predictor:
                 indent=1,
             )
         )
+        sandbox = Sandbox(spec["sandbox"]["mode"], tuple(spec["sandbox"]["hidden"]))
+        argv = [sys.executable, "-I", "-u", str(PREDICT), str(spec_path)]
+        surface = Path(spec["surface_parent"])
+        argv = sandbox.wrap(
+            argv, writable=[work], readable=[surface] if surface != work else [], modules=PREDICT_MODULES
+        )
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-u", str(PREDICT), str(spec_path)],
+                argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=work,
+                env=sandbox.env(os.environ),
             )
 
     def outputs(self, models: list[dict[str, Any]]) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ from pytest_autofl.core.contract import Contract
 from pytest_autofl.run.commands import EVALUATE, PACKAGE_ROOT, python_module
 from pytest_autofl.run.evaluate import EVAL_PREFIX
 from pytest_autofl.run.processes import TreeResult, python_env, run_tree
+from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
 
 EVAL_TIMEOUT_SECONDS = 300.0
 
@@ -31,6 +32,7 @@ class Evaluator:
         work_dir: Path,
         name: str,
         wait_seconds: float,
+        sandbox: Sandbox = NO_SANDBOX,
     ):
         self.spec_path = work_dir / f"evaluate-{split}{name}.json"
         self.request_path = work_dir / f"evaluate-{split}{name}.models.json"
@@ -44,6 +46,7 @@ class Evaluator:
                     "split": split,
                     "surface_parent": str(surface_parent),
                     "wait_seconds": wait_seconds,
+                    "sandbox": {"mode": sandbox.mode, "hidden": list(sandbox.hidden)},
                 },
                 indent=1,
             )
@@ -105,6 +108,8 @@ def evaluate_models(
     split: str,
     work_dir: Path,
     tag: str = "",
+    sandbox: Sandbox = NO_SANDBOX,
 ) -> list[dict[str, Any]]:
-    """Score final global models now, in a fresh evaluator process; raises RuntimeError with the reason."""
-    return Evaluator(contract, surface_parent, split, work_dir, tag, 0.0).score(models)
+    """Score final global models now, in a fresh evaluator process; raises RuntimeError with the reason. The
+    models must lie under ``surface_parent`` (their trial) or ``work_dir``: the predict sandbox sees no more."""
+    return Evaluator(contract, surface_parent, split, work_dir, tag, 0.0, sandbox).score(models)

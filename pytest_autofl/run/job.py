@@ -13,6 +13,7 @@ from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
 from pytest_autofl.run.processes import python_env, run_tree
+from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
 from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
 
@@ -61,19 +62,24 @@ def seed_spec(
         "audit_path": str(directory / "audit.jsonl"),
         "workspace_root": str(directory / "ws"),
         "job_root": str(directory / "job"),
+        "data_dir": str(shard_dir),
     }
     (directory / "spec.json").write_text(json.dumps(spec, indent=1))
     return spec
 
 
-def export_jobs(specs: list[dict[str, Any]], surface_parent: Path, log_path: Path) -> str | None:
-    """Export the FLARE jobs of several seeds in one process; the error, or None."""
+def export_jobs(
+    specs: list[dict[str, Any]], surface_parent: Path, log_path: Path, sandbox: Sandbox = NO_SANDBOX
+) -> str | None:
+    """Export the FLARE jobs of several seeds in one process (in the sandbox: it runs candidate code); the
+    error, or None."""
     specs_path = log_path.with_suffix(".json")
     specs_path.write_text(json.dumps(specs, indent=1))
+    argv = python_module(FLARE_JOB, "export", str(specs_path))
     tree = run_tree(
-        python_module(FLARE_JOB, "export", str(specs_path)),
+        sandbox.wrap(argv, writable=[surface_parent], modules=EXPORT_MODULES),
         cwd=log_path.parent,
-        env=python_env([surface_parent, PACKAGE_ROOT]),
+        env=sandbox.env(python_env([surface_parent, PACKAGE_ROOT])),
         log_path=log_path,
         timeout=EXPORT_TIMEOUT_SECONDS,
     )
@@ -88,16 +94,41 @@ def export_jobs(specs: list[dict[str, Any]], surface_parent: Path, log_path: Pat
     return f"building the FLARE job failed (exit {tree.returncode}): {detail[:300]}; log: {log_path}"
 
 
+def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox) -> list[str]:
+    """The seed run's command, in the sandbox: the simulator (through prefork), or a submission to a
+    deployment (which builds the job from candidate code, and needs the network)."""
+    trial = Path(spec["surface_parent"])
+    if spec.get("startup_kit"):  # builds the job (candidate code) and talks to the deployment: network on
+        argv = python_module(FLARE_JOB, "submit", str(run.directory / "spec.json"))
+        argv = sandbox.wrap(
+            argv, writable=[trial], readable=[Path(spec["startup_kit"])], modules=EXPORT_MODULES, network=True
+        )
+    else:
+        argv = simulator(
+            Path(spec["job_root"]) / spec["job_name"],
+            Path(spec["workspace_root"]) / spec["job_name"],
+            int(spec["num_clients"]),
+        )
+        if preload:
+            argv = preforked(argv)
+        argv = sandbox.wrap(
+            argv, writable=[trial], readable=[Path(spec["data_dir"])], modules=SIMULATION_MODULES
+        )
+    return argv
+
+
 def run_simulation(
     spec: dict[str, Any],
     contract: Contract,
     progress: Callable[[str], None],
     tag: str = "",
     preload: bool = True,
+    sandbox: Sandbox = NO_SANDBOX,
 ) -> SeedRun:
-    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap.
-    With ``preload`` the simulator's own command runs through ``prefork``: the same simulation, with torch
-    and nvflare imported once instead of once per process."""
+    """One exported job in NVFlare's simulator, as its own process tree under the contract's wall-clock cap,
+    in the sandbox (its trial directory writable, its shards readable, loopback only). With ``preload`` the
+    simulator's own command runs through ``prefork``: the same simulation, with torch and nvflare imported once
+    instead of once per process."""
     seed = int(spec["seed"])
     run = SeedRun(seed=seed, directory=Path(spec["client_config"]).parent)
     audit_path = Path(spec["audit_path"])
@@ -111,20 +142,11 @@ def run_simulation(
     env = python_env(
         [Path(spec["surface_parent"]), PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"]
     )
-    if spec.get("startup_kit"):
-        argv = python_module(FLARE_JOB, "submit", str(run.directory / "spec.json"))
-    else:
-        argv = simulator(
-            Path(spec["job_root"]) / spec["job_name"],
-            Path(spec["workspace_root"]) / spec["job_name"],
-            int(spec["num_clients"]),
-        )
-        if preload:
-            argv = preforked(argv)
+    argv = _command(spec, run, preload, sandbox)
     tree = run_tree(
         argv,
         cwd=run.directory,
-        env=env,
+        env=sandbox.env(env),
         log_path=run.log_path,
         timeout=float(cap),
         on_line=on_line,

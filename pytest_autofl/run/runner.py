@@ -27,6 +27,7 @@ from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.run.evaluator import Evaluator
 from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
+from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
 from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.run.surface import model_entry, prepare_surface
 
@@ -57,9 +58,11 @@ class CandidateRunner:
         progress: Callable[[str], None],
         startup_kit: Path | None = None,
         preload: bool = True,
+        sandbox: Sandbox = NO_SANDBOX,
     ):
         self.startup_kit = startup_kit  # None: SimEnv; else the admin kit of a POC / production deployment
         self.preload = preload  # SimEnv: run the simulator through ``prefork`` (imports once per simulation)
+        self.sandbox = sandbox  # around every process that runs candidate code
         self.candidate, self.contract, self.shard_dir, self.trial_dir = (
             candidate,
             contract,
@@ -119,9 +122,8 @@ class CandidateRunner:
                         )
                     self._specs.update(specs)
                     return self._specs[name]
-                error = export_jobs(
-                    list(specs.values()), self.surface_parent, self.trial_dir / f"export-{name}.log"
-                )
+                log = self.trial_dir / f"export-{name}.log"
+                error = export_jobs(list(specs.values()), self.surface_parent, log, self.sandbox)
                 if error:
                     return error
                 self._specs.update(specs)
@@ -143,7 +145,7 @@ class CandidateRunner:
                     directory=self.trial_dir / f"seed-{seed}{tag}",
                     error=f"seed {seed}{tag}: {spec}",
                 )
-            run = run_simulation(spec, c, self.progress, tag, preload=self.preload)
+            run = run_simulation(spec, c, self.progress, tag, preload=self.preload, sandbox=self.sandbox)
         except BaseException:  # interrupted: the waiting evaluator exits now, not after its wait
             if (evaluator := self._take_evaluator()) is not None:
                 evaluator.cancel()
@@ -163,6 +165,7 @@ class CandidateRunner:
             self.trial_dir,
             f"-{self._evaluations}",
             wait_seconds,
+            self.sandbox,
         )
 
     def _warm_evaluator(self) -> None:

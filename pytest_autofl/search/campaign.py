@@ -17,24 +17,32 @@ from pytest_autofl.core.contract import Contract, check_pin, load_contract, sha2
 from pytest_autofl.core.invariants import RunFacts, fairness_violations
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
-from pytest_autofl.data.datasets import DATASETS
+from pytest_autofl.data.datasets import DATASETS, data_files
 from pytest_autofl.data.split import Shards, write_shards
 from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers import PROPOSERS
 from pytest_autofl.proposers.base import CampaignView, ProposerSetup
-from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.resume import ResumingRunner
 from pytest_autofl.run.runner import CandidateRunner, Runner, RunnerFactory
+from pytest_autofl.run.sandbox import Sandbox
+from pytest_autofl.run.sandbox import resolve as resolve_sandbox
 from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.run.surface import surface_sha
-from pytest_autofl.search import holdout, rerun
+from pytest_autofl.search import holdout
 from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination, Solo
 from pytest_autofl.search.protocol import SeedProtocol
 from pytest_autofl.search.record import Provenance, verdict_of
 from pytest_autofl.search.state import CampaignState
 from pytest_autofl.search.trial import TrialResult
+
+
+def _sandbox(choice: str, workdir: Path, ledger_path: Path, contract: Contract) -> Sandbox:
+    """The sandbox around every process that runs candidate code: the harness' state and the data set's own
+    files are hidden from it."""
+    hidden = (str(workdir), str(ledger_path), *map(str, data_files(contract.raw["dataset"])))
+    return resolve_sandbox(choice, hidden)
 
 
 class Search:
@@ -57,9 +65,10 @@ class Search:
         env_name: str = "sim",
         runner_factory: RunnerFactory = CandidateRunner,
         commit: str | None = None,
+        sandbox: str = "off",
     ):
         self.rootdir, self.surface_dir, self.workdir = rootdir, surface_dir, workdir
-        self.ledger_path = ledger_path
+        self.ledger_path, self.env_name = ledger_path, env_name
         self.progress, self.force, self.parallel = progress, force, parallel
         self.runner_factory = runner_factory
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
@@ -74,7 +83,7 @@ class Search:
         self.coordination: Coordination = coordination or Solo()
         seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search before it runs
         self.sink = sink or store.LedgerWriter(ledger_path, seal).write
-        self.env_name = env_name
+        self.sandbox = _sandbox(sandbox, workdir, ledger_path, self.contract)
         self.state = CampaignState(
             [r for r in store.read_rows(ledger_path) if r.contract_sha == self.contract.sha]
         )
@@ -88,10 +97,12 @@ class Search:
             self.state,
             self.coordination,
             self.factory,
-            self._runner,
+            self.runner_for,
             parallel,
         )
-        self.provenance = Provenance(rootdir, self.contract, self.schema.defaults(), env_name, commit)
+        self.provenance = Provenance(
+            rootdir, self.contract, self.schema.defaults(), env_name, self.sandbox.mode, commit
+        )
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self.results: list[TrialResult] = []  # this process' trials
         self._shards: Shards | None = None
@@ -126,7 +137,7 @@ class Search:
             self.state, lambda: self.proposer.propose(self.view()), self.progress
         )
 
-    def _runner(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
+    def runner_for(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
         """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the
         same candidate under the same contract and surface are reused instead of repeated."""
         shard_dir = self.shards().directory
@@ -149,7 +160,7 @@ class Search:
     def _baseline_runner(self) -> Runner:
         assert self.baseline is not None
         base, trial_dir = self.factory.make(self.baseline.params), self.run_dir / "calibration"
-        return self._runner(base, trial_dir, "[autofl calibration]", not self.calibration.recalibrate)
+        return self.runner_for(base, trial_dir, "[autofl calibration]", not self.calibration.recalibrate)
 
     def run(self, candidate: Candidate, slot: int) -> TrialResult:
         """Run a candidate by the seed protocol and check the fairness invariants; ``record`` writes it."""
@@ -157,9 +168,14 @@ class Search:
         result = TrialResult(slot=slot, candidate=candidate, trial_dir=trial_dir)
         started = time.monotonic()
         label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"
+        if candidate.files and (refused := self.sandbox.refusal()):
+            result.violations = [refused]
+            return result
         failure = self.calibration.ensure(self.state.baseline is not None, self._baseline_runner)
         first = self.incumbent is None
-        runner = self._runner(candidate, trial_dir, label, reuse=not (first and self.calibration.recalibrate))
+        runner = self.runner_for(
+            candidate, trial_dir, label, reuse=not (first and self.calibration.recalibrate)
+        )
         if failure:
             result.extra_runs.append(SeedRun(seed=self.contract.seeds[0], directory=trial_dir, error=failure))
         elif first:
@@ -168,10 +184,10 @@ class Search:
             self.protocol.sequential(runner, result)
         result.runtime_seconds = time.monotonic() - started
         if not result.error:
-            self._check_invariants(result)
+            self.check_invariants(result)
         return result
 
-    def _check_invariants(self, result: TrialResult) -> None:
+    def check_invariants(self, result: TrialResult) -> None:
         shards = self._shards
         assert shards is not None  # the trial's runner made them
         result.violations = fairness_violations(
@@ -206,31 +222,9 @@ class Search:
         self.state.add(row)
         self.calibration.reload()
 
-    # -- exact rerun ------------------------------------------------------------------------------------
-    def find_row(self, ident: str) -> Row:
-        return rerun.find_row(store.read_rows(self.ledger_path), ident, self.contract, self.ledger_path)
-
-    def rerun(self, row: Row) -> TrialResult:
-        """Run the row's candidate again on exactly its seeds and compare every score with the ledger."""
-        candidate = rerun.candidate_of(row, self.factory, self.rootdir)
-        result = TrialResult(slot=0, candidate=candidate, trial_dir=self.run_dir / f"rerun-{candidate.id}")
-        started = time.monotonic()
-        label = f"[autofl rerun] {candidate.id} ({candidate.description})"
-        runner = self._runner(candidate, result.trial_dir, label, reuse=False)  # a rerun exists to run again
-        result.runs.extend(run_batch([(runner, s, "") for s in sorted(row.seed_scores)], self.parallel))
-        result.runtime_seconds = time.monotonic() - started
-        if result.error:
-            return result
-        self._check_invariants(result)
-        tolerance = self.contract.statistics.rerun_tolerance
-        result.mismatches = rerun.mismatches(
-            row, result.seed_scores, tolerance, surface_sha(self.surface_dir)
-        )
-        return result
-
     # -- the final report -------------------------------------------------------------------------------
     def test_scores(self) -> dict[str, float] | None:
         """Held-out test scores of the baseline and the best (``holdout``); never used to select."""
         return holdout.final_test_scores(
-            self.contract, self.baseline, self.incumbent, self.rootdir, self.run_dir
+            self.contract, self.baseline, self.incumbent, self.rootdir, self.run_dir, self.sandbox
         )

@@ -67,6 +67,7 @@ class Provenance:
     contract: Contract
     defaults: dict[str, object]
     env: str
+    sandbox: str
     commit: str | None = None
 
     def _commit(self) -> str:
@@ -132,6 +133,7 @@ class Provenance:
             proposer=candidate.proposer,
             source=candidate.source,
             cites=candidate.cites,
+            sandbox=self.sandbox,
             commit=self._commit(),
             nvflare_version=_version("nvflare"),
             torch_version=_version("torch"),

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
-from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
-from pytest_autofl.run.surface import PATCH_FILE
+from pytest_autofl.run.parallel import run_batch
+from pytest_autofl.run.surface import PATCH_FILE, surface_sha
+from pytest_autofl.search.campaign import Search
 from pytest_autofl.search.trial import TrialResult
 
 
-def find_row(rows: list[Row], ident: str, contract: Contract, ledger_path: Path) -> Row:
+def find_row(search: Search, ident: str) -> Row:
     """The row to rerun: by row_id, or the latest row of a candidate_id, under the active contract."""
+    contract, ledger_path = search.contract, search.ledger_path
+    rows = store.read_rows(ledger_path)
     matches = [r for r in rows if ident in (r.row_id, r.candidate_id)]
     if not matches:
         known = sorted({r.candidate_id for r in rows if ident[:6] in r.candidate_id})[:5]
@@ -49,6 +54,23 @@ def candidate_of(row: Row, factory: CandidateFactory, rootdir: Path) -> Candidat
     if candidate.patch_sha != row.patch_sha:
         raise AutoFLError(f"{saved} does not hash to the row's patch_sha {row.patch_sha[:12]}")
     return candidate
+
+
+def run_again(search: Search, row: Row) -> TrialResult:
+    """Run the row's candidate again on exactly its seeds and compare every score with the ledger."""
+    candidate = candidate_of(row, search.factory, search.rootdir)
+    result = TrialResult(slot=0, candidate=candidate, trial_dir=search.run_dir / f"rerun-{candidate.id}")
+    started = time.monotonic()
+    label = f"[autofl rerun] {candidate.id} ({candidate.description})"
+    runner = search.runner_for(candidate, result.trial_dir, label, reuse=False)  # a rerun exists to run again
+    result.runs.extend(run_batch([(runner, s, "") for s in sorted(row.seed_scores)], search.parallel))
+    result.runtime_seconds = time.monotonic() - started
+    if result.error:
+        return result
+    search.check_invariants(result)
+    tolerance = search.contract.statistics.rerun_tolerance
+    result.mismatches = mismatches(row, result.seed_scores, tolerance, surface_sha(search.surface_dir))
+    return result
 
 
 def mismatches(row: Row, scores: dict[int, float], tolerance: float, surface_now: str) -> list[str]:

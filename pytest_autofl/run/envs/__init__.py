@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pytest_autofl.core.registry import Registry
 from pytest_autofl.run.runner import RunnerFactory
+from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class EnvironmentSetup:
     num_clients: int
     startup_kit: Path | None = None  # --autofl-startup-kit (prod)
     preload: bool = True  # --autofl-preload (sim)
+    sandbox: Sandbox = NO_SANDBOX  # around every process that runs candidate code
 
 
 class Environment(Protocol):

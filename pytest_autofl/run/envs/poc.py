@@ -145,7 +145,7 @@ class PocEnvironment:
     supports_xdist = False
 
     def __init__(self, setup: EnvironmentSetup):
-        self.workdir, self.num_clients = setup.workdir, setup.num_clients
+        self.workdir, self.num_clients, self.sandbox = setup.workdir, setup.num_clients, setup.sandbox
         self._poc: PocDeployment | None = None
         self._failed = ""
         self._lock = threading.Lock()
@@ -174,7 +174,14 @@ class PocEnvironment:
         ) -> Runner:
             kit = self.kit()
             return CandidateRunner(
-                candidate, contract, surface_dir, shard_dir, trial_dir, progress, startup_kit=kit
+                candidate,
+                contract,
+                surface_dir,
+                shard_dir,
+                trial_dir,
+                progress,
+                startup_kit=kit,
+                sandbox=self.sandbox,
             )
 
         return make

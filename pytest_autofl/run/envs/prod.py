@@ -19,10 +19,10 @@ class ProdEnvironment:
             raise AutoFLError(
                 f"--autofl-env prod needs --autofl-startup-kit pointing at an admin startup kit directory, got {kit}"
             )
-        self.startup_kit = kit
+        self.startup_kit, self.sandbox = kit, setup.sandbox
 
     def runner_factory(self) -> RunnerFactory:
-        return partial(CandidateRunner, startup_kit=self.startup_kit)
+        return partial(CandidateRunner, startup_kit=self.startup_kit, sandbox=self.sandbox)
 
     def close(self) -> int:
         return 0

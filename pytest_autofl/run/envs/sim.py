@@ -13,10 +13,10 @@ class SimEnvironment:
     supports_xdist = True
 
     def __init__(self, setup: EnvironmentSetup):
-        self.preload = setup.preload
+        self.setup = setup
 
     def runner_factory(self) -> RunnerFactory:
-        return partial(CandidateRunner, preload=self.preload)
+        return partial(CandidateRunner, preload=self.setup.preload, sandbox=self.setup.sandbox)
 
     def close(self) -> int:
         return 0

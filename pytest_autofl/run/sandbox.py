@@ -1,0 +1,143 @@
+"""The operating-system sandbox around every process that runs candidate code: the FLARE job export, the
+simulation (server and clients) and the predict process.
+
+With bubblewrap (``bwrap``, Linux namespaces) each such process tree gets: a read-only view of the machine; the
+harness' workdir (harness key, ledger heads, reuse index, noise cache, every other trial and shard), the
+ledger and the data set's own files hidden; the harness package hidden except the few modules the process
+itself runs (the audit filter, prefork, the job builder); its trial directory as the only writable place; its
+own /tmp, process and network namespaces (loopback only: the simulation's server and clients talk inside it);
+no capabilities; and an environment with only what it needs (no API keys). ``off`` runs the same command
+unwrapped: the mode is recorded in every ledger row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.run.commands import PACKAGE_ROOT
+
+BWRAP, OFF, NONE = "bwrap", "off", "none"  # NONE: one was wanted (auto) and none can be made here
+PACKAGE = PACKAGE_ROOT / "pytest_autofl"
+_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS", "PYTHONHASHSEED")
+_ENV_PREFIXES = ("NVFLARE_", "AUTOFL_")
+# What the sandboxed processes of this package import (each with its package's __init__).
+SIMULATION_MODULES = (
+    "run/prefork.py",
+    "run/prefork_shim.py",
+    "run/ports.py",
+    "run/commands.py",
+    "run/audit.py",
+    "core/contract.py",
+    "core/errors.py",
+)
+EXPORT_MODULES = (
+    "run/flare_job.py",
+    "run/audit.py",
+    "run/surface.py",
+    "core/contract.py",
+    "core/errors.py",
+    "core/surface_rules.py",
+)
+PREDICT_MODULES = ("run/predict.py",)
+
+
+def probe() -> str | None:
+    """Why no bubblewrap sandbox can be made here, or None if one can (a real one is started to find out)."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    done = subprocess.run(
+        [path, *_namespaces(), "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=30
+    )
+    if done.returncode != 0:
+        return f"bwrap cannot make a sandbox here: {done.stderr.strip()[:200] or f'exit {done.returncode}'}"
+    return None
+
+
+def _namespaces() -> list[str]:
+    uid, gid = str(os.getuid()), str(os.getgid())
+    return ["--unshare-user", "--uid", uid, "--gid", gid, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """``mode`` is ``bwrap`` or ``off``; ``hidden`` are the paths no candidate process may see."""
+
+    mode: str = OFF
+    hidden: tuple[str, ...] = field(default=())
+    why_none: str = ""  # for NONE: why no sandbox can be made here
+
+    @property
+    def on(self) -> bool:
+        return self.mode == BWRAP
+
+    def refusal(self) -> str | None:
+        """Why a code change (patch, replacement files) may not run here, or None: code changes run only in a
+        sandbox, or unsandboxed when the user said so (``--autofl-sandbox off``)."""
+        if self.mode != NONE:
+            return None
+        return (
+            f"refused: a code change runs only in a sandbox, and none can be made here ({self.why_none}); "
+            "install bubblewrap, or pass --autofl-sandbox off to run code changes unsandboxed"
+        )
+
+    def env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The environment a sandboxed process gets: only what running FLARE and Python needs."""
+        if not self.on:
+            return dict(env)
+        kept = {k: v for k, v in env.items() if k in _ENV_KEEP or k.startswith(_ENV_PREFIXES)}
+        return {**kept, "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+    def wrap(
+        self,
+        argv: Sequence[str],
+        *,
+        writable: Sequence[Path],
+        readable: Sequence[Path] = (),
+        modules: Sequence[str] = (),
+        network: bool = False,
+    ) -> list[str]:
+        """``argv`` run inside the sandbox: ``writable`` and ``readable`` are the only parts of the hidden
+        paths it sees; ``modules`` the only files of this package it can import."""
+        if not self.on:
+            return list(argv)
+        bwrap = shutil.which("bwrap") or "bwrap"
+        args = [bwrap, *_namespaces(), "--cap-drop", "ALL", "--die-with-parent"]
+        args += [] if network else ["--unshare-net"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for hidden in (*self.hidden, str(PACKAGE)):
+            if os.path.isdir(hidden):
+                args += ["--tmpfs", hidden]
+            elif os.path.exists(hidden):
+                args += ["--ro-bind", "/dev/null", hidden]
+        shown = {PACKAGE / "__init__.py"} | {PACKAGE / m for m in modules}
+        shown |= {(PACKAGE / m).parent / "__init__.py" for m in modules}
+        binds = [("--ro-bind", p) for p in sorted(shown) + list(readable)] + [("--bind", p) for p in writable]
+        for flag, path in binds:
+            args += [flag, str(path), str(path)]
+        return [*args, "--", *argv]
+
+
+NO_SANDBOX = Sandbox()
+CHOICES = ("auto", "on", "off")
+
+
+def resolve(choice: str, hidden: tuple[str, ...]) -> Sandbox:
+    """The sandbox for ``--autofl-sandbox choice``: ``on`` needs bubblewrap (AutoFLError otherwise), ``auto``
+    uses it when it works and refuses code changes when it does not, ``off`` never sandboxes."""
+    if choice not in CHOICES:
+        raise AutoFLError(f"--autofl-sandbox must be one of {', '.join(CHOICES)}, got {choice!r}")
+    if choice == OFF:
+        return Sandbox(OFF, hidden)
+    why = probe()
+    if why is None:
+        return Sandbox(BWRAP, hidden)
+    if choice == "on":
+        raise AutoFLError(f"--autofl-sandbox on: {why}")
+    return Sandbox(NONE, hidden, why)
