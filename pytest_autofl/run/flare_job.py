@@ -19,6 +19,8 @@ from typing import Any
 
 from pytest_autofl.run.surface import ARCH_KNOB
 
+ADMIN = "admin@nvidia.com"  # the admin identity of a POC deployment's startup kit (ProdEnv's default)
+
 
 def build_recipe(spec: dict[str, Any]) -> Any:
     sys.path.insert(0, spec["surface_parent"])
@@ -58,36 +60,46 @@ def build_and_run(spec: dict[str, Any]) -> str:
 
 
 def export(spec: dict[str, Any]) -> None:
-    """Write the job folder to ``<job_root>/<job_name>`` and prepare the workspace as ``SimEnv.deploy`` does."""
+    """Write the job folder to ``<job_root>/<job_name>``: for SimEnv, with the workspace prepared as
+    ``SimEnv.deploy`` does; for a deployment (``startup_kit``), as ``ProdEnv`` submits it. Runs candidate code
+    (the model and aggregator are built), so it runs in the sandbox, without network."""
     from nvflare.recipe import SimEnv
 
+    if spec.get("startup_kit"):  # what ProdEnv submits: the plain job folder (the kit is not needed here)
+        build_recipe(spec).export(spec["job_root"])
+        return
     env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
     build_recipe(spec).export(spec["job_root"], env=env)
     SimEnv._ensure_default_component_policy(str(Path(spec["workspace_root"]) / spec["job_name"]))
 
 
 def submit(spec: dict[str, Any]) -> None:
-    """Submit the job to a running deployment (``--autofl-env poc/prod``) through the admin startup kit, wait
-    for it, and put the server's result where a SimEnv run leaves it (``<ws>/<job>/server/simulate_job``), so
-    the evaluator and the checks read every environment alike. Interrupted (the wall-clock cap, Ctrl-C): the
-    job is aborted on the deployment, not left running there."""
-    from nvflare.recipe import ProdEnv
+    """Submit the exported job folder to a running deployment (``--autofl-env poc/prod``) through the admin
+    startup kit, wait for it, and put the server's result where a SimEnv run leaves it
+    (``<ws>/<job>/server/simulate_job``), so the evaluator and the checks read every environment alike. Harness
+    code only: no candidate code is imported here (it runs in the deployment). Interrupted (the wall-clock cap,
+    Ctrl-C): the job is aborted on the deployment, not left running there."""
+    from nvflare.fuel.flare_api.api_spec import MonitorReturnCode
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
 
-    env = ProdEnv(startup_kit_location=spec["startup_kit"], login_timeout=30.0)
-    run = build_recipe(spec).execute(env)
-    job_id = run.get_job_id()
-    print(f"AUTOFL_JOB_ID={job_id}", flush=True)
+    session = new_secure_session(spec.get("admin", ADMIN), spec["startup_kit"], timeout=30.0)
     try:
-        result = run.get_result(timeout=float(spec["timeout"]), clean_up=False)
-    except KeyboardInterrupt:
-        env.abort_job(job_id)
-        raise
-    if result is None:
-        env.abort_job(job_id)
-        sys.exit(f"job {job_id} did not finish within {spec['timeout']} s (aborted)")
+        job_id = session.submit_job(str(Path(spec["job_root"]) / spec["job_name"]))
+        print(f"AUTOFL_JOB_ID={job_id}", flush=True)
+        try:
+            done = session.monitor_job(job_id, timeout=float(spec["timeout"]), poll_interval=0.5)
+        except KeyboardInterrupt:
+            session.abort_job(job_id)
+            raise
+        if done != MonitorReturnCode.JOB_FINISHED:
+            session.abort_job(job_id)
+            sys.exit(f"job {job_id} did not finish within {spec['timeout']} s (aborted)")
+        result = Path(session.download_job_result(job_id))
+    finally:
+        session.close()
     target = Path(spec["workspace_root"]) / spec["job_name"] / "server" / "simulate_job"
-    downloaded = Path(result) / "workspace"  # <transfer>/<job_id>/{job,workspace,meta.json}
-    shutil.copytree(downloaded if downloaded.is_dir() else Path(result), target, dirs_exist_ok=True)
+    downloaded = result / "workspace"  # <transfer>/<job_id>/{job,workspace,meta.json}
+    shutil.copytree(downloaded if downloaded.is_dir() else result, target, dirs_exist_ok=True)
     print(f"AUTOFL_RESULT_DIR={target}", flush=True)
 
 

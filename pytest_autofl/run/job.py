@@ -95,26 +95,19 @@ def export_jobs(
 
 
 def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox) -> list[str]:
-    """The seed run's command, in the sandbox: the simulator (through prefork), or a submission to a
-    deployment (which builds the job from candidate code, and needs the network)."""
+    """The seed run's command: the simulator (through prefork) in the sandbox, or the submission of the
+    exported job folder to a deployment."""
     trial = Path(spec["surface_parent"])
-    if spec.get("startup_kit"):  # builds the job (candidate code) and talks to the deployment: network on
-        argv = python_module(FLARE_JOB, "submit", str(run.directory / "spec.json"))
-        argv = sandbox.wrap(
-            argv, writable=[trial], readable=[Path(spec["startup_kit"])], modules=EXPORT_MODULES, network=True
-        )
-    else:
-        argv = simulator(
-            Path(spec["job_root"]) / spec["job_name"],
-            Path(spec["workspace_root"]) / spec["job_name"],
-            int(spec["num_clients"]),
-        )
-        if preload:
-            argv = preforked(argv)
-        argv = sandbox.wrap(
-            argv, writable=[trial], readable=[Path(spec["data_dir"])], modules=SIMULATION_MODULES
-        )
-    return argv
+    if spec.get("startup_kit"):  # harness code submitting the exported folder: no candidate code, no sandbox
+        return python_module(FLARE_JOB, "submit", str(run.directory / "spec.json"))
+    argv = simulator(
+        Path(spec["job_root"]) / spec["job_name"],
+        Path(spec["workspace_root"]) / spec["job_name"],
+        int(spec["num_clients"]),
+    )
+    if preload:
+        argv = preforked(argv)
+    return sandbox.wrap(argv, writable=[trial], readable=[Path(spec["data_dir"])], modules=SIMULATION_MODULES)
 
 
 def run_simulation(

@@ -93,7 +93,7 @@ class CandidateRunner:
 
     def _spec(self, seed: int, tag: str) -> dict[str, Any] | str:
         """The exported job of ``seed``; the first call exports every selection seed at once (one process)."""
-        name = f"seed-{seed}{tag}"
+        name, c = f"seed-{seed}{tag}", self.contract
         with self._export_lock:
             if name not in self._specs:
                 wanted = [(seed, tag)] + [
@@ -111,17 +111,12 @@ class CandidateRunner:
                     )
                     for s, t in dict.fromkeys(wanted)
                 }
-                if self.startup_kit is not None:  # a deployment: each job is built where it is submitted
+                if self.startup_kit is not None:  # a deployment: built for it here, submitted as a folder
                     for spec in specs.values():
-                        spec.update(
-                            startup_kit=str(self.startup_kit),
-                            timeout=self.contract.budget["wall_clock_seconds"],
-                        )
+                        spec.update(startup_kit=str(self.startup_kit), timeout=c.budget["wall_clock_seconds"])
                         (Path(spec["client_config"]).parent / "spec.json").write_text(
                             json.dumps(spec, indent=1)
                         )
-                    self._specs.update(specs)
-                    return self._specs[name]
                 log = self.trial_dir / f"export-{name}.log"
                 error = export_jobs(list(specs.values()), self.surface_parent, log, self.sandbox)
                 if error:

@@ -27,10 +27,10 @@ from pytest_autofl.core.contract import Contract, site_names
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.run.commands import NVFLARE_CLI, POC_WATCHDOG, python_module
 from pytest_autofl.run.envs import EnvironmentSetup
+from pytest_autofl.run.flare_job import ADMIN
 from pytest_autofl.run.processes import python_env
 from pytest_autofl.run.runner import CandidateRunner, Runner, RunnerFactory
 
-ADMIN = "admin@nvidia.com"
 PROJECT = "autofl"
 COMMAND_TIMEOUT = 180.0
 

@@ -1,0 +1,77 @@
+"""What the sandbox around candidate code costs: the same real NVFlare runs with and without bubblewrap.
+
+    python benchmarks/sandbox_cost.py [--benchmark digits-smoke] [--rounds 3]
+
+Each round runs the benchmark's baseline calibration (every selection seed and a repeat, side by side) once
+with ``--autofl-sandbox on`` and once ``off``, alternating which goes first, in fresh work directories; prints
+the wall seconds per seed run of each mode, the overhead, and checks the scores are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_autofl.search.campaign import Search  # noqa: E402
+
+
+def one(mode: str, benchmark: str, tmp: Path) -> tuple[float, list[float], dict[int, float]]:
+    search = Search(
+        rootdir=ROOT,
+        benchmarks_dir=ROOT / "benchmarks",
+        benchmark=benchmark,
+        surface_dir=ROOT / "surfaces",
+        workdir=tmp / mode / "work",
+        ledger_path=tmp / mode / "results.tsv",
+        progress=lambda line: None,
+        calibrate=True,
+        force=True,
+        parallel=3,
+        sandbox=mode,
+    )
+    search.runner_factory = _factory(search)
+    started = time.monotonic()
+    result = search.run(search.factory.make({}), 1)
+    wall = time.monotonic() - started
+    assert result.error is None, result.error
+    return wall, [r.runtime_seconds for r in result.runs + result.extra_runs], result.seed_scores
+
+
+def _factory(search: Search):  # the SimEnv runner with this search's sandbox, as --autofl-env sim builds it
+    from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
+
+    setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
+    return ENVIRONMENTS.get("sim")(setup).runner_factory()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", default="digits-smoke")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    per_run: dict[str, list[float]] = {"on": [], "off": []}
+    scores: dict[str, dict[int, float]] = {}
+    for i in range(args.rounds):
+        for mode in ("on", "off") if i % 2 == 0 else ("off", "on"):
+            with tempfile.TemporaryDirectory(prefix=f"sandbox-cost-{mode}-") as tmp:
+                wall, runs, scores[mode] = one(mode, args.benchmark, Path(tmp))
+            per_run[mode] += runs
+            print(
+                f"round {i + 1} sandbox {mode}: {wall:.1f} s wall, runs {', '.join(f'{r:.1f}' for r in runs)} s"
+            )
+    on, off = statistics.mean(per_run["on"]), statistics.mean(per_run["off"])
+    print(
+        f"mean seconds per seed run: sandbox on {on:.2f}, off {off:.2f}; overhead {on - off:+.2f} s ({(on / off - 1) * 100:+.1f}%)"
+    )
+    print(f"scores identical: {scores['on'] == scores['off']} ({scores['on']})")
+
+
+if __name__ == "__main__":
+    main()

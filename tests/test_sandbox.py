@@ -1,0 +1,125 @@
+"""The sandbox around candidate code, tried as an agent would: a candidate file whose model.py (imported by the
+job export, the FLARE server and clients, and the predict process) probes what it can reach, records it in its
+own trial directory, and must find every door shut. Plus the sandbox's command line and policy."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import yaml
+
+from pytest_autofl.ledger import store as ledger
+from pytest_autofl.run.sandbox import BWRAP, NONE, OFF, Sandbox, resolve
+
+PROBE = """
+
+def _probe():
+    import json, os, socket, sys
+    from pathlib import Path
+
+    trial = Path(__file__).resolve().parent.parent
+    project = trial.parents[2]
+    found = {}
+
+    def attempt(name, action):
+        try:
+            found[name] = bool(action())
+        except Exception:
+            found[name] = False
+
+    def read_digits():
+        import sklearn.datasets
+        return (Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz").read_bytes()
+
+    def import_harness():
+        import importlib
+        return importlib.import_module("pytest_autofl.ledger.store")
+
+    def write_outside():
+        with open(project / "surfaces" / "model.py", "a") as fh:
+            fh.write("# touched")
+        return True
+
+    def reach_host():
+        socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+        return True
+
+    attempt("read the data set's own files", read_digits)
+    attempt("read the ledger", lambda: (project / "results.tsv").read_text().strip())
+    attempt("read the harness key", lambda: (project / ".autofl" / "harness.key").read_bytes())
+    attempt("import the ledger writer", import_harness)
+    attempt("write outside its trial", write_outside)
+    attempt("reach a port of the host", reach_host)
+    attempt("see a secret in the environment", lambda: os.environ.get("OPENAI_API_KEY"))
+    (trial / f"probe-{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv[:3], "found": found}))
+
+
+_probe()
+"""
+
+
+@pytest.mark.e2e
+def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-never-for-candidates")
+    model = (project / "surfaces" / "model.py").read_text()
+    (project / "candidates").mkdir()
+    (project / "candidates" / "probe.yaml").write_text(
+        yaml.safe_dump(
+            {"description": "probe", "files": {"model.py": model + PROBE.replace("PORT", str(port))}}
+        )
+    )
+    result = pytester.runpytest("candidates/probe.yaml", "--autofl-sandbox", "on", "-p", "no:cacheprovider")
+    listener.close()
+    assert result.ret in (0, 1), result.stdout.str()[-2000:]
+    rows = ledger.read_rows(project / "results.tsv")
+    assert [r.sandbox for r in rows] == [BWRAP, BWRAP]
+    trial = project / rows[-1].trial_dir
+    probes = [json.loads(p.read_text()) for p in trial.glob("probe-*.json")]
+    kinds = {" ".join(p["argv"]) for p in probes}
+    assert any("flare_job" in k for k in kinds) and any("predict" in k for k in kinds)
+    assert any("simulator" in k or "client" in k for k in kinds), kinds
+    opened = {name for p in probes for name, ok in p["found"].items() if ok}
+    assert opened == set(), f"doors open to candidate code: {opened}"
+    assert (project / "surfaces" / "model.py").read_text() == model
+
+
+def test_the_sandbox_command_hides_the_harness_state_and_shows_only_what_it_is_given(tmp_path):
+    hidden_dir, hidden_file = tmp_path / "work", tmp_path / "results.tsv"
+    hidden_dir.mkdir()
+    hidden_file.write_text("ledger")
+    trial, shard = hidden_dir / "runs" / "01", hidden_dir / "data"
+    sandbox = Sandbox(BWRAP, (str(hidden_dir), str(hidden_file)))
+    argv = sandbox.wrap(["python", "x.py"], writable=[trial], readable=[shard], modules=["run/audit.py"])
+    assert argv[-3:] == ["--", "python", "x.py"] and "--unshare-net" in argv and "--cap-drop" in argv
+    pairs = list(zip(argv, argv[1:], strict=False))
+    assert ("--tmpfs", str(hidden_dir)) in pairs and ("--ro-bind", "/dev/null") in pairs
+    assert argv.index(str(trial)) > argv.index(str(hidden_dir))  # shown again after being hidden
+    assert any(a.endswith("pytest_autofl/run/audit.py") for a in argv)
+    assert not any(a.endswith("pytest_autofl/ledger/store.py") for a in argv)
+    assert Sandbox(OFF).wrap(["python"], writable=[trial]) == ["python"]
+    env = sandbox.env({"PATH": "/bin", "OPENAI_API_KEY": "sk-x", "NVFLARE_X": "1", "HOME": "/root"})
+    assert env == {"PATH": "/bin", "NVFLARE_X": "1", "HOME": "/tmp", "TMPDIR": "/tmp"}
+
+
+def test_code_changes_are_refused_where_no_sandbox_can_be_made(make_session, tmp_path, monkeypatch):
+    from pytest_autofl.run import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "probe", lambda: "bubblewrap (bwrap) is not installed")
+    assert resolve("auto", ()).mode == NONE and resolve("off", ()).refusal() is None
+    with pytest.raises(Exception, match="--autofl-sandbox on: bubblewrap"):
+        resolve("on", ())
+    s = make_session(sandbox="auto")
+    s.record(s.run(s.next_candidate(), 1))
+    patched = s.factory.make({})
+    patched = type(patched)(
+        **{**patched.__dict__, "files": (("model.py", "x = 1\n"),), "family": "fedavg+patch"}
+    )
+    verdict = s.record(s.run(patched, 2))
+    assert verdict.status == "invalid" and "refused: a code change runs only in a sandbox" in verdict.reason
+    assert [r.sandbox for r in ledger.read_rows(tmp_path / "results.tsv")] == [NONE, NONE]
