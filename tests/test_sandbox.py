@@ -15,9 +15,11 @@ from pytest_autofl.run.sandbox import BWRAP, NONE, OFF, Sandbox, resolve
 
 PROBE = """
 
-def _probe():
-    import json, os, socket, sys
+def _probe():  # the lint (AF108) reads import statements; an agent just calls __import__ (lint is not a wall)
+    import json, os, sys
     from pathlib import Path
+
+    socket = __import__("sock" + "et")
 
     trial = Path(__file__).resolve().parent.parent
     project = trial.parents[2]
@@ -34,8 +36,7 @@ def _probe():
         return (Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz").read_bytes()
 
     def import_harness():
-        import importlib
-        return importlib.import_module("pytest_autofl.ledger.store")
+        return __import__("pytest_autofl.ledger.store")
 
     def write_outside():
         with open(project / "surfaces" / "model.py", "a") as fh:
@@ -53,7 +54,8 @@ def _probe():
     attempt("write outside its trial", write_outside)
     attempt("reach a port of the host", reach_host)
     attempt("see a secret in the environment", lambda: os.environ.get("OPENAI_API_KEY"))
-    (trial / f"probe-{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv[:3], "found": found}))
+    name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
+    (trial / name).write_text(json.dumps({"argv": sys.argv[:3], "found": found}))
 
 
 _probe()
