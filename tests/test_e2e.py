@@ -213,7 +213,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     # The same command again continues where it stopped: the finished seed-0 run is not repeated.
     again = pytester.runpytest("--autofl-iterations=1", "--autofl-parallel=1", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=1)
-    again.stdout.fnmatch_lines(["*seed 0: reusing the finished run in *seed-0 (score *"])
+    again.stdout.fnmatch_lines(["*seed 0: reusing the finished run in *seed-0 (scored again)*"])
     assert "seed 0: starting NVFlare SimEnv" not in again.stdout.str()
     assert [r["status"] for r in ledger.read_fields(project / "results.tsv")] == ["keep"]
 

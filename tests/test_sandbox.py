@@ -17,9 +17,7 @@ PROBE = """
 
 def _probe():  # the lint (AF108) reads import statements; an agent just calls __import__ (lint is not a wall)
     import json, os, sys
-    from pathlib import Path
-
-    socket = __import__("sock" + "et")
+        socket = __import__("sock" + "et")
 
     trial = Path(__file__).resolve().parent.parent
     project = trial.parents[2]

@@ -81,8 +81,8 @@ class Search:
             ProposerSetup(self.contract, self.schema, self.factory, rootdir, workdir)
         )
         self.coordination: Coordination = coordination or Solo()
-        seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search before it runs
-        self.sink = sink or store.LedgerWriter(ledger_path, seal).write
+        self._seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search here
+        self.sink = sink or store.LedgerWriter(ledger_path, self._seal).write
         self.sandbox = _sandbox(sandbox, workdir, ledger_path, self.contract)
         self.state = CampaignState(
             [r for r in store.read_rows(ledger_path) if r.contract_sha == self.contract.sha]
@@ -155,7 +155,7 @@ class Search:
                 "env": self.env_name,
             }
         )
-        return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress)
+        return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress, self._seal.key)
 
     def _baseline_runner(self) -> Runner:
         assert self.baseline is not None
