@@ -164,3 +164,20 @@ def test_outputs_that_cannot_be_scored_are_an_error_naming_the_model(
         evaluate_models(
             smoke_contract, bad, [{"arch": "mlp", "seed": 0, "path": str(path)}], "validation", tmp_path
         )
+
+
+def test_the_untrained_model_is_scored_too_and_a_seed_that_is_ignored_shows(
+    smoke_contract, model_path, repo, tmp_path
+):
+    parent, path = model_path
+    models = [{"arch": "mlp", "seed": s, "path": str(path)} for s in (0, 1)]
+    honest = evaluate_models(smoke_contract, parent, models, "validation", tmp_path, "-honest")
+    assert all(e["initial"]["score"] < 0.3 and 0.05 < e["initial"]["chance"] < 0.2 for e in honest)
+    assert honest[0]["initial"]["digest"] != honest[1]["initial"]["digest"]
+    model_py = (repo / "surfaces" / "model.py").read_text()
+    model_py += (
+        "\n_init = Net.__init__\nNet.__init__ = lambda self, arch='mlp', seed=0: _init(self, arch, 0)\n"
+    )
+    deaf = prepare_surface(repo / "surfaces", tmp_path / "deaf", (("model.py", model_py),))
+    ignored = evaluate_models(smoke_contract, deaf, models, "validation", tmp_path, "-deaf")
+    assert ignored[0]["initial"]["digest"] == ignored[1]["initial"]["digest"]

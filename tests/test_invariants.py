@@ -58,3 +58,15 @@ def test_each_invariant_is_named(smoke_contract):
     assert empty and all(v.startswith("non-empty update") for v in empty)
     extra = violations(smoke_contract, [fair(0), ok], [fair(1000, steps=99)])  # extra runs are checked too
     assert len(extra) == 4 and all(v.startswith("local steps (seed 1000") for v in extra)
+
+
+def started(seed, score=0.1, digest=None):
+    return RunFacts(seed, audit(), 8970, {"score": score, "chance": 0.1, "digest": digest or f"d{seed}"})
+
+
+def test_training_starts_untrained_and_from_the_harness_seed(smoke_contract):
+    assert violations(smoke_contract, [started(0), started(1)], [started(0, digest="d0")]) == []  # a repeat
+    (embedded,) = violations(smoke_contract, [started(0, score=0.93), started(1)])
+    assert embedded.startswith("untrained start (seed 0): the initial model scores 0.930 before any training")
+    (ignored,) = violations(smoke_contract, [started(0, digest="same"), started(1, digest="same")])
+    assert ignored.startswith("seed used (seeds [0, 1]): the initial models of different seeds are identical")

@@ -20,6 +20,9 @@ class RunFacts:
     seed: int
     audit: list[dict[str, Any]]
     n_params: int | None
+    initial: dict[str, Any] | None = (
+        None  # the untrained model, as the evaluator saw it: score, chance, digest
+    )
 
 
 def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[str, int]:
@@ -63,6 +66,31 @@ def fairness_violations(
     budget = site_step_budget(contract, shard_sizes)
     for run in [*runs, *extra_runs]:
         out += _run_violations(contract, run, budget)
+    return out + (_start_violations([*runs, *extra_runs]) if contract.higher_is_better else [])
+
+
+def _start_violations(runs: Sequence[RunFacts]) -> list[str]:
+    """Training starts from the surface's untrained model, and the harness' seed decides it: an initial model
+    that already scores well carries weights trained elsewhere; identical initial models for different seeds
+    mean the seed is ignored (and the seeds are no longer independent)."""
+    out, seeds_of = [], defaultdict(set)
+    for run in runs:
+        if run.initial is None:
+            continue
+        start, chance = float(run.initial["score"]), float(run.initial["chance"])
+        cap = chance + (1 - chance) / 2
+        if start > cap:
+            out.append(
+                f"untrained start (seed {run.seed}): the initial model scores {start:.3f} before any training, "
+                f"above {cap:.3f} (halfway from chance {chance:.3f} to perfect): weights not trained under the contract"
+            )
+        seeds_of[str(run.initial["digest"])].add(run.seed)
+    out += [
+        f"seed used (seeds {sorted(seeds)}): the initial models of different seeds are identical: the model "
+        "ignores the harness' seed"
+        for seeds in seeds_of.values()
+        if len(seeds) > 1
+    ]
     return out
 
 

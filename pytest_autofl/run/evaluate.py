@@ -6,11 +6,14 @@ ready — torch, the model, the data loaded — while the simulations they will 
 for ``request.json``, the list of final global models (``[]``: nothing to score), for at most
 ``spec["wait_seconds"]``; counts each model's parameters itself from the state dict (``weights_only=True``,
 every tensor), hands the models to the predict process, and computes the metric from its outputs and the
-labels. It prints one ``AUTOFL_EVAL=`` JSON line: the score, parameter count and examples per model.
+labels — of the final model, and of the untrained initial model (which must start near chance and differ
+between seeds). It prints one ``AUTOFL_EVAL=`` JSON line: score, parameter count, examples and the initial
+model's score, chance level and output digest per model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -91,10 +94,15 @@ class Predictor:
                 env=sandbox.env(os.environ),
             )
 
-    def outputs(self, models: list[dict[str, Any]]) -> list[np.ndarray]:
-        """Each model's outputs on the inputs; exits with the predict process' last line if it failed."""
+    def outputs(self, models: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each model's (initial, final) outputs on the inputs; exits with the predict process' last line if
+        it failed."""
         entries = [
-            {**m, "outputs": str(self.request.with_name(f"{self.request.stem}-{i}.npy"))}
+            {
+                **m,
+                "initial": str(self.request.with_name(f"{self.request.stem}-{i}-initial.npy")),
+                "outputs": str(self.request.with_name(f"{self.request.stem}-{i}.npy")),
+            }
             for i, m in enumerate(models)
         ]
         _write_atomically(self.request, entries)
@@ -102,7 +110,10 @@ class Predictor:
         if code != 0:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             sys.exit(f"the predict process failed (exit {code}): {tail[0][:300]}; log: {self.log}")
-        return [np.load(e["outputs"], allow_pickle=False) for e in entries]
+        return [
+            (np.load(e["initial"], allow_pickle=False), np.load(e["outputs"], allow_pickle=False))
+            for e in entries
+        ]
 
 
 def main() -> None:
@@ -121,13 +132,23 @@ def main() -> None:
         predictor.proc.kill()
         raise
     counts = [count_params(m["path"]) for m in models]
-    scored = []
-    for model, n_params, outputs in zip(models, counts, predictor.outputs(models), strict=True):
+    scored, metric = [], contract.raw["metric"]["name"]
+    chance = float(np.bincount(y).max() / len(y))  # what always answering the commonest class scores
+    for model, n_params, (initial, outputs) in zip(models, counts, predictor.outputs(models), strict=True):
         try:
-            value = score(contract.raw["metric"]["name"], outputs, y)
+            value, start = score(metric, outputs, y), score(metric, initial, y)
         except OutputError as exc:
             sys.exit(f"{model['path']}: {exc}")
-        scored.append({"path": model["path"], "score": value, "n_params": n_params, "n_examples": len(y)})
+        digest = hashlib.sha256(initial.tobytes()).hexdigest()[:16]
+        scored.append(
+            {
+                "path": model["path"],
+                "score": value,
+                "n_params": n_params,
+                "n_examples": len(y),
+                "initial": {"score": start, "chance": chance, "digest": digest},
+            }
+        )
     print(EVAL_PREFIX + json.dumps(scored), flush=True)
 
 

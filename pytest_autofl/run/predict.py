@@ -1,8 +1,9 @@
 """The predict process: the only place a candidate's model code runs at scoring time.
 
 Run by path (``python -I predict.py spec.json``), it imports nothing of the harness. It gets the held-out
-inputs, never the labels; loads each final global model with ``weights_only=True`` into the surface's
-``Net(arch, seed)`` with ``strict=True``; and writes the model's outputs, one ``.npy`` per model. The harness'
+inputs, never the labels; builds the surface's ``Net(arch, seed)`` and writes its outputs (the untrained
+initial model), then loads the final global model with ``weights_only=True`` and ``strict=True`` and writes
+its outputs: two ``.npy`` per model. The harness'
 evaluator, in another process, computes the metric from them. Started ahead of need, it waits for the list of
 models (``[]``: nothing to do) for at most ``spec["wait_seconds"]``.
 """
@@ -40,13 +41,15 @@ def main() -> None:
         saved = torch.load(entry["path"], map_location="cpu", weights_only=True)
         state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
         model = Net(arch=entry["arch"], seed=entry["seed"])
-        model.load_state_dict(state, strict=True)
         model.eval()
-        with torch.no_grad():
-            outputs = model(inputs)
-        np.save(
-            entry["outputs"], np.asarray(outputs.detach().cpu().numpy(), dtype=np.float32), allow_pickle=False
-        )
+        for weights, key in ((None, "initial"), (state, "outputs")):  # the untrained start, then the result
+            if weights is not None:
+                model.load_state_dict(weights, strict=True)
+            with torch.no_grad():
+                outputs = model(inputs)
+            np.save(
+                entry[key], np.asarray(outputs.detach().cpu().numpy(), dtype=np.float32), allow_pickle=False
+            )
     print("predict: done", flush=True)
 
 

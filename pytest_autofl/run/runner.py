@@ -197,7 +197,7 @@ class CandidateRunner:
                 r.error = f"{r.directory.name}: {exc}"
             return
         for r, entry in zip(todo, scored, strict=True):
-            r.score, r.n_params = float(entry["score"]), int(entry["n_params"])
+            r.score, r.n_params, r.initial = float(entry["score"]), int(entry["n_params"]), entry["initial"]
             self.progress(
                 f"seed {r.directory.name.removeprefix('seed-')}: validation {c.raw['metric']['name']} "
                 f"{r.score:.4f} ({r.runtime_seconds:.1f} s)"

@@ -22,6 +22,9 @@ class SeedRun:
     audit: list[dict[str, Any]] = field(default_factory=list)
     score: float | None = None
     n_params: int | None = None
+    initial: dict[str, Any] | None = (
+        None  # the untrained model: its score, the chance level, an output digest
+    )
 
     @property
     def log_path(self) -> Path:

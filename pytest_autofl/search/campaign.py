@@ -192,9 +192,9 @@ class Search:
         assert shards is not None  # the trial's runner made them
         result.violations = fairness_violations(
             self.contract,
-            [RunFacts(r.seed, r.audit, r.n_params) for r in result.runs],
+            [RunFacts(r.seed, r.audit, r.n_params, r.initial) for r in result.runs],
             [
-                RunFacts(r.seed, r.audit, r.n_params)
+                RunFacts(r.seed, r.audit, r.n_params, r.initial)
                 for r in result.extra_runs
                 if r.audit or r.score is not None
             ],
