@@ -12,6 +12,7 @@ import yaml
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
 from pytest_autofl.run.envs.poc import ADMIN, kill_leftovers, project_file
+from pytest_autofl.run.sandbox import BWRAP, Sandbox
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
@@ -37,11 +38,12 @@ def test_environment_choices_are_checked(tmp_path):
         ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2))
     with pytest.raises(AutoFLError, match="--autofl-env prod needs --autofl-startup-kit"):
         ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path / "missing"))
-    assert ENVIRONMENTS.get("sim")(
-        EnvironmentSetup(tmp_path, 2, preload=False)
-    ).runner_factory().keywords == {"preload": False}
-    prod = ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path))
-    assert prod.runner_factory().keywords == {"startup_kit": tmp_path} and not prod.supports_xdist
+    sandbox = Sandbox(BWRAP, ("/hidden",))
+    sim = ENVIRONMENTS.get("sim")(EnvironmentSetup(tmp_path, 2, preload=False, sandbox=sandbox))
+    assert sim.runner_factory().keywords == {"preload": False, "sandbox": sandbox} and sim.supports_xdist
+    prod = ENVIRONMENTS.get("prod")(EnvironmentSetup(tmp_path, 2, tmp_path, sandbox=sandbox))
+    assert prod.runner_factory().keywords == {"startup_kit": tmp_path, "sandbox": sandbox}
+    assert not prod.supports_xdist
     assert (
         ENVIRONMENTS.get("poc")(EnvironmentSetup(tmp_path, 2)).close() == 0
     )  # never started: nothing to stop

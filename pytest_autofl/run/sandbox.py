@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,14 @@ def probe() -> str | None:
     if done.returncode != 0:
         return f"bwrap cannot make a sandbox here: {done.stderr.strip()[:200] or f'exit {done.returncode}'}"
     return None
+
+
+def _interpreter_paths_in_tmp() -> list[str]:
+    """The interpreter's prefixes and import paths that lie under /tmp, which the sandbox replaces with its own:
+    without them a virtualenv or a checkout in /tmp (CI) would vanish from the sandbox."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, str(PACKAGE_ROOT)}
+    under = [p for p in candidates if p and os.path.isdir(p) and os.path.realpath(p).startswith("/tmp/")]
+    return sorted({os.path.realpath(p) for p in under})
 
 
 def _namespaces() -> list[str]:
@@ -111,6 +120,8 @@ class Sandbox:
         args = [bwrap, *_namespaces(), "--cap-drop", "ALL", "--die-with-parent"]
         args += [] if network else ["--unshare-net"]
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for kept in _interpreter_paths_in_tmp():  # a venv or checkout under /tmp stays usable (read-only)
+            args += ["--ro-bind", kept, kept]
         for hidden in (*self.hidden, str(PACKAGE)):
             if os.path.isdir(hidden):
                 args += ["--tmpfs", hidden]
