@@ -19,6 +19,7 @@ POLL_SECONDS = 0.05
 
 
 def _wait_for(request: Path, seconds: float) -> list[dict]:
+    """``evaluate.wait_for``, repeated on purpose: this file imports nothing of the harness."""
     deadline = time.monotonic() + seconds
     while not request.exists():
         if time.monotonic() > deadline:
