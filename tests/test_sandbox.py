@@ -17,7 +17,9 @@ PROBE = """
 
 def _probe():  # the lint (AF108) reads import statements; an agent just calls __import__ (lint is not a wall)
     import json, os, sys
-        socket = __import__("sock" + "et")
+    from pathlib import Path
+
+    socket = __import__("sock" + "et")
 
     trial = Path(__file__).resolve().parent.parent
     project = trial.parents[2]
@@ -78,6 +80,7 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     listener.close()
     assert result.ret in (0, 1), result.stdout.str()[-2000:]
     rows = ledger.read_rows(project / "results.tsv")
+    assert len(rows) == 2, f"the probe did not run: {rows[-1].reason}"  # the baseline, then the probe
     assert [r.sandbox for r in rows] == [BWRAP, BWRAP]
     trial = project / rows[-1].trial_dir
     probes = [json.loads(p.read_text()) for p in trial.glob("probe-*.json")]
