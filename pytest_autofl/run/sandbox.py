@@ -76,7 +76,8 @@ def _namespaces() -> list[str]:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """``mode`` is ``bwrap`` or ``off``; ``hidden`` are the paths no candidate process may see."""
+    """``mode`` is ``bwrap``, ``off`` (by choice) or ``none`` (wanted, none possible: code changes are refused);
+    ``hidden`` are the paths no candidate process may see."""
 
     mode: str = OFF
     hidden: tuple[str, ...] = field(default=())
