@@ -14,6 +14,7 @@ from pytest_autofl.data.split import planned_shards
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.chain import harness_key, head_path
 from pytest_autofl.proposers.candidate_file import load_candidate_file
+from pytest_autofl.run.sandbox import probe as sandbox_probe
 
 
 def run_checks(
@@ -62,6 +63,12 @@ def run_checks(
         problems.extend(f"surface: {v}" for v in violations)
     else:
         passed.append(f"surface {surface_dir}: Client API and strategy contract rules hold")
+    why = sandbox_probe()
+    passed.append(
+        "sandbox: bubblewrap works here; candidate code runs sandboxed"
+        if why is None
+        else f"sandbox: none can be made here ({why}); code changes will be refused unless --autofl-sandbox off"
+    )
     ledger_passed, ledger_problems = _check_ledger(ledger_path, workdir)
     passed += ledger_passed
     problems.extend(f"ledger: {p}" for p in ledger_problems)

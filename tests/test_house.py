@@ -17,7 +17,7 @@ ALLOWED = {
     "run": {"core", "data"},
     "search": {"core", "ledger", "data", "proposers", "run"},
     "report": {"core", "ledger"},
-    "preflight": {"core", "ledger", "data", "proposers"},
+    "preflight": {"core", "ledger", "data", "proposers", "run"},
     "__main__": {"core", "ledger", "report"},
     "plugin": {"core", "ledger", "data", "proposers", "run", "search", "report", "preflight"},
 }

@@ -31,6 +31,7 @@ def test_check_is_green_on_the_shipped_project(pytester, project):
         [
             "autofl check ok: contract digits-smoke: valid, pinned*",
             "autofl check ok: surface *: Client API and strategy contract rules hold",
+            "autofl check ok: sandbox: bubblewrap works here; candidate code runs sandboxed",
             "autofl check: contract, schema, surface and ledger are valid",
         ]
     )

@@ -96,7 +96,7 @@ def test_conftest_hooks_add_a_proposer_and_an_environment(pytester, project, rep
     args = ["--autofl-iterations=4", "--autofl-proposer=list", "--autofl-env=scripted", *xdist]
     result = pytester.runpytest(*args)
     assert result.ret == 0, result.stdout.str()[-3000:]
-    result.stdout.fnmatch_lines(["*autofl summary*", "*verdicts: *"])
+    result.stdout.fnmatch_lines(["*autofl summary*", "*verdicts: *", "sandbox: bwrap"])
     rows = ledger.read_rows(project / "results.tsv")
     assert len(rows) == 4 and {r.proposer for r in rows} == {"list"}
     assert sorted(r.params["aggregator"] for r in rows) == sorted(AGGREGATORS[:4])  # no candidate twice

@@ -87,6 +87,10 @@ class Controller:
         )
         for line in lines:
             terminalreporter.write_line(line)
+        sandbox = search.sandbox
+        terminalreporter.write_line(
+            f"sandbox: {sandbox.mode}" + (f" ({sandbox.why_none})" if sandbox.why_none else "")
+        )
         settings = self.config.stash[SETTINGS]
         if settings.report_dir is not None or settings.json:
             row_ids = self._writer.row_ids if self._writer is not None else []
