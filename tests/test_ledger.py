@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger.row import COLUMNS_0_2, EARLIER_COLUMNS
 
 
 def row(i: int, **extra):
@@ -138,8 +139,8 @@ def test_concurrent_writers_lose_and_duplicate_nothing(tmp_path):
 
 def _earlier_ledger(path, rows):
     """A ledger written by the release before the proposer/source/cites columns."""
-    lines = ["\t".join(ledger.EARLIER_COLUMNS)]
-    lines += ["\t".join(r[c] for c in ledger.EARLIER_COLUMNS) for r in rows]
+    lines = ["\t".join(EARLIER_COLUMNS)]
+    lines += ["\t".join(r[c] for c in EARLIER_COLUMNS) for r in rows]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -156,7 +157,25 @@ def test_an_earlier_ledger_is_read_and_upgraded_once_on_its_next_append(tmp_path
     assert [r["candidate_id"] for r in back] == ["c1", "c2", "c3"]
     assert back[2]["source"] == "narrow" and back[0]["seed_scores"] == '{"0": 0.5}'
     (kept,) = tmp_path.glob("results.tsv.earlier-*")  # the original, untouched, beside it
-    assert kept.read_text().splitlines()[0].split("\t") == list(ledger.EARLIER_COLUMNS)
+    assert kept.read_text().splitlines()[0].split("\t") == list(EARLIER_COLUMNS)
+
+
+def test_a_chained_ledger_of_0_2_gains_the_cpu_column_and_its_chain_still_holds(tmp_path):
+    path = tmp_path / "results.tsv"
+    seal = ledger.Seal.of(tmp_path / ".autofl", path)
+    for i in (1, 2):
+        ledger.append_fields(path, row(i), seal)
+    cut = len(COLUMNS_0_2)  # the same rows as 0.2 wrote them: no cpu_seconds column
+    path.write_text(
+        "".join("\t".join(line.split("\t")[:cut]) + "\n" for line in path.read_text().splitlines())
+    )
+    assert seal.verify(path) == []
+    ledger.append_fields(path, row(3, cpu_seconds="8.25"), seal)
+    assert seal.verify(path) == [] and ledger.read_rows(path)[2].cpu_seconds == 8.25
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace("\t8.25", "\t1.00")  # a measured cost is chained like every other field
+    path.write_text("\n".join(lines) + "\n")
+    assert "results.tsv:4: its chain does not verify" in seal.verify(path)[0]
 
 
 def test_a_row_that_does_not_parse_stops_typed_reading_with_its_line(tmp_path):

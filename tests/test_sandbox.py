@@ -54,8 +54,19 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
     attempt("write outside its trial", write_outside)
     attempt("reach a port of the host", reach_host)
     attempt("see a secret in the environment", lambda: os.environ.get("OPENAI_API_KEY"))
+    def shards_readable():  # a client must read its own shard and no other; nothing else may read any
+        count = 0
+        for config in trial.glob("seed-*/client.json"):
+            for shard in Path(json.loads(config.read_text())["data_dir"]).glob("*.npz"):
+                try:
+                    count += len(shard.read_bytes()) > 0
+                except OSError:
+                    pass
+            break
+        return count
+
     name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
-    (trial / name).write_text(json.dumps({"argv": sys.argv[:3], "found": found}))
+    (trial / name).write_text(json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable()}))
 
 
 _probe()
@@ -89,6 +100,9 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     assert any("simulator" in k or "client" in k for k in kinds), kinds
     opened = {name for p in probes for name, ok in p["found"].items() if ok}
     assert opened == set(), f"doors open to candidate code: {opened}"
+    readable = {(" ".join(p["argv"]), p["shards"]) for p in probes}
+    assert {n for k, n in readable if "client_train" in k} == {1}, readable  # its own, no other
+    assert {n for k, n in readable if "client_train" not in k} == {0}, readable  # server, export, predict
     assert (project / "surfaces" / "model.py").read_text() == model
 
 

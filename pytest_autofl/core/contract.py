@@ -7,9 +7,11 @@ A contract lives in ``<benchmarks>/<name>/contract.json`` next to ``contract.sha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,17 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
 }
 
 
+# Fields a contract may leave out: (types, check, rule, the value when absent).
+_OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
+    "budget.max_cpu_ratio": (
+        (int, float),
+        lambda v: v >= 1 and math.isfinite(v),
+        "must be a number >= 1",
+        3.0,
+    ),
+}
+
+
 def canonical_json(data: Any) -> str:
     """The one serialization every hash in this project is taken over."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
@@ -88,6 +101,11 @@ def _validate(raw: Any, where: str) -> None:
             raise ContractError(f"{where}: missing field '{dotted}'") from None
         if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
             raise ContractError(f"{where}: field '{dotted}' = {value!r} {rule}")
+    for dotted, (types, ok, rule, _default) in _OPTIONAL.items():
+        with contextlib.suppress(KeyError):
+            value = _get(raw, dotted)
+            if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+                raise ContractError(f"{where}: field '{dotted}' = {value!r} {rule}")
     st = raw["statistics"]
     if st["min_seeds"] > len(raw["seeds"]):
         raise ContractError(
@@ -154,6 +172,11 @@ class Contract:
     @property
     def rounds(self) -> int:
         return int(self.raw["budget"]["rounds"])
+
+    @property
+    def max_cpu_ratio(self) -> float:
+        """How many times the baseline's measured CPU seconds per run a candidate may use."""
+        return float(self.raw["budget"].get("max_cpu_ratio", _OPTIONAL["budget.max_cpu_ratio"][3]))
 
     @property
     def min_delta(self) -> float:

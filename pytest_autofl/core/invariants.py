@@ -7,6 +7,7 @@ the evaluator's parameter count, the contract file re-hashed now), never from ca
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ class RunFacts:
     initial: dict[str, Any] | None = (
         None  # the untrained model, as the evaluator saw it: score, chance, digest
     )
+    cpu_seconds: float | None = None  # measured by the harness' meter, outside the candidate's reach
+    metered: bool = False
 
 
 def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[str, int]:
@@ -43,8 +46,10 @@ def fairness_violations(
     contract_sha_now: str,
     contract_sha_at_start: str,
     shard_sizes: dict[str, int],
+    cpu_reference: float | None = None,
 ) -> list[str]:
-    """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair."""
+    """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair.
+    ``cpu_reference``: the baseline's CPU seconds per run, which the measured compute is held to."""
     out = []
     seeds, pool = [r.seed for r in runs], list(contract.seeds)
     if not (contract.min_seeds <= len(seeds) and seeds == pool[: len(seeds)]):
@@ -66,7 +71,28 @@ def fairness_violations(
     budget = site_step_budget(contract, shard_sizes)
     for run in [*runs, *extra_runs]:
         out += _run_violations(contract, run, budget)
+    out += compute_violations(contract, [*runs, *extra_runs], cpu_reference)
     return out + (_start_violations([*runs, *extra_runs]) if contract.higher_is_better else [])
+
+
+def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: float | None) -> list[str]:
+    """The budget the harness measures, not the one the candidate reports: the median CPU seconds per run of
+    the whole simulation (server, clients, anything they start), at most ``max_cpu_ratio`` times the
+    baseline's. A metered run that measured nothing had its meter stopped from inside."""
+    out = [
+        f"measured compute (seed {r.seed}): the harness' CPU meter reported nothing; it was stopped from inside the run"
+        for r in runs
+        if r.metered and r.cpu_seconds is None
+    ]
+    used = [r.cpu_seconds for r in runs if r.cpu_seconds is not None]
+    if reference and used:
+        ratio, cap = statistics.median(used) / reference, contract.max_cpu_ratio
+        if ratio > cap:
+            out.append(
+                f"measured compute: {statistics.median(used):.1f} CPU s per run, {ratio:.1f}x the baseline's "
+                f"{reference:.1f} s (cap {cap:g}x): local work beyond the budget, whatever the clients report"
+            )
+    return out
 
 
 def _start_violations(runs: Sequence[RunFacts]) -> list[str]:

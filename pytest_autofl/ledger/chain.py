@@ -43,7 +43,9 @@ def harness_key(workdir: Path, create: bool = True) -> bytes | None:
 
 
 def link(key: bytes, previous: str, fields: Mapping[str, str], columns: Sequence[str]) -> str:
-    body = "\t".join(fields.get(c, "") for c in columns if c != "chain")
+    cut = columns.index("chain")  # columns added after it: chained as name=value when set, so that an
+    body = "\t".join(fields.get(c, "") for c in columns[:cut])  # upgraded ledger's chain still holds
+    body += "".join(f"\t{c}={fields[c]}" for c in columns[cut + 1 :] if fields.get(c))
     return hmac.new(key, f"{previous}\n{body}".encode(), hashlib.sha256).hexdigest()
 
 

@@ -53,14 +53,11 @@ EARLIER_COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "timestamp_utc",
     "row_id",
 )
-NEW_COLUMNS = (
-    "proposer",
-    "source",
-    "cites",
-    "sandbox",
-    "chain",
-)  # added in 0.2: an older ledger gets them on its next append
-COLUMNS = EARLIER_COLUMNS + NEW_COLUMNS
+COLUMNS_0_2 = EARLIER_COLUMNS + ("proposer", "source", "cites", "sandbox", "chain")
+COLUMNS = COLUMNS_0_2 + ("cpu_seconds",)
+# Every layout a ledger of ours has had, newest first: an older ledger gets the new columns (empty) at the end
+# of every line on its next append. Columns after ``chain`` are chained as name=value when set (ledger.chain).
+LAYOUTS = (COLUMNS, COLUMNS_0_2, EARLIER_COLUMNS)
 NUMERIC_COLUMNS = (
     "score",
     "runtime_seconds",
@@ -74,6 +71,7 @@ NUMERIC_COLUMNS = (
     "comm_bytes",
     "cost_ratio",
     "seconds_per_run",
+    "cpu_seconds",
 )
 
 
@@ -148,6 +146,7 @@ class Row:
     row_id: str = ""
     sandbox: str = ""  # bwrap, off, or none (wanted, and none could be made: code changes were refused)
     chain: str = ""  # the ledger's tamper-evidence link, set by the store when the row is appended
+    cpu_seconds: float | None = None  # CPU seconds per seed run, as the harness' meter measured them
 
     @property
     def clean(self) -> bool:
@@ -209,6 +208,7 @@ class Row:
             "cites": json.dumps(list(self.cites)) if self.cites else "",
             "sandbox": self.sandbox,
             "chain": self.chain,
+            "cpu_seconds": _opt(self.cpu_seconds, ".2f"),
         }
         assert tuple(values) == COLUMNS
         return values
@@ -268,4 +268,5 @@ class Row:
             row_id=fields["row_id"],
             sandbox=fields.get("sandbox", ""),
             chain=fields.get("chain", ""),
+            cpu_seconds=_float(fields, "cpu_seconds"),
         )

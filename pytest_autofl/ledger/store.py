@@ -29,8 +29,7 @@ from pytest_autofl.ledger import chain
 from pytest_autofl.ledger.row import (
     AUTOFL_RESEARCH_COLUMNS,
     COLUMNS,
-    EARLIER_COLUMNS,
-    NEW_COLUMNS,
+    LAYOUTS,
     Row,
     RowFormatError,
 )
@@ -65,8 +64,8 @@ def header_line() -> str:
 
 def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int, tuple[str, ...]]:
     """Rows of a complete file, the byte offset where a torn (unterminated) last line starts (or -1), and the
-    file's columns (``COLUMNS``, or ``EARLIER_COLUMNS`` for a ledger of an earlier release: its rows get the
-    new columns empty)."""
+    file's columns (``COLUMNS``, or one of the ``LAYOUTS`` of an earlier release: its rows get the new columns
+    empty)."""
     torn_at = -1
     if text and not text.endswith("\n"):
         torn_at = text.rfind("\n") + 1
@@ -75,7 +74,7 @@ def _parse(path: Path, text: str) -> tuple[list[dict[str, str]], int, tuple[str,
     lines = text[:-1].split("\n") if text else []
     if not lines:
         return [], torn_at, COLUMNS
-    layout = next((cols for cols in (COLUMNS, EARLIER_COLUMNS) if lines[0].split("\t") == list(cols)), None)
+    layout = next((cols for cols in LAYOUTS if lines[0].split("\t") == list(cols)), None)
     if layout is None:
         found = lines[0].split("\t")
         hint = (
@@ -183,7 +182,8 @@ def _upgrade(path: Path, text: str) -> None:
     original is kept beside it. Atomic: readers see the old file or the new one, never a mix."""
     shutil.copy2(path, path.with_name(f"{path.name}.earlier-{time.strftime('%Y%m%dT%H%M%S')}"))
     lines = text.split("\n")[:-1]
-    upgraded = [header_line().rstrip("\n")] + [line + "\t" * len(NEW_COLUMNS) for line in lines[1:]]
+    added = len(COLUMNS) - len(lines[0].split("\t"))
+    upgraded = [header_line().rstrip("\n")] + [line + "\t" * added for line in lines[1:]]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.upgrade")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("\n".join(upgraded) + "\n")

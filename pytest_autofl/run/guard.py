@@ -28,7 +28,7 @@ def _ignore(signum: int, frame: object) -> None:
 def main() -> int:
     parent, argv = int(sys.argv[1]), sys.argv[3:]
     signal.signal(signal.SIGINT, _ignore)
-    child = subprocess.Popen(argv)
+    child = subprocess.Popen(argv, close_fds=False)  # what the harness passed on (a meter's pipe) goes on
     root = psutil.Process(child.pid)
     seen: dict[int, psutil.Process] = {child.pid: root}
     while child.poll() is None:

@@ -12,6 +12,8 @@ from typing import Any
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
+from pytest_autofl.run.meter import Meter
+from pytest_autofl.run.prefork import SHARDS_ENV
 from pytest_autofl.run.processes import python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
 from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
@@ -105,7 +107,7 @@ def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox
         Path(spec["workspace_root"]) / spec["job_name"],
         int(spec["num_clients"]),
     )
-    if preload:
+    if preload or sandbox.on:  # in the sandbox, prefork is what gives each client only its own shard
         argv = preforked(argv)
     return sandbox.wrap(argv, writable=[trial], readable=[Path(spec["data_dir"])], modules=SIMULATION_MODULES)
 
@@ -132,10 +134,17 @@ def run_simulation(
             progress(f"seed {seed}{tag}: round {int(match.group(1)) + 1}/{contract.rounds}")
 
     cap = contract.budget["wall_clock_seconds"]
+    meter = Meter()
     env = python_env(
-        [Path(spec["surface_parent"]), PACKAGE_ROOT], NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"]
+        [Path(spec["surface_parent"]), PACKAGE_ROOT],
+        NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"],
+        **meter.env,
+        **({SHARDS_ENV: spec["data_dir"]} if sandbox.on else {}),
     )
     argv = _command(spec, run, preload, sandbox)
+    run.metered = not spec.get("startup_kit") and (
+        preload or sandbox.on
+    )  # through prefork: the zygote measures
     tree = run_tree(
         argv,
         cwd=run.directory,
@@ -143,8 +152,11 @@ def run_simulation(
         log_path=run.log_path,
         timeout=float(cap),
         on_line=on_line,
+        pass_fds=meter.fds,
     )
     run.runtime_seconds = tree.seconds
+    if (cpu := meter.read()) is not None:
+        run.cpu_seconds = sum(cpu.values())
     run.audit = read_audit(audit_path)
     if tree.timed_out:
         run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"

@@ -75,8 +75,10 @@ def run_tree(
     log_path: Path,
     timeout: float,
     on_line: Callable[[str], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> TreeResult:
-    """Run ``argv`` with stdout+stderr to ``log_path``; call ``on_line`` for each new log line while it runs."""
+    """Run ``argv`` with stdout+stderr to ``log_path``; call ``on_line`` for each new log line while it runs.
+    ``pass_fds`` are handed over to the tree's root (a meter's pipe): closed here once it has them."""
     start = time.monotonic()
     seen: dict[int, psutil.Process] = {}
     with open(log_path, "wb") as log, open(log_path, "rb") as reader:
@@ -89,7 +91,10 @@ def run_tree(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
+        for fd in pass_fds:
+            os.close(fd)
         root = psutil.Process(proc.pid)
         seen[proc.pid] = root
         pending = b""

@@ -23,12 +23,15 @@ from pathlib import Path
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.run.commands import PACKAGE_ROOT
 
+NOBODY = 65534
 BWRAP, OFF, NONE = "bwrap", "off", "none"  # NONE: one was wanted (auto) and none can be made here
 PACKAGE = PACKAGE_ROOT / "pytest_autofl"
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS", "PYTHONHASHSEED")
 _ENV_PREFIXES = ("NVFLARE_", "AUTOFL_")
 # What the sandboxed processes of this package import (each with its package's __init__).
 SIMULATION_MODULES = (
+    "run/meter.py",
+    "run/seclude.py",
     "run/prefork.py",
     "run/prefork_shim.py",
     "run/ports.py",
@@ -70,7 +73,9 @@ def _interpreter_paths_in_tmp() -> list[str]:
 
 
 def _namespaces() -> list[str]:
-    uid, gid = str(os.getuid()), str(os.getgid())
+    # Our own ids inside; root appears as nobody (65534), the same files and rights: a user namespace nested
+    # in the sandbox (``seclude``) may map a non-root user to itself, never root.
+    uid, gid = str(os.getuid() or NOBODY), str(os.getgid() or NOBODY)
     return ["--unshare-user", "--uid", uid, "--gid", gid, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
 
 

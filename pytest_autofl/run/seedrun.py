@@ -18,6 +18,8 @@ class SeedRun:
     seed: int
     directory: Path
     runtime_seconds: float = 0.0
+    cpu_seconds: float | None = None  # the whole run's CPU time, as the harness' meter measured it
+    metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     error: str | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
     score: float | None = None

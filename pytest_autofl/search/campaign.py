@@ -190,18 +190,19 @@ class Search:
     def check_invariants(self, result: TrialResult) -> None:
         shards = self._shards
         assert shards is not None  # the trial's runner made them
+
+        def facts(r: SeedRun) -> RunFacts:
+            return RunFacts(r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered)
+
         result.violations = fairness_violations(
             self.contract,
-            [RunFacts(r.seed, r.audit, r.n_params, r.initial) for r in result.runs],
-            [
-                RunFacts(r.seed, r.audit, r.n_params, r.initial)
-                for r in result.extra_runs
-                if r.audit or r.score is not None
-            ],
+            [facts(r) for r in result.runs],
+            [facts(r) for r in result.extra_runs if r.audit or r.score is not None],
             shard_problems=shards.problems(),
             contract_sha_now=load_contract(self.contract.directory.parent, self.contract.name).sha,
             contract_sha_at_start=self.contract.sha,
             shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
+            cpu_reference=self.baseline.cpu_seconds if self.baseline else None,
         )
 
     def record(self, result: TrialResult) -> Verdict:

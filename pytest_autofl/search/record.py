@@ -127,6 +127,7 @@ class Provenance:
             comm_bytes=result.comm_bytes,
             cost_ratio=verdict.cost_ratio,
             seconds_per_run=result.seconds_per_run,
+            cpu_seconds=result.cpu_seconds,
             confirm=confirm,
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,12 @@ class TrialResult:
     def seconds_per_run(self) -> float | None:
         values = [r.runtime_seconds for r in self.runs if r.score is not None]
         return sum(values) / len(values) if values else None
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """Median CPU seconds per run, as the harness' meter measured them (the budget's measure)."""
+        values = [r.cpu_seconds for r in [*self.runs, *self.extra_runs] if r.cpu_seconds is not None]
+        return statistics.median(values) if values else None
 
     @property
     def comm_bytes(self) -> float | None:

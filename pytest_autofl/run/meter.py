@@ -1,0 +1,60 @@
+"""The harness' own measure of the clients' compute, which no candidate can misreport.
+
+Candidate code may report anything about its work (steps, epochs); the kernel's CPU accounting it cannot.
+``prefork``'s zygote forks every client worker of a simulation and reaps it with ``wait4``: the CPU seconds
+of the worker and of everything it started (the zygote is the subreaper of the workers' orphans). At the end
+it writes one JSON line, CPU seconds per site, to a pipe only the harness reads: the pipe's write end goes
+from the harness to the launcher (``AUTOFL_METER_FD``), which hands it to the zygote before any candidate
+code runs and closes its own; the zygote is undumpable (``seclude``) and its workers close it, so no process
+of the run can write to it. No line (the zygote was killed) means no measurement.
+
+On the benchmarks' small models, a client's CPU is mostly FLARE's own work (polling, messages): the measure
+is coarse, and the contract's ``max_cpu_ratio`` says how far above the baseline's a code change may go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+ENV = "AUTOFL_METER_FD"
+
+
+class Meter:
+    """One measurement, harness side: the pipe; pass ``fds`` and ``env`` to the run, then ``read()``."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return (self._write,)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {ENV: str(self._write)}
+
+    def read(self) -> dict[str, float] | None:
+        """CPU seconds per site ("" for processes no site's worker started), or None if nothing came."""
+        os.set_blocking(self._read, False)
+        with os.fdopen(self._read, "rb") as reader:
+            data = reader.read() or b""
+        try:
+            sites = json.loads(data.decode())["cpu_seconds"]
+            return {str(site): float(seconds) for site, seconds in sites.items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def take_fd() -> int | None:
+    """The launcher's side: the meter's write end, if the harness passed one (and out of the environment)."""
+    value = os.environ.pop(ENV, "")
+    return int(value) if value.isdigit() else None
+
+
+def report(fd: int, cpu_seconds: dict[str, float]) -> None:
+    """The zygote's side: the one line, then the pipe is closed."""
+    try:
+        os.write(fd, json.dumps({"cpu_seconds": cpu_seconds}).encode() + b"\n")
+    finally:
+        os.close(fd)

@@ -1,0 +1,71 @@
+"""Each client sees only its own shard; the server sees none. Linux namespaces inside the sandbox, set up by
+``prefork`` before any candidate code runs.
+
+The sandbox shows the run's shard directory read-only to the whole simulation. ``prefork``'s launcher takes a
+user and mount namespace of its own while it is still single-threaded (``own_namespace``: the capability to
+mount, in it only), and becomes undumpable, so no process of the run can read its memory or file descriptors.
+The process that runs the simulator (the server) and every client worker then each take a private mount
+namespace in which every shard but their own is covered by an empty file, and drop every capability
+(``hide``): the cover cannot be lifted, and a new process inherits it. Linux only; needs unprivileged user
+namespaces, as bubblewrap does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+MS_BIND = 4096
+PR_SET_DUMPABLE = 4
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def undumpable() -> None:
+    """No other process of our user may ptrace us or open our /proc files (memory, file descriptors, root)."""
+    _check(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+
+
+def own_namespace() -> None:
+    """Enter a new user and mount namespace with the same user and group: this process (single-threaded) and
+    the processes it forks may mount in it, and nowhere else."""
+    uid, gid = os.geteuid(), os.getegid()
+    _check(_libc().unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare(user, mount namespace)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+
+
+def hide(directory: str, keep: str | None) -> None:
+    """Cover every entry of ``directory`` but ``keep`` with an empty file, in a mount namespace of this process
+    only, then drop every capability so nothing can uncover them. Call single-threaded, in ``own_namespace``."""
+    libc = _libc()
+    _check(libc.unshare(CLONE_NEWNS), "unshare(mount namespace)")
+    for name in sorted(os.listdir(directory)):
+        if name != keep:
+            path = os.path.join(directory, name).encode()
+            _check(libc.mount(b"/dev/null", path, None, MS_BIND, None), f"covering {name}")
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(libc.capset(ctypes.byref(header), data), "capset")
