@@ -17,7 +17,8 @@ pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: se
 
 @pytest.fixture
 def model_path(repo, tmp_path):
-    """A final global model as NVFlare's persistor saves it, for the surface's default MLP."""
+    """A final global model as NVFlare's persistor saves it, for the surface's default MLP; its meta holds numpy
+    arrays, as SCAFFOLD's control variate does."""
     import torch
 
     parent = prepare_surface(repo / "surfaces", tmp_path / "trial")
@@ -31,7 +32,8 @@ def model_path(repo, tmp_path):
         sys.modules.pop("autofl_surface.model", None)
         sys.modules.pop("autofl_surface", None)
     path = tmp_path / "FL_global_model.pt"
-    torch.save({"model": net.state_dict(), "meta_props": {}}, path)
+    c_global = {k: v.numpy() * 0 for k, v in net.state_dict().items()}
+    torch.save({"model": net.state_dict(), "meta_props": {"scaffold_c_global": c_global}}, path)
     return parent, path
 
 
@@ -181,3 +183,16 @@ def test_the_untrained_model_is_scored_too_and_a_seed_that_is_ignored_shows(
     deaf = prepare_surface(repo / "surfaces", tmp_path / "deaf", (("model.py", model_py),))
     ignored = evaluate_models(smoke_contract, deaf, models, "validation", tmp_path, "-deaf")
     assert ignored[0]["initial"]["digest"] == ignored[1]["initial"]["digest"]
+
+
+def test_a_checkpoint_is_read_without_running_code_from_it(model_path, tmp_path):
+    import torch
+
+    from pytest_autofl.run.evaluate import state_dict
+
+    _, path = model_path
+    assert sorted(state_dict(str(path))) == sorted(torch.load(path, weights_only=False)["model"])
+    rigged = tmp_path / "rigged.pt"
+    torch.save({"model": torch.load(path, weights_only=False)["model"], "hook": print}, rigged)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        state_dict(str(rigged))

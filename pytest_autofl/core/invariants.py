@@ -26,6 +26,8 @@ class RunFacts:
     )
     cpu_seconds: float | None = None  # measured by the harness' meter, outside the candidate's reach
     metered: bool = False
+    digest: str | None = None  # of the final model's outputs
+    error: str | None = None
 
 
 def site_step_budget(contract: Contract, shard_sizes: dict[str, int]) -> dict[str, int]:
@@ -47,9 +49,11 @@ def fairness_violations(
     contract_sha_at_start: str,
     shard_sizes: dict[str, int],
     cpu_reference: float | None = None,
+    control: RunFacts | None = None,
 ) -> list[str]:
     """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair.
-    ``cpu_reference``: the baseline's CPU seconds per run, which the measured compute is held to."""
+    ``cpu_reference``: the baseline's CPU seconds per run, which the measured compute is held to; ``control``:
+    a code change's zero-update control run."""
     out = []
     seeds, pool = [r.seed for r in runs], list(contract.seeds)
     if not (contract.min_seeds <= len(seeds) and seeds == pool[: len(seeds)]):
@@ -72,6 +76,7 @@ def fairness_violations(
     for run in [*runs, *extra_runs]:
         out += _run_violations(contract, run, budget)
     out += compute_violations(contract, [*runs, *extra_runs], cpu_reference)
+    out += control_violations(control) if control is not None else []
     return out + (_start_violations([*runs, *extra_runs]) if contract.higher_is_better else [])
 
 
@@ -93,6 +98,23 @@ def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: 
                 f"{reference:.1f} s (cap {cap:g}x): local work beyond the budget, whatever the clients report"
             )
     return out
+
+
+def control_violations(control: RunFacts) -> list[str]:
+    """The zero-update control: the candidate's server with harness clients that send only zeros must end
+    with the model it started from (its outputs unchanged, bit for bit). A moved model carries weights no
+    client trained: injected by the server code."""
+    what = f"zero-update control (seed {control.seed})"
+    if control.error:
+        return [f"{what}: the run with harness clients that send only zeros failed: {control.error}"]
+    if control.initial is None or control.digest is None:
+        return [f"{what}: its final model was not scored"]
+    if control.digest != control.initial["digest"]:
+        return [
+            f"{what}: the server's model moved although every client sent zeros (untrained "
+            f"{float(control.initial['score']):.3f}): weights no client trained were put in by the server code"
+        ]
+    return []
 
 
 def _start_violations(runs: Sequence[RunFacts]) -> list[str]:

@@ -76,6 +76,7 @@ class Knob:
 class Schema:
     knobs: dict[str, Knob]
     files: tuple[str, ...] = field(default_factory=tuple)
+    zero_meta: tuple[str, ...] = ()  # meta entries the zero-update control's client sends as zeros
 
     def defaults(self) -> dict[str, Any]:
         return {name: knob.default for name, knob in sorted(self.knobs.items())}
@@ -161,6 +162,9 @@ def load_schema(surface_dir: Path) -> Schema:
             raise SchemaError(
                 f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}"
             )
+    zero_meta = (raw.get("control") or {}).get("zero_meta", [])
+    if not isinstance(zero_meta, list) or not all(isinstance(m, str) for m in zero_meta):
+        raise SchemaError(f"{path}: 'control.zero_meta' must be a list of meta entry names")
     knobs = {str(n): _knob(str(n), s, str(path)) for n, s in raw["knobs"].items()}
     for knob in knobs.values():
         for other, values in knob.applies:
@@ -170,4 +174,4 @@ def load_schema(surface_dir: Path) -> Schema:
                     f"{path}: knob '{knob.name}' applies when '{other}' is one of {list(values)}, "
                     f"but '{other}' is not a choice knob with those choices"
                 )
-    return Schema(knobs=knobs, files=tuple(files))
+    return Schema(knobs=knobs, files=tuple(files), zero_meta=tuple(zero_meta))

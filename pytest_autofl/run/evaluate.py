@@ -4,11 +4,11 @@ It never imports candidate code. It rebuilds the held-out set from the contract 
 at once (``predict.py``: the candidate's model code, which gets the inputs and never the labels), so both are
 ready — torch, the model, the data loaded — while the simulations they will score may still run. Then it waits
 for ``request.json``, the list of final global models (``[]``: nothing to score), for at most
-``spec["wait_seconds"]``; counts each model's parameters itself from the state dict (``weights_only=True``,
-every tensor), hands the models to the predict process, and computes the metric from its outputs and the
+``spec["wait_seconds"]``; reads each model's state dict (``weights_only=True``: tensors, and the numpy arrays
+of the server's meta), counts its parameters itself (every tensor), hands the tensors to the predict process, and computes the metric from its outputs and the
 labels — of the final model, and of the untrained initial model (which must start near chance and differ
 between seeds). It prints one ``AUTOFL_EVAL=`` JSON line: score, parameter count, examples and the initial
-model's score, chance level and output digest per model.
+model's score, chance level and output digest per model, and the final model's output digest.
 """
 
 from __future__ import annotations
@@ -40,15 +40,24 @@ def wait_for(request: Path, seconds: float) -> list[dict]:
     return list(json.loads(request.read_text()))
 
 
-def count_params(path: str) -> int:
-    """Every tensor of the saved state dict, read without running any code from the file."""
+def _numpy_globals() -> list[Any]:
+    """What a checkpoint's numpy arrays (the server's meta, e.g. SCAFFOLD's control variate) unpickle with:
+    array reconstruction and the plain dtypes; no other global, so no code runs."""
+    from numpy._core.multiarray import _reconstruct  # numpy 2
+
+    return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(c)) for c in "?bhilqBHILQefdFD"}]
+
+
+def state_dict(path: str) -> dict[str, Any]:
+    """The final global model's state dict, read without running any code from the file (``weights_only``)."""
     import torch
 
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals(_numpy_globals()):
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         sys.exit(f"{path}: the final global model is not a state dict of tensors")
-    return int(sum(v.numel() for v in state.values()))
+    return dict(state)
 
 
 def _write_atomically(path: Path, data: Any) -> None:
@@ -131,7 +140,14 @@ def main() -> None:
     except SystemExit:
         predictor.proc.kill()
         raise
-    counts = [count_params(m["path"]) for m in models]
+    import torch
+
+    counts = []
+    for i, model in enumerate(models):  # predict gets the tensors alone: it loads nothing but tensors
+        state = state_dict(model["path"])
+        counts.append(int(sum(v.numel() for v in state.values())))  # every tensor, whatever the model says
+        model["weights"] = str(request.with_name(f"{request.stem}-{i}-weights.pt"))
+        torch.save(state, model["weights"])
     scored, metric = [], contract.raw["metric"]["name"]
     chance = float(np.bincount(y).max() / len(y))  # what always answering the commonest class scores
     for model, n_params, (initial, outputs) in zip(models, counts, predictor.outputs(models), strict=True):
@@ -144,6 +160,7 @@ def main() -> None:
             {
                 "path": model["path"],
                 "score": value,
+                "digest": hashlib.sha256(outputs.tobytes()).hexdigest()[:16],
                 "n_params": n_params,
                 "n_examples": len(y),
                 "initial": {"score": start, "chance": chance, "digest": digest},

@@ -22,6 +22,8 @@ from pytest_autofl.run.surface import SURFACE_PACKAGE
 TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
 EXPORT_TIMEOUT_SECONDS = 300.0
 _ROUND_RE = re.compile(r"Round (\d+) started")
+CONTROL_TAG = "-control"  # the zero-update control run of a code change (zero_client.py as every client)
+ZERO_CLIENT = Path(__file__).with_name("zero_client.py")
 
 
 def seed_spec(
@@ -32,8 +34,10 @@ def seed_spec(
     surface_parent: Path,
     shard_dir: Path,
     trial_dir: Path,
+    zero_meta: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Write the seed run's ``client.json`` and ``spec.json`` (what the job is built from) and return the spec."""
+    """Write the seed run's ``client.json`` and ``spec.json`` (what the job is built from) and return the spec.
+    The control run (``CONTROL_TAG``) has the harness' zero client in place of the candidate's."""
     directory = trial_dir / f"seed-{seed}{tag}"
     directory.mkdir(parents=True, exist_ok=True)
     budget = contract.budget
@@ -47,6 +51,7 @@ def seed_spec(
                 "local_epochs": budget["local_epochs"],
                 "max_local_steps": budget["max_local_steps"],
                 "batch_size": budget["batch_size"],
+                "zero_meta": list(zero_meta),
             },
             indent=1,
         )
@@ -58,7 +63,9 @@ def seed_spec(
         "job_name": JOB_NAME,
         "num_clients": contract.num_clients,
         "rounds": contract.rounds,
-        "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
+        "train_script": str(
+            ZERO_CLIENT if tag == CONTROL_TAG else surface_parent / SURFACE_PACKAGE / "client_train.py"
+        ),
         "client_config": str(client_config),
         "task_request_interval": TASK_REQUEST_INTERVAL,
         "audit_path": str(directory / "audit.jsonl"),

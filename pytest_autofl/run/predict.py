@@ -2,8 +2,8 @@
 
 Run by path (``python -I predict.py spec.json``), it imports nothing of the harness. It gets the held-out
 inputs, never the labels; builds the surface's ``Net(arch, seed)`` and writes its outputs (the untrained
-initial model), then loads the final global model with ``weights_only=True`` and ``strict=True`` and writes
-its outputs: two ``.npy`` per model. The harness'
+initial model), then loads the final global model's tensors (which the evaluator read out of the checkpoint)
+with ``weights_only=True`` and ``strict=True`` and writes its outputs: two ``.npy`` per model. The harness'
 evaluator, in another process, computes the metric from them. Started ahead of need, it waits for the list of
 models (``[]``: nothing to do) for at most ``spec["wait_seconds"]``.
 """
@@ -39,8 +39,7 @@ def main() -> None:
     torch.set_num_threads(1)
     inputs = torch.from_numpy(np.load(spec["inputs"], allow_pickle=False))
     for entry in _wait_for(Path(spec["request"]), float(spec["wait_seconds"])):
-        saved = torch.load(entry["path"], map_location="cpu", weights_only=True)
-        state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
+        state = torch.load(entry["weights"], map_location="cpu", weights_only=True)  # tensors only
         model = Net(arch=entry["arch"], seed=entry["seed"])
         model.eval()
         for weights, key in ((None, "initial"), (state, "outputs")):  # the untrained start, then the result

@@ -92,6 +92,8 @@ class ResumingRunner:
         new = self.trial_dir / old.name
         if new.resolve() != old.resolve() and not new.exists():
             shutil.copytree(old, new, symlinks=True)
-        run = SeedRun(**{**facts, "directory": new, "score": None, "n_params": None, "initial": None})
+        run = SeedRun(
+            **{**facts, "directory": new, "score": None, "n_params": None, "initial": None, "digest": None}
+        )
         self.progress(f"seed {seed}{tag}: reusing the finished run in {old} (scored again)")
         return run

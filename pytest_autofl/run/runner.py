@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.schema import load_schema
 from pytest_autofl.run.evaluator import Evaluator
 from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
 from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
@@ -85,6 +86,7 @@ class CandidateRunner:
             )
         )
         self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files, candidate.diff)
+        self.zero_meta = load_schema(surface_dir).zero_meta
         self._specs: dict[str, dict[str, Any]] = {}  # exported jobs, by seed directory name
         self._export_lock = threading.Lock()
         self._evaluator: Evaluator | None = None  # started with the runs it will score
@@ -108,6 +110,7 @@ class CandidateRunner:
                         self.surface_parent,
                         self.shard_dir,
                         self.trial_dir,
+                        self.zero_meta,
                     )
                     for s, t in dict.fromkeys(wanted)
                 }
@@ -198,6 +201,7 @@ class CandidateRunner:
             return
         for r, entry in zip(todo, scored, strict=True):
             r.score, r.n_params, r.initial = float(entry["score"]), int(entry["n_params"]), entry["initial"]
+            r.digest = str(entry["digest"])
             self.progress(
                 f"seed {r.directory.name.removeprefix('seed-')}: validation {c.raw['metric']['name']} "
                 f"{r.score:.4f} ({r.runtime_seconds:.1f} s)"

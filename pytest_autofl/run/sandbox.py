@@ -30,6 +30,7 @@ _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "OMP_N
 _ENV_PREFIXES = ("NVFLARE_", "AUTOFL_")
 # What the sandboxed processes of this package import (each with its package's __init__).
 SIMULATION_MODULES = (
+    "run/zero_client.py",
     "run/meter.py",
     "run/seclude.py",
     "run/prefork.py",
@@ -41,6 +42,7 @@ SIMULATION_MODULES = (
     "core/errors.py",
 )
 EXPORT_MODULES = (
+    "run/zero_client.py",
     "run/flare_job.py",
     "run/audit.py",
     "run/surface.py",

@@ -19,6 +19,7 @@ class SeedRun:
     directory: Path
     runtime_seconds: float = 0.0
     cpu_seconds: float | None = None  # the whole run's CPU time, as the harness' meter measured it
+    digest: str | None = None  # of the final model's outputs on the held-out inputs
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     error: str | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)

@@ -192,7 +192,9 @@ class Search:
         assert shards is not None  # the trial's runner made them
 
         def facts(r: SeedRun) -> RunFacts:
-            return RunFacts(r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered)
+            return RunFacts(
+                r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered, r.digest, r.error
+            )
 
         result.violations = fairness_violations(
             self.contract,
@@ -203,6 +205,7 @@ class Search:
             contract_sha_at_start=self.contract.sha,
             shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
             cpu_reference=self.baseline.cpu_seconds if self.baseline else None,
+            control=facts(result.control) if result.control is not None else None,
         )
 
     def record(self, result: TrialResult) -> Verdict:

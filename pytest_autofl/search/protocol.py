@@ -15,6 +15,7 @@ from pathlib import Path
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW, Verdict, confirm, decide_under
+from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.runner import Runner
 from pytest_autofl.search.calibration import Calibration
@@ -79,11 +80,15 @@ class SeedProtocol:
         )
 
     def sequential(self, runner: Runner, result: TrialResult) -> None:
-        """Runs past the deciding look are left out of the row (and reused if a keep needs them)."""
+        """Runs past the deciding look are left out of the row (and reused if a keep needs them). A code
+        change also runs its zero-update control, beside the first seeds."""
         seeds, min_seeds = self.contract.seeds, self.contract.min_seeds
         width = max(1, self.parallel)
         first = max(min_seeds, min(width, len(seeds)))
-        ahead = run_batch([(runner, s, "") for s in seeds[:first]], self.parallel)
+        control = [(runner, seeds[0], CONTROL_TAG)] if result.candidate.patch_sha else []
+        ahead = run_batch([(runner, s, "") for s in seeds[:first]] + control, self.parallel)
+        if control:
+            result.control = ahead.pop()
         rest = list(seeds[first:])
         result.runs.extend(ahead[:min_seeds])
         ahead = ahead[min_seeds:]

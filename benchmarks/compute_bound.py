@@ -1,0 +1,100 @@
+"""What the measured compute bound catches: the clients' CPU seconds per run (the zygote's wait4, in the
+sandbox) of honest candidates and of clients that train k times the contract's step cap while reporting the
+cap, against the baseline's.
+
+    python benchmarks/compute_bound.py [--benchmark digits] [--overruns 3 10] [--parallel 2]
+
+Prints, per candidate, the clients' CPU seconds per run (median and range over the selection seeds), the ratio
+to the baseline's median, the mean validation score, and whether the contract's ``max_cpu_ratio`` flags it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_autofl.core.candidate import Candidate  # noqa: E402
+from pytest_autofl.proposers.candidate_file import load_candidate_file  # noqa: E402
+from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup  # noqa: E402
+from pytest_autofl.search.campaign import Search  # noqa: E402
+
+
+def overrun_client(k: int) -> str:
+    """The surface's client, training ``k`` times the step cap and reporting the cap."""
+    src = (ROOT / "surfaces" / "client_train.py").read_text()
+    src = src.replace("while steps < steps_per_round:", f"while steps < steps_per_round * {k}:")
+    src = src.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {k}:")
+    src = src.replace(
+        '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
+    )
+    assert src.count(f"steps_per_round * {k}:") == 2 and "min(steps, steps_per_round)" in src
+    return src
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", default="digits")
+    parser.add_argument("--overruns", type=int, nargs="*", default=[3, 10])
+    parser.add_argument(
+        "--knobs", nargs="*", default=["arch=cnn_small", "arch=mlp_wide", "aggregator=scaffold"]
+    )
+    parser.add_argument("--parallel", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp:
+        search = Search(
+            rootdir=ROOT,
+            benchmarks_dir=ROOT / "benchmarks",
+            benchmark=args.benchmark,
+            surface_dir=ROOT / "surfaces",
+            workdir=Path(tmp) / "work",
+            ledger_path=Path(tmp) / "results.tsv",
+            progress=lambda line: None,
+            calibrate=False,
+            force=True,
+            parallel=args.parallel,
+            sandbox="on",
+        )
+        setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
+        search.runner_factory = ENVIRONMENTS.get("sim")(setup).runner_factory()
+        candidates: list[tuple[str, Candidate]] = [("baseline", search.factory.make({}))]
+        for knob in args.knobs:
+            name, value = knob.split("=")
+            candidates.append((knob, search.factory.make({name: value})))
+        for k in args.overruns:
+            path = Path(tmp) / f"overrun-{k}.yaml"
+            path.write_text(
+                yaml.safe_dump({"description": f"{k}x", "files": {"client_train.py": overrun_client(k)}})
+            )
+            candidates.append(
+                (f"{k}x steps, reports the cap", load_candidate_file(path, search.factory, ROOT / "surfaces"))
+            )
+        reference = None
+        cap = search.contract.max_cpu_ratio
+        print(f"{args.benchmark}: clients' CPU seconds per run; cap {cap:g}x the baseline's")
+        for index, (label, candidate) in enumerate(candidates, start=1):
+            result = search.run(candidate, index)
+            if result.error:
+                print(f"{label:32s} CRASH: {result.error}", flush=True)
+                continue
+            cpu = [r.cpu_seconds for r in result.runs if r.cpu_seconds is not None]
+            scores = [r.score for r in result.runs if r.score is not None]
+            median = statistics.median(cpu)
+            reference = reference or median
+            ratio = median / reference
+            print(
+                f"{label:32s} cpu {median:6.2f} s ({min(cpu):.2f}-{max(cpu):.2f}, n={len(cpu)})  "
+                f"{ratio:5.2f}x  score {statistics.mean(scores):.3f}  {'FLAGGED' if ratio > cap else 'within'}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
