@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pytest_autofl.core.contract import site_names
+from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.seedrun import SeedRun
 
 
@@ -13,6 +14,7 @@ class Scripted:
     effects: dict[str, float] = {}
     seed_effects: dict[str, dict[int, float]] = {}  # a gain that differs by seed: inconclusive at first
     crash: set[str] = set()
+    injected: set[str] = set()  # a server that moves the model in the zero-update control
 
     def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
         self.candidate, self.contract, self.trial_dir = candidate, contract, trial_dir
@@ -22,6 +24,10 @@ class Scripted:
         run = SeedRun(seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", n_params=8970)
         if self.candidate.description in Scripted.crash:
             run.error = f"seed {seed}: scripted crash"
+            return run
+        if tag == CONTROL_TAG:  # the zero-update control: an honest server ends where it began
+            run.initial = {"score": 0.1, "chance": 0.1, "digest": "start"}
+            run.digest = "moved" if self.candidate.description in Scripted.injected else "start"
             return run
         sites = site_names(self.contract.num_clients)
         run.audit = [

@@ -42,6 +42,10 @@ def test_tampered_contract_is_rejected_with_both_hashes(repo, tmp_path):
         (lambda r: r.update(seeds=[1, 1]), "distinct"),
         (lambda r: r["metric"].update(split="test"), "the test split never selects"),
         (lambda r: r.update(name="other"), "must equal the directory name"),
+        (
+            lambda r: r["budget"].update(max_cpu_ratio=0.5),
+            "'budget.max_cpu_ratio' = 0.5 must be a number >= 1",
+        ),
     ],
 )
 def test_malformed_contract_names_the_field(repo, tmp_path, mutate, message):
@@ -57,3 +61,13 @@ def test_malformed_contract_names_the_field(repo, tmp_path, mutate, message):
 def test_unknown_benchmark_lists_the_known_ones(repo):
     with pytest.raises(ContractError, match="known benchmarks: digits, digits-skew, digits-smoke"):
         load_contract(repo / "benchmarks", "cifar")
+
+
+def test_the_compute_cap_is_the_contracts_or_the_default(repo, tmp_path):
+    assert load_contract(repo / "benchmarks", "digits-smoke").max_cpu_ratio == 1.5
+    shutil.copytree(repo / "benchmarks" / "digits-smoke", tmp_path / "digits-smoke")
+    path = tmp_path / "digits-smoke" / "contract.json"
+    raw = json.loads(path.read_text())
+    raw["budget"]["max_cpu_ratio"] = 2
+    path.write_text(json.dumps(raw))
+    assert load_contract(tmp_path, "digits-smoke").max_cpu_ratio == 2.0

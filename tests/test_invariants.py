@@ -70,3 +70,38 @@ def test_training_starts_untrained_and_from_the_harness_seed(smoke_contract):
     assert embedded.startswith("untrained start (seed 0): the initial model scores 0.930 before any training")
     (ignored,) = violations(smoke_contract, [started(0, digest="same"), started(1, digest="same")])
     assert ignored.startswith("seed used (seeds [0, 1]): the initial models of different seeds are identical")
+
+
+def test_the_measured_compute_is_held_to_the_baseline_and_a_silenced_meter_is_named(smoke_contract):
+    from pytest_autofl.core.invariants import compute_violations
+
+    def metered(seed, cpu):
+        return RunFacts(seed, audit(), 8970, cpu_seconds=cpu, metered=True)
+
+    cap = smoke_contract.max_cpu_ratio
+    assert compute_violations(smoke_contract, [metered(0, 1.0), metered(1, 1.2)], 1.0) == []
+    (over,) = compute_violations(smoke_contract, [metered(0, 3.0), metered(1, 3.2)], 1.0)
+    assert (
+        over.startswith("measured compute: 3.1 CPU s per run, 3.1x the baseline's 1.0 s")
+        and f"cap {cap:g}x" in over
+    )
+    assert (
+        compute_violations(smoke_contract, [metered(0, 3.0)], None) == []
+    )  # the baseline itself: no reference
+    (silent,) = compute_violations(smoke_contract, [metered(0, None), metered(1, 1.0)], 1.0)
+    assert silent.startswith("measured compute (seed 0): the harness' CPU meter reported nothing")
+    assert compute_violations(smoke_contract, [RunFacts(0, audit(), 8970)], 1.0) == []  # not metered (prod)
+
+
+def test_the_zero_update_control_must_leave_the_model_where_it_began():
+    from pytest_autofl.core.invariants import control_violations
+
+    start = {"score": 0.1, "chance": 0.1, "digest": "d0"}
+    assert control_violations(RunFacts(0, [], 10, start, digest="d0")) == []
+    (moved,) = control_violations(RunFacts(0, [], 10, start, digest="d1"))
+    assert moved.startswith(
+        "zero-update control (seed 0): the server's model moved although every client sent zeros"
+    )
+    (failed,) = control_violations(RunFacts(0, [], None, error="seed 0: boom"))
+    assert "failed: seed 0: boom" in failed
+    assert control_violations(RunFacts(0, [], 10, None))[0].endswith("its final model was not scored")

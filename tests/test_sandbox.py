@@ -54,6 +54,18 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
     attempt("write outside its trial", write_outside)
     attempt("reach a port of the host", reach_host)
     attempt("see a secret in the environment", lambda: os.environ.get("OPENAI_API_KEY"))
+    def uncover_a_shard():  # the covers over other sites' shards are mounts: lift one
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for config in trial.glob("seed-*/client.json"):
+            for shard in Path(json.loads(config.read_text())["data_dir"]).glob("*.npz"):
+                if libc.umount2(str(shard).encode(), 2) == 0:
+                    return True
+        return False
+
+    attempt("lift the cover of another site's shard", uncover_a_shard)
+
     def shards_readable():  # a client must read its own shard and no other; nothing else may read any
         count = 0
         for config in trial.glob("seed-*/client.json"):

@@ -159,3 +159,27 @@ def test_a_run_that_changes_a_shard_is_invalid_and_the_next_one_runs_on_the_data
     assert verdict.status == "invalid" and "same data: " in verdict.reason and "site-1.npz" in verdict.reason
     assert s.shards().problems() == []  # repaired before anything else runs
     assert s.record(s.run(s.next_candidate(), 3)).status in ("discard", "keep", "narrow")
+
+
+def test_a_code_change_runs_its_zero_update_control_beside_its_first_seeds(make_session):
+    s = make_session()
+    step(s, 1)
+
+    def patched(description):
+        cand = s.factory.make({})
+        return type(cand)(
+            **{**cand.__dict__, "files": (("strategies.py", "x = 1\n"),), "description": description}
+        )
+
+    Scripted.calls.clear()
+    Scripted.injected = {"moves the model"}
+    honest = s.record(s.run(patched("leaves it"), 2))
+    assert ("leaves it", 0, "-control") in Scripted.calls and honest.status != "invalid"
+    knobs = s.record(s.run(s.factory.make({"lr": 0.1}), 3))
+    assert not any(c[2] == "-control" for c in Scripted.calls if c[0] != "leaves it")  # no code change
+    assert knobs.status != "invalid"
+    injected = s.record(s.run(patched("moves the model"), 4))
+    assert (
+        injected.status == "invalid"
+        and "zero-update control (seed 0): the server's model moved" in injected.reason
+    )

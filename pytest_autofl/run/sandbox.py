@@ -34,6 +34,7 @@ SIMULATION_MODULES = (
     "run/meter.py",
     "run/seclude.py",
     "run/prefork.py",
+    "run/zygote.py",
     "run/prefork_shim.py",
     "run/ports.py",
     "run/commands.py",

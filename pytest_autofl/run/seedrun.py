@@ -18,9 +18,6 @@ class SeedRun:
     seed: int
     directory: Path
     runtime_seconds: float = 0.0
-    cpu_seconds: float | None = None  # the whole run's CPU time, as the harness' meter measured it
-    digest: str | None = None  # of the final model's outputs on the held-out inputs
-    metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     error: str | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
     score: float | None = None
@@ -28,6 +25,9 @@ class SeedRun:
     initial: dict[str, Any] | None = (
         None  # the untrained model: its score, the chance level, an output digest
     )
+    digest: str | None = None  # of the final model's outputs on the held-out inputs
+    cpu_seconds: float | None = None  # the clients' CPU time, as the harness' meter (the zygote) measured it
+    metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
 
     @property
     def log_path(self) -> Path:
