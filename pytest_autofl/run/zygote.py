@@ -24,6 +24,7 @@ from pytest_autofl.run import meter, seclude
 from pytest_autofl.run.prefork_shim import HEADER
 
 PR_SET_CHILD_SUBREAPER = 36
+END_SECONDS = 10.0  # to kill and reap what is left at the end
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -222,10 +223,9 @@ class Zygote:
         """Kill what is left, reap it all, then report the CPU seconds to the harness' meter."""
         import psutil
 
-        while children := psutil.Process().children(
-            recursive=True
-        ):  # until nothing is left, zombies included
-            for proc in children:
+        deadline = time.monotonic() + END_SECONDS
+        while (children := psutil.Process().children(recursive=True)) and time.monotonic() < deadline:
+            for proc in children:  # until nothing is left, zombies included
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             time.sleep(0.02)
