@@ -12,6 +12,16 @@ from pytest_autofl.core.schema import Schema
 
 
 @dataclass(frozen=True)
+class ProposalCost:
+    """What proposing a candidate cost a model-backed proposer: calls, tokens in and out, seconds waited."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class Candidate:
     """``params`` is the complete, validated knob set; ``files`` the replacement surface files (name, text),
     sorted; ``id`` depends on nothing else."""
@@ -24,6 +34,8 @@ class Candidate:
     files: tuple[tuple[str, str], ...] = ()
     diff: str = ""  # the unified diff the files came from, kept for the artifacts (the files are what counts)
     cites: tuple[str, ...] = ()  # the method's citations, recorded in the ledger
+    cost: ProposalCost | None = None  # a model-backed proposer's cost (ledger columns llm_*)
+    transcript: str = ""  # its conversation as JSON, written to the trial as proposal.json
 
     @property
     def patch_sha(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_autofl.core.candidate import ProposalCost
 from pytest_autofl.core.contract import canonical_json
 from pytest_autofl.core.verdict import CRASH, INVALID, KEEP
 
@@ -54,7 +55,7 @@ EARLIER_COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
     "row_id",
 )
 COLUMNS_0_2 = EARLIER_COLUMNS + ("proposer", "source", "cites", "sandbox", "chain")
-COLUMNS = COLUMNS_0_2 + ("cpu_seconds",)
+COLUMNS = COLUMNS_0_2 + ("cpu_seconds", "llm_calls", "llm_tokens_in", "llm_tokens_out", "llm_seconds")
 # Every layout a ledger of ours has had, newest first: an older ledger gets the new columns (empty) at the end
 # of every line on its next append. Columns after ``chain`` are chained as name=value when set (ledger.chain).
 LAYOUTS = (COLUMNS, COLUMNS_0_2, EARLIER_COLUMNS)
@@ -72,6 +73,10 @@ NUMERIC_COLUMNS = (
     "cost_ratio",
     "seconds_per_run",
     "cpu_seconds",
+    "llm_calls",
+    "llm_tokens_in",
+    "llm_tokens_out",
+    "llm_seconds",
 )
 
 
@@ -101,6 +106,13 @@ def _json(fields: Mapping[str, str], name: str, default: Any) -> Any:
         return json.loads(text)
     except ValueError:
         raise RowFormatError(f"column {name} = {text[:60]!r} is not JSON") from None
+
+
+def _cost(fields: Mapping[str, str]) -> ProposalCost | None:
+    if not fields.get("llm_calls"):
+        return None
+    numbers = [_float(fields, f"llm_{n}") or 0.0 for n in ("calls", "tokens_in", "tokens_out", "seconds")]
+    return ProposalCost(int(numbers[0]), int(numbers[1]), int(numbers[2]), numbers[3])
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,7 @@ class Row:
     sandbox: str = ""  # bwrap, off, or none (wanted, and none could be made: code changes were refused)
     chain: str = ""  # the ledger's tamper-evidence link, set by the store when the row is appended
     cpu_seconds: float | None = None  # CPU seconds per seed run, as the harness' meter measured them
+    cost: ProposalCost | None = None  # what proposing it cost (an LLM proposer): columns llm_*
 
     @property
     def clean(self) -> bool:
@@ -209,6 +222,10 @@ class Row:
             "sandbox": self.sandbox,
             "chain": self.chain,
             "cpu_seconds": _opt(self.cpu_seconds, ".2f"),
+            "llm_calls": "" if self.cost is None else str(self.cost.calls),
+            "llm_tokens_in": "" if self.cost is None else str(self.cost.tokens_in),
+            "llm_tokens_out": "" if self.cost is None else str(self.cost.tokens_out),
+            "llm_seconds": "" if self.cost is None else f"{self.cost.seconds:.2f}",
         }
         assert tuple(values) == COLUMNS
         return values
@@ -269,4 +286,5 @@ class Row:
             sandbox=fields.get("sandbox", ""),
             chain=fields.get("chain", ""),
             cpu_seconds=_float(fields, "cpu_seconds"),
+            cost=_cost(fields),
         )

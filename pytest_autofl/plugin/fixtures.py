@@ -47,7 +47,15 @@ class Trial:
 
             result = run_again(self._search, self._node.config.stash[RERUN_ROW])
         else:
-            result = self._search.run(self._search.next_candidate(), self._slot)
+            from pytest_autofl.core.errors import ProposerStopped, ProposerUnavailable
+            from pytest_autofl.search.proposals import run_next
+
+            try:
+                result = run_next(self._search, self._slot)
+            except ProposerStopped as exc:
+                pytest.skip(str(exc))
+            except ProposerUnavailable as exc:
+                pytest.fail(f"no candidate: {exc}", pytrace=False)
         self._node.stash[RESULT] = result
         return result
 

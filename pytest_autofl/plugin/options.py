@@ -33,6 +33,7 @@ class Settings:
     preload: bool
     proposer: str
     sandbox: str
+    proposer_options: Any  # proposers.base.ProposerOptions (imported when read: options stay light)
 
     @property
     def searching(self) -> bool:
@@ -99,6 +100,27 @@ _OPTIONS = (
         "run candidate code (job export, FLARE server and clients, predict) in a bubblewrap sandbox: auto (when "
         "bwrap works; code changes are refused when it does not), on (required), off (never; code changes run "
         "unsandboxed)",
+    ),
+    (
+        "--autofl-llm-model",
+        "autofl_llm_model",
+        "",
+        "the model the llm proposer asks (endpoint: OPENAI_BASE_URL)",
+    ),
+    ("--autofl-llm-timeout", "autofl_llm_timeout", "60", "seconds the llm proposer waits for one answer"),
+    ("--autofl-llm-retries", "autofl_llm_retries", "2", "retries of a failed call (429, 5xx, connection)"),
+    ("--autofl-llm-max-calls", "autofl_llm_max_calls", "200", "llm calls per session, repair turns included"),
+    (
+        "--autofl-llm-max-tokens",
+        "autofl_llm_max_tokens",
+        "2000000",
+        "llm tokens (prompt + answer) per session",
+    ),
+    (
+        "--autofl-program",
+        "autofl_program",
+        "program.md",
+        "the research program: its prose goes to the llm proposer word for word (missing file: none)",
     ),
     (
         "--autofl-report",
@@ -194,7 +216,38 @@ def read_settings(config: pytest.Config) -> Settings:
         preload=_switch(config, "autofl_preload"),
         proposer=_value(config, "autofl_proposer"),
         sandbox=_value(config, "autofl_sandbox"),
+        proposer_options=_proposer_options(config, root),
     )
+
+
+def _proposer_options(config: pytest.Config, root: Path) -> Any:
+    from pytest_autofl.proposers.base import LLMSettings, ProposerOptions
+
+    timeout = _value(config, "autofl_llm_timeout")
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise pytest.UsageError(f"--autofl-llm-timeout must be a positive number of seconds, got {timeout!r}")
+    llm = LLMSettings(
+        model=_value(config, "autofl_llm_model"),
+        timeout=seconds,
+        retries=_count(config, "autofl_llm_retries", 0),
+        max_calls=_count(config, "autofl_llm_max_calls", 1),
+        max_tokens=_count(config, "autofl_llm_max_tokens", 1),
+    )
+    program = root / _value(config, "autofl_program")
+    return ProposerOptions(llm, _prose(program.read_text()) if program.is_file() else "")
+
+
+def _prose(text: str) -> str:
+    """A program.md without its YAML front matter (``---`` lines around it)."""
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            return text[end + 4 :].lstrip("\n")
+    return text
 
 
 def _switch(config: pytest.Config, ini: str) -> bool:

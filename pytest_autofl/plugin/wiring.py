@@ -52,6 +52,7 @@ def search_for(config: pytest.Config) -> Any:
         sink=config.stash[ROLE].sink,
         env_name=settings.env,
         sandbox=settings.sandbox,
+        options=settings.proposer_options,
     )
     setup = EnvironmentSetup(
         settings.workdir, search.contract.num_clients, settings.startup_kit, settings.preload, search.sandbox

@@ -1,7 +1,19 @@
-"""The proposer family (``base``: the interface and the registry), the built-in member, and candidate files
-(``candidate_file``, with strict ``patching``): candidates written by people or coding agents."""
+"""The proposer family (``base``: the interface and the registry), the built-in member, the LLM member
+(``llm``: any OpenAI-compatible endpoint), and candidate files (``candidate_file``, with strict ``patching``):
+candidates written by people or coding agents."""
 
-from pytest_autofl.proposers.base import PROPOSERS
+from typing import Any
+
+from pytest_autofl.proposers.base import PROPOSERS, ProposerSetup
 from pytest_autofl.proposers.builtin import BuiltinProposer
 
+
+def _llm(setup: ProposerSetup) -> Any:
+    """The LLM proposer, imported when chosen (the openai package is not imported otherwise)."""
+    from pytest_autofl.proposers.llm import LLMProposer
+
+    return LLMProposer(setup)
+
+
 PROPOSERS.register("builtin", BuiltinProposer)
+PROPOSERS.register("llm", _llm)

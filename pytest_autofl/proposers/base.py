@@ -65,6 +65,30 @@ class Proposer(Protocol):
 
 
 @dataclass(frozen=True)
+class LLMSettings:
+    """The model-backed proposer's settings (the endpoint and key come from OPENAI_BASE_URL, OPENAI_API_KEY)."""
+
+    model: str = ""
+    timeout: float = 60.0  # seconds per call
+    retries: int = 2  # the client's own retries (429, 5xx, connection errors), with backoff
+    max_calls: int = 200  # per session, repair turns included
+    max_tokens: int = 2_000_000  # per session, prompt + answer
+    max_answer_tokens: int = 4096
+
+
+@dataclass(frozen=True)
+class ProposerOptions:
+    """The session's options for proposers that take any: the LLM's settings, the research program's prose
+    (``program.md`` without its front matter)."""
+
+    llm: LLMSettings = LLMSettings()
+    program: str = ""
+
+
+DEFAULT_OPTIONS = ProposerOptions()
+
+
+@dataclass(frozen=True)
 class ProposerSetup:
     """What a proposer is built from, once per session."""
 
@@ -73,6 +97,8 @@ class ProposerSetup:
     factory: CandidateFactory
     rootdir: Path
     workdir: Path
+    surface_dir: Path | None = None
+    options: ProposerOptions = DEFAULT_OPTIONS
 
 
 ProposerFactory = Callable[[ProposerSetup], Proposer]

@@ -40,6 +40,14 @@ def load_candidate_file(path: Path, factory: CandidateFactory, surface_dir: Path
         raw: Any = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SchemaError(f"{path}: not a readable YAML candidate: {exc}") from None
+    return candidate_from_mapping(raw, path, factory, surface_dir, "file", f"file:{path.name}")
+
+
+def candidate_from_mapping(
+    raw: Any, path: Path, factory: CandidateFactory, surface_dir: Path | None, proposer: str, source: str
+) -> Candidate:
+    """A candidate from the mapping a candidate file holds (also what an LLM answer becomes); ``path`` names
+    it in errors. Raises SchemaError with every problem."""
     if not isinstance(raw, dict):
         raise SchemaError(
             f"{path}: a candidate file is a mapping with 'knobs' and optional 'description', 'cites'"
@@ -54,7 +62,7 @@ def load_candidate_file(path: Path, factory: CandidateFactory, surface_dir: Path
     if not isinstance(cites, list) or not all(isinstance(c, str) for c in cites):
         raise SchemaError(f"{path}: 'cites' must be a list of strings")
     try:
-        candidate = factory.make(knobs, proposer="file", source=f"file:{path.name}")
+        candidate = factory.make(knobs, proposer=proposer, source=source)
     except SchemaError as exc:
         raise SchemaError(f"{path}: {exc}") from None
     replacements = raw.get("files") or {}

@@ -22,7 +22,7 @@ from pytest_autofl.data.split import Shards, write_shards
 from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers import PROPOSERS
-from pytest_autofl.proposers.base import CampaignView, ProposerSetup
+from pytest_autofl.proposers.base import DEFAULT_OPTIONS, CampaignView, ProposerOptions, ProposerSetup
 from pytest_autofl.run.resume import ResumingRunner
 from pytest_autofl.run.runner import CandidateRunner, Runner, RunnerFactory
 from pytest_autofl.run.sandbox import Sandbox
@@ -66,27 +66,26 @@ class Search:
         runner_factory: RunnerFactory = CandidateRunner,
         commit: str | None = None,
         sandbox: str = "off",
+        options: ProposerOptions = DEFAULT_OPTIONS,
     ):
         self.rootdir, self.surface_dir, self.workdir = rootdir, surface_dir, workdir
-        self.ledger_path, self.env_name = ledger_path, env_name
+        self.ledger_path, self.env_name, self.runner_factory = ledger_path, env_name, runner_factory
         self.progress, self.force, self.parallel = progress, force, parallel
-        self.runner_factory = runner_factory
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         DATASETS.get(self.contract.raw["dataset"])  # an unknown data set is an error before anything runs
         self.schema = load_schema(surface_dir)
         self.factory = CandidateFactory(self.schema)
         self.surface = {name: (surface_dir / name).read_text() for name in self.schema.files}
-        self.proposer = PROPOSERS.get(proposer)(
-            ProposerSetup(self.contract, self.schema, self.factory, rootdir, workdir)
+        setup = ProposerSetup(
+            self.contract, self.schema, self.factory, rootdir, workdir, surface_dir, options
         )
+        self.proposer = PROPOSERS.get(proposer)(setup)
         self.coordination: Coordination = coordination or Solo()
         self._seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search here
         self.sink = sink or store.LedgerWriter(ledger_path, self._seal).write
         self.sandbox = _sandbox(sandbox, workdir, ledger_path, self.contract)
-        self.state = CampaignState(
-            [r for r in store.read_rows(ledger_path) if r.contract_sha == self.contract.sha]
-        )
+        self.state = CampaignState(store.read_rows(ledger_path), self.contract.sha)
         self.surface_sha = surface_sha(surface_dir)  # of the user's surface, as the session started
         self.calibration = Calibration(
             self.contract, workdir, self.surface_sha, calibrate, parallel, progress
@@ -137,6 +136,9 @@ class Search:
             self.state, lambda: self.proposer.propose(self.view()), self.progress
         )
 
+    def trial_dir(self, candidate: Candidate, slot: int) -> Path:
+        return self.run_dir / f"{slot:02d}-{candidate.id}"
+
     def runner_for(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
         """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the
         same candidate under the same contract and surface are reused instead of repeated."""
@@ -164,7 +166,7 @@ class Search:
 
     def run(self, candidate: Candidate, slot: int) -> TrialResult:
         """Run a candidate by the seed protocol and check the fairness invariants; ``record`` writes it."""
-        trial_dir = self.run_dir / f"{slot:02d}-{candidate.id}"
+        trial_dir = self.trial_dir(candidate, slot)
         result = TrialResult(slot=slot, candidate=candidate, trial_dir=trial_dir)
         started = time.monotonic()
         label = f"[autofl {slot:02d}] {candidate.id} ({candidate.description})"

@@ -12,7 +12,7 @@ from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, Verdict
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.search.campaign import Search
-from pytest_autofl.search.trial import TrialResult
+from pytest_autofl.search.proposals import rejected
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ def reject(search: Search, name: str, reason: str) -> Verdict:
     candidate = Candidate(
         params={}, family="rejected", description=name, proposer="file", source=f"file:{name}"
     )
-    trial = TrialResult(len(search.results) + 1, candidate, search.run_dir / "rejected", violations=[reason])
-    return search.record(trial)
+    return search.record(rejected(search, candidate, reason, len(search.results) + 1))
 
 
 def run_candidate_file(search: Search, path: Path, force: bool) -> FileOutcome:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from pytest_autofl.core.candidate import changed_knobs
 from pytest_autofl.core.contract import Contract
@@ -54,6 +55,17 @@ def git_commit(rootdir: Path) -> str:
     return (sha + ("+dirty" if dirty else "")) if sha else "no-git"
 
 
+def _confirmation(result: TrialResult) -> dict[str, Any] | None:
+    """The ``confirm`` column: the fresh seeds and both candidates' scores on them (keeps only)."""
+    if not result.confirm_scores:
+        return None
+    return {
+        "seeds": sorted(result.confirm_scores),
+        "candidate": {str(k): v for k, v in _rounded(result.confirm_scores).items()},
+        "incumbent": {str(k): v for k, v in _rounded(result.incumbent_confirm).items()},
+    }
+
+
 def _rounded(scores: dict[int, float]) -> dict[int, float]:
     return {k: round(v, 6) for k, v in sorted(scores.items())}
 
@@ -87,15 +99,7 @@ class Provenance:
         candidate, iv = result.candidate, verdict.interval
         changed = changed_knobs(candidate.params, self.defaults)
         surface_copy = result.trial_dir / SURFACE_PACKAGE
-        confirm = (
-            {
-                "seeds": sorted(result.confirm_scores),
-                "candidate": {str(k): v for k, v in _rounded(result.confirm_scores).items()},
-                "incumbent": {str(k): v for k, v in _rounded(result.incumbent_confirm).items()},
-            }
-            if result.confirm_scores
-            else None
-        )
+        confirm = _confirmation(result)
         return Row(
             status=verdict.status,
             candidate_id=candidate.id,
@@ -128,6 +132,7 @@ class Provenance:
             cost_ratio=verdict.cost_ratio,
             seconds_per_run=result.seconds_per_run,
             cpu_seconds=result.cpu_seconds,
+            cost=candidate.cost,
             confirm=confirm,
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,

@@ -15,8 +15,8 @@ from pytest_autofl.proposers.base import CampaignView, Running, tried_keys
 
 
 class CampaignState:
-    def __init__(self, prior: Sequence[Row]):
-        self.prior = list(prior)
+    def __init__(self, prior: Sequence[Row], contract_sha: str):
+        self.prior = [r for r in prior if r.contract_sha == contract_sha]  # a campaign is one contract
         self.rows: list[Row] = []  # this run's verdict rows
         self.running: tuple[Running, ...] = ()
 

@@ -1,0 +1,204 @@
+"""The LLM proposer against a real HTTP server on 127.0.0.1 speaking the chat-completions API with scripted
+answers (pytest-httpserver; the openai client is not patched), driving the search with the scripted runner."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from scripted import Scripted
+from werkzeug import Response
+
+from pytest_autofl.core.errors import ProposerStopped, ProposerUnavailable
+from pytest_autofl.ledger import store as ledger
+from pytest_autofl.proposers.base import LLMSettings, ProposerOptions
+from pytest_autofl.search.proposals import run_next
+
+KEY = "sk-planted-never-to-be-written-0123456789"
+PATH = "/v1/chat/completions"
+
+
+def completion(content: str, finish: str = "stop", tokens_in: int = 1200, tokens_out: int = 80) -> dict:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+        ],
+        "usage": {
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        },
+    }
+
+
+def answer(knobs=None, edits=(), hypothesis="server momentum against label skew", cites=()) -> str:
+    return json.dumps(
+        {"hypothesis": hypothesis, "knobs": knobs or {}, "edits": list(edits), "cites": list(cites)}
+    )
+
+
+@pytest.fixture
+def llm(httpserver, make_session, monkeypatch):
+    """A session whose proposer is the LLM behind the loopback server, after its baseline."""
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    def make(**settings):
+        llm_settings = LLMSettings(**{"model": "scripted", "timeout": 5.0, "retries": 1, **settings})
+        s = make_session(proposer="llm", options=ProposerOptions(llm_settings, "Find what beats FedAvg."))
+        baseline = s.factory.make({}, source="baseline")
+        s.record(s.run(baseline, 1))
+        return s
+
+    return make
+
+
+def script(httpserver, *replies) -> None:
+    for reply in replies:
+        handler = httpserver.expect_ordered_request(PATH, method="POST")
+        if isinstance(reply, Response):
+            handler.respond_with_response(reply)
+        elif callable(reply):
+            handler.respond_with_handler(reply)
+        else:
+            handler.respond_with_json(reply)
+
+
+def sent(httpserver, n: int = -1) -> list[dict]:
+    """The messages of the n-th request the server received."""
+    return json.loads(httpserver.log[n][0].get_data())["messages"]
+
+
+def test_a_knob_answer_becomes_a_candidate_with_its_cost_and_transcript(llm, httpserver, tmp_path):
+    s = llm()
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    (s.run_dir / "final_test.json").write_text('{"best": 0.987654}')  # a test score exists: never shown
+    script(
+        httpserver, completion(answer({"aggregator": "fedavgm", "server_momentum": 0.6}, cites=["Hsu 2019"]))
+    )
+    result = run_next(s, 2)
+    s.record(result)
+    row = ledger.read_rows(tmp_path / "results.tsv")[-1]
+    assert row.proposer == "llm" and row.params["aggregator"] == "fedavgm" and row.cites == ("Hsu 2019",)
+    assert row.description.startswith("server momentum against label skew")
+    assert (row.cost.calls, row.cost.tokens_in, row.cost.tokens_out) == (1, 1200, 80) and row.cost.seconds > 0
+    transcript = json.loads((result.trial_dir / "proposal.json").read_text())
+    assert transcript["answers"][0]["finish_reason"] == "stop"
+    prompt = sent(httpserver)[1]["content"]
+    assert "Find what beats FedAvg." in prompt and "## Task profile" in prompt and "strategies.py" in prompt
+    assert "Incumbent: fedavg-" in prompt  # the ledger view: the baseline row, with its validation score
+    assert "0.987654" not in prompt and "final_test" not in prompt  # selection data only
+
+
+def test_a_code_edit_goes_through_the_strict_patch_path(llm, httpserver, repo):
+    s = llm()
+    source = (repo / "surfaces" / "strategies.py").read_text()
+    search = '    """McMahan et al. 2017: step-weighted mean of client updates."""\n'
+    assert source.count(search) == 1
+    edit = {"file": "strategies.py", "search": search, "replace": search + "    # half steps\n"}
+    script(httpserver, completion(answer(edits=[edit], hypothesis="a commented FedAvg")))
+    result = run_next(s, 2)
+    cand = result.candidate
+    assert cand.family == "fedavg+patch" and cand.diff.startswith("--- a/strategies.py")
+    assert dict(cand.files)["strategies.py"] == source.replace(search, search + "    # half steps\n")
+    assert ("a commented FedAvg", 0, "-control") in Scripted.calls  # a code change runs its control
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ("{not json", "not one JSON object"),
+        (answer({"lr": 5.0}), "knob 'lr' = 5.0 is out of bounds"),
+        (answer(edits=[{"file": "../conftest.py", "search": "a", "replace": "b"}]), "is not a surface file"),
+        (
+            answer(edits=[{"file": "model.py", "search": "no such text", "replace": "b"}]),
+            "does not occur in model.py",
+        ),
+        (answer(edits=[{"file": "model.py", "search": "import", "replace": "b"}]), "occurs"),
+        (
+            answer(
+                edits=[
+                    {
+                        "file": "strategies.py",
+                        "search": "import numpy as np",
+                        "replace": "import numpy as np\nimport socket",
+                    }
+                ]
+            ),
+            "AF108",
+        ),
+    ],
+)
+def test_a_bad_answer_gets_a_repair_turn_with_the_precise_error(llm, httpserver, tmp_path, bad, named):
+    s = llm()
+    script(httpserver, completion(bad), completion(answer({"lr": 0.1})))
+    result = run_next(s, 2)
+    assert result.candidate.params["lr"] == 0.1 and result.candidate.cost.calls == 2
+    repair = sent(httpserver)[-1]["content"]
+    assert repair.startswith("Rejected: ") and named in repair, repair
+
+
+def test_an_answer_cut_off_at_the_token_limit_is_repaired(llm, httpserver):
+    s = llm()
+    script(httpserver, completion(answer({"lr": 0.2})[:30], finish="length"), completion(answer({"lr": 0.2})))
+    assert run_next(s, 2).candidate.params["lr"] == 0.2
+    assert "cut off at the token limit" in sent(httpserver)[-1]["content"]
+
+
+def test_three_bad_answers_are_an_invalid_row_with_the_reason_and_the_answers(llm, httpserver, tmp_path):
+    s = llm()
+    script(httpserver, *[completion(answer({"lr": 9.0}))] * 3)
+    result = run_next(s, 2)
+    s.record(result)
+    row = ledger.read_rows(tmp_path / "results.tsv")[-1]
+    assert row.status == "invalid" and row.target == "rejected" and row.proposer == "llm"
+    assert "llm proposal rejected after 2 repair turn(s): knob 'lr' = 9.0 is out of bounds" in row.reason
+    assert row.cost.calls == 3
+    answers = json.loads((result.trial_dir / "proposal.json").read_text())["answers"]
+    assert len(answers) == 3 and all("rejected" in a for a in answers)
+
+
+def test_a_tried_proposal_is_not_run_the_model_is_told(llm, httpserver):
+    s = llm()
+    script(httpserver, completion(answer({})), completion(answer({"momentum": 0.5})))
+    assert run_next(s, 2).candidate.params["momentum"] == 0.5
+    assert "already ran or is running" in sent(httpserver)[-1]["content"]
+
+
+def test_a_rate_limit_is_retried_and_a_server_error_is_no_candidate_and_no_row(llm, httpserver, tmp_path):
+    s = llm()
+    limited = Response("slow down", status=429, headers={"retry-after-ms": "10"})
+    script(httpserver, limited, completion(answer({"lr": 0.3})))
+    assert run_next(s, 2).candidate.params["lr"] == 0.3
+    script(httpserver, *[Response("boom", status=500, headers={"retry-after-ms": "10"})] * 2)
+    with pytest.raises(ProposerUnavailable, match="InternalServerError"):
+        run_next(s, 3)
+    assert len(ledger.read_rows(tmp_path / "results.tsv")) == 1  # the baseline only
+
+
+def test_an_answer_slower_than_the_timeout_is_unavailable(llm, httpserver):
+    s = llm(timeout=0.5, retries=0)
+
+    def slow(request):
+        time.sleep(2)
+        return Response(json.dumps(completion(answer({"lr": 0.3}))), content_type="application/json")
+
+    script(httpserver, slow)
+    with pytest.raises(ProposerUnavailable, match="Timeout"):
+        run_next(s, 2)
+
+
+def test_the_session_caps_stop_proposing_and_the_key_is_written_nowhere(llm, httpserver, tmp_path):
+    s = llm(max_calls=2)
+    script(httpserver, completion(answer({"lr": 0.3})), completion(answer({"lr": 0.4})))
+    for slot in (2, 3):
+        s.record(run_next(s, slot))
+    with pytest.raises(ProposerStopped, match="session cap reached \\(2 calls of 2"):
+        run_next(s, 4)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if KEY.encode() in p.read_bytes()]
