@@ -202,3 +202,44 @@ def test_the_session_caps_stop_proposing_and_the_key_is_written_nowhere(llm, htt
         run_next(s, 4)
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and not [p for p in written if KEY.encode() in p.read_bytes()]
+
+
+@pytest.mark.e2e
+def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
+    pytester, project, httpserver, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    (project / "program.md").write_text(
+        "---\nbenchmark: digits-smoke\n---\nDoes server momentum help here?\n"
+    )
+    search = "        mean = self._weighted_mean()\n        step = {}\n"
+    strategies = (project / "surfaces" / "strategies.py").read_text()
+    assert strategies.count(search) == 1
+    edit = {
+        "file": "strategies.py",
+        "search": search,
+        "replace": "        mean = self._weighted_mean()  # FedAdam, as before\n        step = {}\n",
+    }
+    script(
+        httpserver,
+        completion(answer({"aggregator": "fedavgm", "server_momentum": 0.6})),
+        completion(answer({"aggregator": "fedadam"}, edits=[edit], hypothesis="FedAdam, commented")),
+    )
+    args = [
+        "--autofl-iterations=3",
+        "--autofl-proposer=llm",
+        "--autofl-llm-model=scripted",
+        "--autofl-llm-max-calls=2",
+    ]
+    result = pytester.runpytest(*args, "-rs", "-p", "no:cacheprovider")
+    rows = ledger.read_rows(project / "results.tsv")
+    assert [r.proposer for r in rows] == ["builtin", "llm", "llm"], result.stdout.str()[-3000:]
+    assert rows[1].params["aggregator"] == "fedavgm" and rows[1].status in ("keep", "narrow", "discard")
+    assert rows[2].patch_sha and rows[2].status in ("keep", "narrow", "discard"), rows[2].reason
+    assert all(r.cost.calls == 1 for r in rows[1:])
+    result.stdout.fnmatch_lines(["*session cap reached (2 calls of 2*"])  # the third item: no more proposals
+    assert "Does server momentum help here?" in sent(httpserver, 0)[1]["content"]
+    assert "benchmark: digits-smoke" not in sent(httpserver, 0)[1]["content"]  # front matter is not prose
+    written = [p for p in project.rglob("*") if p.is_file()]
+    assert not [p for p in written if KEY.encode() in p.read_bytes()]
