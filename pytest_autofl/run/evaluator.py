@@ -81,7 +81,10 @@ class Evaluator:
         os.replace(tmp, self.request_path)  # the evaluator never sees half a request
 
     def cancel(self) -> None:
+        """Nothing to score: the evaluator exits (once started) and is gone when this returns, so no process
+        outlives the trial that started it."""
         self._request([])
+        self._thread.join()
 
     def score(self, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The evaluator's entries for ``models``, in order; raises RuntimeError with the reason."""
