@@ -88,7 +88,10 @@ def test_the_golden_search_writes_the_recorded_rows(make_session, tmp_path, para
     if os.environ.get("AUTOFL_GOLDEN_WRITE") and parallel == 1:
         GOLDEN.write_text(json.dumps(rows, indent=1) + "\n")
     assert [r["proposer"] for r in rows] == ["builtin"] * 6 + ["file", "file"]
-    assert [r["source"] for r in rows][:2] == ["calibration", "calibration"]
+    assert [r["source"] for r in rows][:2] == [
+        "baseline",
+        "calibration",
+    ]  # a campaign starts with the baseline
     assert (
         rows[-1]["source"] == "file:prox.yaml"
         and rows[-1]["cites"] == '["Li et al. 2020, FedProx, arXiv:1812.06127"]'

@@ -44,7 +44,7 @@ def test_a_registered_proposer_drives_a_scripted_search(make_session, tmp_path):
         s.record(s.run(s.next_candidate(), slot))
     rows = ledger.read_rows(tmp_path / "results.tsv")
     assert [(r.params["aggregator"], r.status, r.proposer, r.source) for r in rows] == [
-        ("fedavg", "keep", "list", "list:fedavg"),
+        ("fedavg", "keep", "builtin", "baseline"),  # a campaign starts with the baseline, whoever proposes
         ("median", "keep", "list", "list:median"),
         ("fedavgm", "discard", "list", "list:fedavgm"),
     ]
@@ -98,7 +98,7 @@ def test_conftest_hooks_add_a_proposer_and_an_environment(pytester, project, rep
     assert result.ret == 0, result.stdout.str()[-3000:]
     result.stdout.fnmatch_lines(["*autofl summary*", "*verdicts: *", "sandbox: bwrap"])
     rows = ledger.read_rows(project / "results.tsv")
-    assert len(rows) == 4 and {r.proposer for r in rows} == {"list"}
+    assert len(rows) == 4 and {r.proposer for r in rows[1:]} == {"list"} and rows[0].source == "baseline"
     assert sorted(r.params["aggregator"] for r in rows) == sorted(AGGREGATORS[:4])  # no candidate twice
     assert rows[0].status == "keep" and rows[0].params["aggregator"] == "fedavg"  # the baseline ran first
 

@@ -131,10 +131,16 @@ class Search:
 
     # -- the loop ---------------------------------------------------------------------------------------
     def next_candidate(self) -> Candidate:
-        """The proposer's next candidate, reserved so that no other xdist worker runs it."""
-        return self.coordination.reserve(
-            self.state, lambda: self.proposer.propose(self.view()), self.progress
-        )
+        """The proposer's next candidate, reserved so that no other xdist worker runs it. A campaign starts
+        with the baseline (the schema defaults), whoever proposes: every verdict is relative to it."""
+
+        def propose() -> Candidate:
+            baseline = self.factory.make({}, source="baseline")
+            if self.state.baseline is None and baseline.key not in self.view().tried():
+                return baseline
+            return self.proposer.propose(self.view())
+
+        return self.coordination.reserve(self.state, propose, self.progress)
 
     def trial_dir(self, candidate: Candidate, slot: int) -> Path:
         return self.run_dir / f"{slot:02d}-{candidate.id}"
