@@ -227,7 +227,7 @@ def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
         completion(answer({"aggregator": "fedadam"}, edits=[edit], hypothesis="FedAdam, commented")),
     )
     args = [
-        "--autofl-iterations=3",
+        "--autofl-iterations=4",
         "--autofl-proposer=llm",
         "--autofl-llm-model=scripted",
         "--autofl-llm-max-calls=2",
@@ -238,7 +238,7 @@ def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
     assert rows[1].params["aggregator"] == "fedavgm" and rows[1].status in ("keep", "narrow", "discard")
     assert rows[2].patch_sha and rows[2].status in ("keep", "narrow", "discard"), rows[2].reason
     assert all(r.cost.calls == 1 for r in rows[1:])
-    result.stdout.fnmatch_lines(["*session cap reached (2 calls of 2*"])  # the third item: no more proposals
+    result.stdout.fnmatch_lines(["*session cap reached (2 calls of 2*"])  # the fourth item: no more proposals
     assert "Does server momentum help here?" in sent(httpserver, 0)[1]["content"]
     assert "benchmark: digits-smoke" not in sent(httpserver, 0)[1]["content"]  # front matter is not prose
     written = [p for p in project.rglob("*") if p.is_file()]
