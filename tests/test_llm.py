@@ -243,3 +243,24 @@ def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
     assert "benchmark: digits-smoke" not in sent(httpserver, 0)[1]["content"]  # front matter is not prose
     written = [p for p in project.rglob("*") if p.is_file()]
     assert not [p for p in written if KEY.encode() in p.read_bytes()]
+
+
+def test_a_missing_model_or_key_is_a_clear_error_and_the_check_names_it(
+    make_session, pytester, project, monkeypatch
+):
+    from pytest_autofl.core.errors import AutoFLError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AutoFLError, match="no model: --autofl-llm-model NAME.*OPENAI_API_KEY is not set"):
+        make_session(proposer="llm")
+    check = pytester.runpytest("--autofl-check", "--autofl-proposer=llm", "-p", "no:cacheprovider")
+    assert check.ret == 1
+    check.stdout.fnmatch_lines(
+        ["*FAILED: llm proposer: no model*", "*FAILED: llm proposer: OPENAI_API_KEY is not set*"]
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    check = pytester.runpytest(
+        "--autofl-check", "--autofl-proposer=llm", "--autofl-llm-model=m", "-p", "no:cacheprovider"
+    )
+    check.stdout.fnmatch_lines(["*ok: llm proposer: model 'm', key set*"])
+    assert KEY not in check.stdout.str()

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pytest_autofl.core.errors import AutoFLError
@@ -81,6 +83,12 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         settings.candidates_dir,
         settings.workdir,
     )
+    if settings.proposer == "llm":
+        from pytest_autofl.proposers.llm import endpoint_problems
+
+        found = endpoint_problems(settings.proposer_options.llm, os.environ)
+        problems += [f"llm proposer: {p}" for p in found]
+        passed += [] if found else [f"llm proposer: model {settings.proposer_options.llm.model!r}, key set"]
     for line in passed:
         print(f"autofl check ok: {line}")
     for line in problems:

@@ -10,27 +10,35 @@ sandbox, like any candidate. Calls and tokens are capped per session; the key ne
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from pytest_autofl.core.candidate import Candidate, ProposalCost
 from pytest_autofl.core.errors import AutoFLError, ProposalRejected, ProposerStopped, ProposerUnavailable
-from pytest_autofl.proposers.base import CampaignView, ProposerSetup
+from pytest_autofl.proposers.base import CampaignView, LLMSettings, ProposerSetup
 from pytest_autofl.proposers.llm.answer import AnswerError, parse, to_candidate
 from pytest_autofl.proposers.llm.prompt import messages
 
 REPAIRS = 2
 
 
+def endpoint_problems(settings: LLMSettings, environ: Mapping[str, str]) -> list[str]:
+    """What keeps the proposer from asking anyone (for ``--autofl-check``); never shows the key."""
+    out = [] if settings.model else ["no model: --autofl-llm-model NAME (ini autofl_llm_model)"]
+    if not environ.get("OPENAI_API_KEY"):
+        out.append("OPENAI_API_KEY is not set (any value for a local server)")
+    return out
+
+
 class LLMProposer:
     def __init__(self, setup: ProposerSetup):
         import openai
 
-        if not setup.options.llm.model:
-            raise AutoFLError(
-                "--autofl-proposer llm needs a model name: --autofl-llm-model NAME (ini autofl_llm_model)"
-            )
+        if problems := endpoint_problems(setup.options.llm, os.environ):
+            raise AutoFLError("--autofl-proposer llm: " + "; ".join(problems))
         try:  # base URL and key from OPENAI_BASE_URL and OPENAI_API_KEY, as the openai package reads them
             self.client = openai.OpenAI(
                 timeout=setup.options.llm.timeout, max_retries=setup.options.llm.retries
