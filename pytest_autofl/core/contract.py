@@ -68,7 +68,7 @@ _OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         (int, float),
         lambda v: v >= 1 and math.isfinite(v),
         "must be a number >= 1",
-        1.5,
+        2.5,
     ),
 }
 

@@ -212,7 +212,8 @@ class Search:
             contract_sha_now=load_contract(self.contract.directory.parent, self.contract.name).sha,
             contract_sha_at_start=self.contract.sha,
             shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
-            cpu_reference=self.baseline.cpu_seconds if self.baseline else None,
+            # the surface's own client takes the steps the contract allows; a code change is held to the meter
+            cpu_reference=self.baseline.cpu_seconds if self.baseline and result.candidate.files else None,
             control=facts(result.control) if result.control is not None else None,
         )
 
