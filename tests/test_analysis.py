@@ -82,7 +82,14 @@ def test_the_frame_is_typed(campaign):
 def test_a_real_ledger_loads(tmp_path):
     frame = analysis.load_ledger(FIXTURE)
     assert len(frame) == 20 and frame["benchmark"].unique().tolist() == ["digits-smoke"]
-    assert analysis.verdict_counts(frame) == {"keep": 2, "narrow": 9, "discard": 9, "crash": 0, "invalid": 0}
+    assert analysis.verdict_counts(frame) == {
+        "keep": 2,
+        "narrow": 9,
+        "discard": 9,
+        "crash": 0,
+        "invalid": 0,
+        "literature": 0,
+    }
     assert "fedavg+prox" in set(frame["family"])
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.ledger import store as ledger
-from pytest_autofl.ledger.row import COLUMNS_0_2, EARLIER_COLUMNS
+from pytest_autofl.ledger.columns import COLUMNS_0_2, EARLIER_COLUMNS
 
 
 def row(i: int, **extra):

@@ -10,6 +10,7 @@ import pytest
 from scripted import Scripted
 from werkzeug import Response
 
+from pytest_autofl.control.program import Program
 from pytest_autofl.core.errors import ProposerStopped, ProposerUnavailable
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.proposers.base import LLMSettings, ProposerOptions
@@ -50,7 +51,9 @@ def llm(httpserver, make_session, monkeypatch):
 
     def make(**settings):
         llm_settings = LLMSettings(**{"model": "scripted", "timeout": 5.0, "retries": 1, **settings})
-        s = make_session(proposer="llm", options=ProposerOptions(llm_settings, "Find what beats FedAvg."))
+        s = make_session(
+            proposer="llm", options=ProposerOptions(llm_settings, Program(prose="Find what beats FedAvg."))
+        )
         baseline = s.factory.make({}, source="baseline")
         s.record(s.run(baseline, 1))
         return s

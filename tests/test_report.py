@@ -20,7 +20,14 @@ SMOKE = report.Scoring("validation accuracy", True, 0.95, from_contract=True)
 def test_facts_of_a_real_search():
     facts, frame = report.build_facts(FIXTURE, SMOKE)
     assert len(frame) == facts["rows"] == 20 and facts["benchmark"] == "digits-smoke"
-    assert facts["verdicts"] == {"keep": 2, "narrow": 9, "discard": 9, "crash": 0, "invalid": 0}
+    assert facts["verdicts"] == {
+        "keep": 2,
+        "narrow": 9,
+        "discard": 9,
+        "crash": 0,
+        "invalid": 0,
+        "literature": 0,
+    }
     assert facts["baseline"]["candidate_id"] == "fedavg-ac1112cfb0"
     assert facts["baseline"]["seed_scores"] == {0: 0.200557, 1: 0.29805}
     best = facts["best"]

@@ -36,6 +36,7 @@ class Candidate:
     cites: tuple[str, ...] = ()  # the method's citations, recorded in the ledger
     cost: ProposalCost | None = None  # a model-backed proposer's cost (ledger columns llm_*)
     transcript: str = ""  # its conversation as JSON, written to the trial as proposal.json
+    event: str = ""  # the literature review that proposed it (``lit-0001``)
 
     @property
     def patch_sha(self) -> str:
@@ -72,6 +73,12 @@ def family_of(params: dict[str, Any], reference: dict[str, Any]) -> str:
     if params.get("arch") != reference.get("arch"):
         name += f"+{params.get('arch')}"
     return name
+
+
+def family_of_id(candidate_id: str) -> str:
+    """The method family is the candidate id without its content hash (``fedavgm+prox-1a2b3c4d5e``)."""
+    head, _, tail = candidate_id.rpartition("-")
+    return head if head and len(tail) == 10 else candidate_id
 
 
 def changed_knobs(params: dict[str, Any], reference: dict[str, Any]) -> tuple[str, ...]:

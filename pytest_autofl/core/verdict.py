@@ -18,6 +18,8 @@ from pytest_autofl.core.stats import DISCARD, KEEP, NARROW, Interval, sequential
 
 CRASH, INVALID = "crash", "invalid"
 STATUSES = (KEEP, NARROW, DISCARD, CRASH, INVALID)
+LITERATURE = "literature"  # not a verdict: a literature review's event row (no score), before its linked rows
+ROW_STATUSES = (*STATUSES, LITERATURE)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from pytest_autofl.core.candidate import family_of_id
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.core.stats import Interval, t_interval
-from pytest_autofl.core.verdict import STATUSES
+from pytest_autofl.core.verdict import ROW_STATUSES
 from pytest_autofl.ledger import store as ledger
-from pytest_autofl.ledger.row import COLUMNS, NUMERIC_COLUMNS
+from pytest_autofl.ledger.columns import COLUMNS, NUMERIC_COLUMNS
 
 RAN = ("keep", "narrow", "discard")  # statuses whose score is a real measurement
 LITERATURE_PREFIX = "literature"  # source (or, in earlier ledgers, target) of literature-loop candidates
@@ -42,18 +43,12 @@ def load_ledger(path: Path) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column].replace("", math.nan), errors="raise")
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     frame["timestamp_utc"] = pd.to_datetime(frame["timestamp_utc"], utc=True, errors="coerce")
-    frame["status"] = pd.Categorical(frame["status"], categories=list(STATUSES))
+    frame["status"] = pd.Categorical(frame["status"], categories=list(ROW_STATUSES))
     frame.insert(0, "line", range(2, len(frame) + 2))
-    frame["family"] = [family(c) for c in frame["candidate_id"]]
+    frame["family"] = [family_of_id(c) for c in frame["candidate_id"]]
     frame["ran"] = frame["status"].isin(RAN)
     frame.loc[~frame["ran"], "score"] = math.nan  # crash / invalid rows carry a placeholder 0.0
     return frame
-
-
-def family(candidate_id: str) -> str:
-    """The method family is the candidate id without its content hash (``fedavgm+prox-1a2b3c4d5e``)."""
-    head, _, tail = candidate_id.rpartition("-")
-    return head if head and len(tail) == 10 else candidate_id
 
 
 def select(
@@ -153,7 +148,7 @@ def literature_events(frame: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
     counts = frame["status"].value_counts()
-    return {s: int(counts.get(s, 0)) for s in STATUSES}
+    return {s: int(counts.get(s, 0)) for s in ROW_STATUSES}
 
 
 def family_table(

@@ -12,72 +12,8 @@ from typing import Any
 
 from pytest_autofl.core.candidate import ProposalCost
 from pytest_autofl.core.contract import canonical_json
-from pytest_autofl.core.verdict import CRASH, INVALID, KEEP
-
-# The first eight columns are NVFlare Auto-FL's research ledger, so its tools read ours.
-AUTOFL_RESEARCH_COLUMNS = (
-    "commit",
-    "score",
-    "runtime_seconds",
-    "budget",
-    "status",
-    "target",
-    "description",
-    "artifacts",
-)
-EARLIER_COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
-    "candidate_id",
-    "params",
-    "seeds",
-    "seed_scores",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "noise",
-    "threshold",
-    "incumbent_id",
-    "reason",
-    "n_params",
-    "comm_bytes",
-    "cost_ratio",
-    "seconds_per_run",
-    "confirm",
-    "contract_sha",
-    "split_sha",
-    "surface_sha",
-    "patch_sha",
-    "benchmark",
-    "env",
-    "nvflare_version",
-    "torch_version",
-    "timestamp_utc",
-    "row_id",
-)
-COLUMNS_0_2 = EARLIER_COLUMNS + ("proposer", "source", "cites", "sandbox", "chain")
-COLUMNS = COLUMNS_0_2 + ("cpu_seconds", "llm_calls", "llm_tokens_in", "llm_tokens_out", "llm_seconds")
-# Every layout a ledger of ours has had, newest first: an older ledger gets the new columns (empty) at the end
-# of every line on its next append. Columns after ``chain`` are chained as name=value when set (ledger.chain).
-LAYOUTS = (COLUMNS, COLUMNS_0_2, EARLIER_COLUMNS)
-NUMERIC_COLUMNS = (
-    "score",
-    "runtime_seconds",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-    "noise",
-    "threshold",
-    "n_params",
-    "comm_bytes",
-    "cost_ratio",
-    "seconds_per_run",
-    "cpu_seconds",
-    "llm_calls",
-    "llm_tokens_in",
-    "llm_tokens_out",
-    "llm_seconds",
-)
+from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, LITERATURE
+from pytest_autofl.ledger.columns import COLUMNS
 
 
 class RowFormatError(ValueError):
@@ -160,11 +96,16 @@ class Row:
     chain: str = ""  # the ledger's tamper-evidence link, set by the store when the row is appended
     cpu_seconds: float | None = None  # CPU seconds per seed run, as the harness' meter measured them
     cost: ProposalCost | None = None  # what proposing it cost (an LLM proposer): columns llm_*
+    event: str = ""  # the literature review (``lit-0001``) this row is, or was proposed by
 
     @property
     def clean(self) -> bool:
-        """A row with a score: neither crash nor invalid."""
-        return self.status not in (CRASH, INVALID)
+        """A row with a score: neither crash nor invalid (nor a literature event)."""
+        return self.status not in (CRASH, INVALID, LITERATURE)
+
+    @property
+    def is_literature(self) -> bool:
+        return self.status == LITERATURE
 
     @property
     def is_keep(self) -> bool:
@@ -178,11 +119,17 @@ class Row:
     def confirm_seeds(self) -> tuple[int, ...]:
         return tuple(int(s) for s in (self.confirm or {}).get("seeds", []))
 
+    def _score_field(self) -> str:
+        """Crash and invalid rows carry 0.000000 (as NVFlare's Auto-FL ledger does); a literature row none."""
+        if self.is_literature:
+            return ""
+        return f"{self.score:.6f}" if self.score is not None and self.clean else "0.000000"
+
     def fields(self) -> dict[str, str]:
         """The row as TSV fields, one per column."""
         values = {
             "commit": self.commit,
-            "score": f"{self.score:.6f}" if self.score is not None and self.clean else "0.000000",
+            "score": self._score_field(),
             "runtime_seconds": f"{self.runtime_seconds:.1f}",
             "budget": self.budget,
             "status": self.status,
@@ -226,6 +173,7 @@ class Row:
             "llm_tokens_in": "" if self.cost is None else str(self.cost.tokens_in),
             "llm_tokens_out": "" if self.cost is None else str(self.cost.tokens_out),
             "llm_seconds": "" if self.cost is None else f"{self.cost.seconds:.2f}",
+            "event": self.event,
         }
         assert tuple(values) == COLUMNS
         return values
@@ -234,7 +182,7 @@ class Row:
     def parse(cls, fields: Mapping[str, str]) -> Row:
         """A row from its TSV fields; raises RowFormatError naming the column that does not parse."""
         status = fields["status"]
-        clean = status not in (CRASH, INVALID)
+        clean = status not in (CRASH, INVALID, LITERATURE)
         n_params = _float(fields, "n_params")
         seed_scores = _json(fields, "seed_scores", {})
         params = _json(fields, "params", {})
@@ -287,4 +235,5 @@ class Row:
             chain=fields.get("chain", ""),
             cpu_seconds=_float(fields, "cpu_seconds"),
             cost=_cost(fields),
+            event=fields.get("event", ""),
         )

@@ -24,15 +24,10 @@ from typing import Any
 from filelock import FileLock
 
 from pytest_autofl.core.errors import LedgerError
-from pytest_autofl.core.verdict import STATUSES
+from pytest_autofl.core.verdict import ROW_STATUSES
 from pytest_autofl.ledger import chain
-from pytest_autofl.ledger.row import (
-    AUTOFL_RESEARCH_COLUMNS,
-    COLUMNS,
-    LAYOUTS,
-    Row,
-    RowFormatError,
-)
+from pytest_autofl.ledger.columns import AUTOFL_RESEARCH_COLUMNS, COLUMNS, LAYOUTS
+from pytest_autofl.ledger.row import Row, RowFormatError
 
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}
@@ -112,7 +107,7 @@ def read_fields(path: Path) -> list[dict[str, str]]:
 
 
 def _row_problem(fields: Mapping[str, str]) -> str | None:
-    if fields["status"] not in STATUSES:
+    if fields["status"] not in ROW_STATUSES:
         return f"unknown status {fields['status']!r}"
     try:
         Row.parse(fields)

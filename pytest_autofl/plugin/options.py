@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from pytest_autofl.plugin.planned import planned, read_program, value
+
 PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
 
 
@@ -120,7 +122,8 @@ _OPTIONS = (
         "--autofl-program",
         "autofl_program",
         "program.md",
-        "the research program: its prose goes to the llm proposer word for word (missing file: none)",
+        "the research program: its front matter caps and narrows the campaign, its prose goes to the llm "
+        "proposer word for word (missing file: none)",
     ),
     (
         "--autofl-report",
@@ -181,49 +184,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "autofl_candidates_dir", "directory whose *.yaml files are candidate test items", default="candidates"
     )
     parser.addini("autofl_benchmarks_dir", "directory holding benchmark contracts", default="benchmarks")
+    parser.addini(
+        "autofl_cards_dir",
+        "the literature loop's method cards (*.yaml) run on a plateau",
+        default="skills/literature/cards",
+    )
     parser.addini("autofl_surface_dir", "directory holding the mutation surface", default="surfaces")
-
-
-def _value(config: pytest.Config, ini: str) -> str:
-    cli = config.getoption(ini)
-    return str(cli if cli is not None else config.getini(ini))
 
 
 def read_settings(config: pytest.Config) -> Settings:
     root = config.rootpath
+    program = read_program(config, root / value(config, "autofl_program"))
     iterations = _count(config, "autofl_iterations", 0)
     if iterations and config.getoption("autofl_rerun"):
         raise pytest.UsageError(
             "--autofl-rerun runs one recorded candidate; do not combine it with --autofl-iterations"
         )
     return Settings(
-        iterations=iterations,
-        benchmark=_value(config, "autofl_benchmark"),
+        iterations=min(iterations, program.max_iterations or iterations),
+        benchmark=planned(config, "autofl_benchmark", program, strict=True),
         benchmarks_dir=root / str(config.getini("autofl_benchmarks_dir")),
         surface_dir=root / str(config.getini("autofl_surface_dir")),
-        workdir=root / _value(config, "autofl_workdir"),
-        ledger=root / _value(config, "autofl_ledger"),
+        workdir=root / value(config, "autofl_workdir"),
+        ledger=root / value(config, "autofl_ledger"),
         check=bool(config.getoption("autofl_check")),
         calibrate=bool(config.getoption("autofl_calibrate")),
         rerun=config.getoption("autofl_rerun"),
         candidates_dir=root / str(config.getini("autofl_candidates_dir")),
         force=bool(config.getoption("autofl_force")),
-        report_dir=root / report if (report := _value(config, "autofl_report")) else None,
+        report_dir=root / report if (report := value(config, "autofl_report")) else None,
         json=bool(config.getoption("autofl_json")),
         parallel=_parallel(config),
-        env=_value(config, "autofl_env"),
-        startup_kit=root / kit if (kit := _value(config, "autofl_startup_kit")) else None,
+        env=value(config, "autofl_env"),
+        startup_kit=root / kit if (kit := value(config, "autofl_startup_kit")) else None,
         preload=_switch(config, "autofl_preload"),
-        proposer=_value(config, "autofl_proposer"),
-        sandbox=_value(config, "autofl_sandbox"),
-        proposer_options=_proposer_options(config, root),
+        proposer=planned(config, "autofl_proposer", program, strict=False),
+        sandbox=value(config, "autofl_sandbox"),
+        proposer_options=_proposer_options(config, program, root),
     )
 
 
-def _proposer_options(config: pytest.Config, root: Path) -> Any:
+def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
     from pytest_autofl.proposers.base import LLMSettings, ProposerOptions
 
-    timeout = _value(config, "autofl_llm_timeout")
+    timeout = value(config, "autofl_llm_timeout")
     try:
         seconds = float(timeout)
     except ValueError:
@@ -231,27 +235,17 @@ def _proposer_options(config: pytest.Config, root: Path) -> Any:
     if not seconds > 0:
         raise pytest.UsageError(f"--autofl-llm-timeout must be a positive number of seconds, got {timeout!r}")
     llm = LLMSettings(
-        model=_value(config, "autofl_llm_model"),
+        model=value(config, "autofl_llm_model"),
         timeout=seconds,
         retries=_count(config, "autofl_llm_retries", 0),
-        max_calls=_count(config, "autofl_llm_max_calls", 1),
-        max_tokens=_count(config, "autofl_llm_max_tokens", 1),
+        max_calls=min(_count(config, "autofl_llm_max_calls", 1), program.max_llm_calls or 10**12),
+        max_tokens=min(_count(config, "autofl_llm_max_tokens", 1), program.max_llm_tokens or 10**12),
     )
-    program = root / _value(config, "autofl_program")
-    return ProposerOptions(llm, _prose(program.read_text()) if program.is_file() else "")
-
-
-def _prose(text: str) -> str:
-    """A program.md without its YAML front matter (``---`` lines around it)."""
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        if end != -1:
-            return text[end + 4 :].lstrip("\n")
-    return text
+    return ProposerOptions(llm, program, root / str(config.getini("autofl_cards_dir")))
 
 
 def _switch(config: pytest.Config, ini: str) -> bool:
-    raw = _value(config, ini).lower()
+    raw = value(config, ini).lower()
     if raw not in ("on", "off"):
         raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
     return raw == "on"
@@ -259,17 +253,17 @@ def _switch(config: pytest.Config, ini: str) -> bool:
 
 def _count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
     """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
-    raw, flag = _value(config, ini), "--" + ini.replace("_", "-")
+    raw, flag = value(config, ini), "--" + ini.replace("_", "-")
     if auto is not None and raw == "auto":
         return auto
     try:
-        value = int(raw)
+        number = int(raw)
     except ValueError:
         also = " or 'auto'" if auto is not None else ""
         raise pytest.UsageError(f"{flag} must be an integer{also}, got {raw!r}") from None
-    if value < minimum:
-        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {value}")
-    return value
+    if number < minimum:
+        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {number}")
+    return number
 
 
 def _parallel(config: pytest.Config) -> int:

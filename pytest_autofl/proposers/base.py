@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pytest_autofl.control.program import NO_PROGRAM, Program
 from pytest_autofl.core.candidate import Candidate, CandidateFactory, candidate_key
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.registry import Registry
@@ -78,11 +79,12 @@ class LLMSettings:
 
 @dataclass(frozen=True)
 class ProposerOptions:
-    """The session's options for proposers that take any: the LLM's settings, the research program's prose
-    (``program.md`` without its front matter)."""
+    """The session's options for whoever proposes: the LLM's settings, the research program (``program.md``:
+    its prose for a model, its front matter for the search) and the literature loop's card library."""
 
     llm: LLMSettings = LLMSettings()
-    program: str = ""
+    program: Program = NO_PROGRAM
+    cards_dir: Path | None = None
 
 
 DEFAULT_OPTIONS = ProposerOptions()

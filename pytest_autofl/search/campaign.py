@@ -32,6 +32,7 @@ from pytest_autofl.run.surface import surface_sha
 from pytest_autofl.search import holdout
 from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination, Solo
+from pytest_autofl.search.literature import literature_loop
 from pytest_autofl.search.protocol import SeedProtocol
 from pytest_autofl.search.record import Provenance, verdict_of
 from pytest_autofl.search.state import CampaignState
@@ -74,7 +75,7 @@ class Search:
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
         DATASETS.get(self.contract.raw["dataset"])  # an unknown data set is an error before anything runs
-        self.schema = load_schema(surface_dir)
+        self.schema = options.program.narrow(load_schema(surface_dir))  # program.md narrows, never widens
         self.factory = CandidateFactory(self.schema)
         self.surface = {name: (surface_dir / name).read_text() for name in self.schema.files}
         setup = ProposerSetup(
@@ -104,6 +105,7 @@ class Search:
         )
         self.run_dir = workdir / "runs" / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
         self.results: list[TrialResult] = []  # this process' trials
+        self.literature = literature_loop(self, options.program, options.cards_dir)
         self._shards: Shards | None = None
 
     # -- what the campaign knows ------------------------------------------------------------------------
@@ -136,9 +138,11 @@ class Search:
 
         def propose() -> Candidate:
             baseline = self.factory.make({}, source="baseline")
-            if self.state.baseline is None and baseline.key not in self.view().tried():
+            view = self.view()
+            if self.state.baseline is None and baseline.key not in view.tried():
                 return baseline
-            return self.proposer.propose(self.view())
+            linked = self.literature.next(view.history, view.tried())
+            return linked if linked is not None else self.proposer.propose(view)
 
         return self.coordination.reserve(self.state, propose, self.progress)
 

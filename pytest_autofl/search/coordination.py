@@ -29,6 +29,8 @@ class Coordination(Protocol):
 
     def publish(self, state: CampaignState, row: Row) -> None: ...
 
+    def publish_event(self, state: CampaignState, row: Row) -> bool: ...
+
 
 def _fresh(pool: tuple[int, ...], used: set[int], count: int) -> list[int]:
     return [s for s in pool if s not in used][:count]
@@ -50,6 +52,13 @@ class Solo:
 
     def publish(self, state: CampaignState, row: Row) -> None:
         state.add(row)
+
+    def publish_event(self, state: CampaignState, row: Row) -> bool:
+        """Publish a literature event row unless its event is already known (False then)."""
+        if state.has_event(row.event):
+            return False
+        state.add(row)
+        return True
 
 
 class Shared:
@@ -106,3 +115,12 @@ class Shared:
     def publish(self, state: CampaignState, row: Row) -> None:
         with self.journal.locked() as entries:
             self._sync(state, [*entries, self.journal.append(journal.ROW, row=row.fields())])
+
+    def publish_event(self, state: CampaignState, row: Row) -> bool:
+        """Two workers that reach a plateau together write one review: the first to take the lock."""
+        with self.journal.locked() as entries:
+            self._sync(state, entries)
+            if state.has_event(row.event):
+                return False
+            self._sync(state, [*entries, self.journal.append(journal.ROW, row=row.fields())])
+            return True

@@ -15,8 +15,9 @@ from typing import Any
 
 from pytest_autofl.core.candidate import changed_knobs
 from pytest_autofl.core.contract import Contract
-from pytest_autofl.core.verdict import CRASH, INVALID, Verdict
+from pytest_autofl.core.verdict import CRASH, INVALID, LITERATURE, Verdict
 from pytest_autofl.ledger.row import Row
+from pytest_autofl.literature.review import SOURCE, Review
 from pytest_autofl.run.surface import SURFACE_PACKAGE, surface_sha
 from pytest_autofl.search.trial import TrialResult
 
@@ -93,6 +94,44 @@ class Provenance:
         except ValueError:
             return str(path)
 
+    def _stamp(self) -> dict[str, Any]:
+        """The columns every row of this session shares."""
+        return {
+            "commit": self._commit(),
+            "nvflare_version": _version("nvflare"),
+            "torch_version": _version("torch"),
+            "timestamp_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "row_id": f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+        }
+
+    def event_row(self, review: Review, sheet: Path, reason: str, seconds: float, split_sha: str) -> Row:
+        """A literature review's row: no score (as the reference's), the worksheet as its target."""
+        card = review.card
+        return Row(
+            status=LITERATURE,
+            candidate_id=review.event,
+            params={},
+            description=f"literature review: {'; '.join(review.symptoms) or 'plateau'}; selected {card.id} "
+            f"({card.method}: faithful, variant, ablation)",
+            target=self.relative(sheet),
+            budget="literature_loop",
+            score=None,
+            runtime_seconds=seconds,
+            artifacts=(self.relative(sheet),),
+            seed_scores={},
+            reason=reason,
+            contract_sha=self.contract.sha,
+            split_sha=split_sha,
+            benchmark=self.contract.name,
+            env=self.env,
+            proposer="literature",
+            source=SOURCE + card.id,
+            cites=(card.citation,),
+            sandbox=self.sandbox,
+            event=review.event,
+            **self._stamp(),
+        )
+
     def row(
         self, result: TrialResult, verdict: Verdict, incumbent_id: str, noise: float | None, split_sha: str
     ) -> Row:
@@ -133,6 +172,7 @@ class Provenance:
             seconds_per_run=result.seconds_per_run,
             cpu_seconds=result.cpu_seconds,
             cost=candidate.cost,
+            event=candidate.event,
             confirm=confirm,
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,
@@ -140,9 +180,5 @@ class Provenance:
             source=candidate.source,
             cites=candidate.cites,
             sandbox=self.sandbox,
-            commit=self._commit(),
-            nvflare_version=_version("nvflare"),
-            torch_version=_version("torch"),
-            timestamp_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            row_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
+            **self._stamp(),
         )

@@ -34,6 +34,9 @@ class CampaignState:
         """A keep beats the incumbent of its time, so the latest keep is the incumbent."""
         return next((r for r in reversed(self.known) if r.is_keep), None)
 
+    def has_event(self, event: str) -> bool:
+        return any(r.is_literature and r.event == event for r in self.known)
+
     def add(self, row: Row) -> None:
         self.rows.append(row)
 

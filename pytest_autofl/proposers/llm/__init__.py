@@ -49,7 +49,7 @@ class LLMProposer:
                 "OPENAI_BASE_URL, e.g. http://127.0.0.1:8000/v1)"
             ) from None
         self.openai = openai
-        self.settings, self.program = setup.options.llm, setup.options.program
+        self.settings, self.program = setup.options.llm, setup.options.program.prose
         self.factory, self.surface_dir = setup.factory, setup.surface_dir or setup.rootdir / "surfaces"
         profile = setup.contract.profile_path
         self.profile = profile.read_text() if profile.is_file() else ""

@@ -13,7 +13,6 @@ candidate file's ``patch:`` (schema, paths, fuzz-0 application, AST rules): mode
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from typing import Any
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.errors import SchemaError
 from pytest_autofl.proposers.candidate_file import candidate_from_mapping
+from pytest_autofl.proposers.edits import EditError, apply_edits, unified_diff
 
 KEYS = {"hypothesis", "knobs", "edits", "cites"}
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
@@ -49,41 +49,6 @@ def parse(text: str) -> dict[str, Any]:
     )
 
 
-def _edited(edits: Any, surface: Mapping[str, str]) -> dict[str, str]:
-    """The edited files' new texts; every edit must match exactly once."""
-    if not isinstance(edits, list):
-        raise AnswerError("'edits' must be a list of {file, search, replace} objects")
-    texts: dict[str, str] = {}
-    for number, edit in enumerate(edits, start=1):
-        if not isinstance(edit, dict) or set(edit) != {"file", "search", "replace"}:
-            raise AnswerError(f"edit {number} must be an object with exactly 'file', 'search' and 'replace'")
-        name, search, new = edit["file"], edit["search"], edit["replace"]
-        if not all(isinstance(v, str) for v in (name, search, new)):
-            raise AnswerError(f"edit {number}: 'file', 'search' and 'replace' must be strings")
-        if name not in surface:
-            raise AnswerError(
-                f"edit {number}: {name!r} is not a surface file a candidate may change ({sorted(surface)})"
-            )
-        text = texts.get(name, surface[name])
-        found = text.count(search) if search else 0
-        if found != 1:
-            where = "does not occur" if found == 0 else f"occurs {found} times"
-            raise AnswerError(
-                f"edit {number}: the search text {where} in {name}; copy it exactly (whitespace included) "
-                "from the current file, with enough lines to be unique"
-            )
-        texts[name] = text.replace(search, new, 1)
-    return texts
-
-
-def unified_diff(surface: Mapping[str, str], texts: Mapping[str, str]) -> str:
-    return "".join(
-        "".join(difflib.unified_diff(surface[n].splitlines(True), t.splitlines(True), f"a/{n}", f"b/{n}"))
-        for n, t in sorted(texts.items())
-        if t != surface[n]
-    )
-
-
 def to_candidate(
     answer: dict[str, Any], factory: CandidateFactory, surface_dir: Path, surface: Mapping[str, str]
 ) -> Candidate:
@@ -94,7 +59,10 @@ def to_candidate(
     hypothesis = answer.get("hypothesis")
     if not isinstance(hypothesis, str) or not hypothesis.strip():
         raise AnswerError("'hypothesis' must be one line saying what the candidate tests and why")
-    diff = unified_diff(surface, _edited(answer.get("edits") or [], surface))
+    try:
+        diff = unified_diff(surface, apply_edits(answer.get("edits") or [], surface))
+    except EditError as exc:
+        raise AnswerError(str(exc)) from None
     mapping = {"description": hypothesis.strip().splitlines()[0][:200], "knobs": answer.get("knobs") or {}}
     mapping.update({"patch": diff} if diff else {})
     mapping.update({"cites": answer["cites"]} if answer.get("cites") else {})
