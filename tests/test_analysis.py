@@ -19,10 +19,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "smoke20.tsv"  # a real 20-candid
 
 
 def make_row(i: int, status: str, score: float | None, **extra: str) -> dict[str, str]:
+    """A row's fields; a literature row (no score) when ``status`` is literature."""
     row = {c: "" for c in ledger.COLUMNS}
     row.update(
         commit="abc",
-        score="0.000000" if score is None else f"{score:.6f}",
+        score="" if status == "literature" else "0.000000" if score is None else f"{score:.6f}",
         runtime_seconds="10.0",
         status=status,
         target="knobs: lr",
@@ -57,7 +58,7 @@ def campaign(tmp_path: Path) -> Path:
             make_row(3, "crash", None, reason="seed 0: boom"),
             make_row(4, "keep", 0.60, incumbent_id="fedavg-0000000001", candidate_id="fedavgm-0000000004"),
             make_row(5, "invalid", None, candidate_id="rejected-0000000005", target="rejected"),
-            make_row(6, "narrow", 0.61, target="literature: FedProx (Li et al. 2020)", confirm=""),
+            make_row(6, "narrow", 0.61, confirm=""),
             make_row(
                 7,
                 "discard",
@@ -135,8 +136,22 @@ def test_seed_runs_count_confirmations(campaign):
 
 def test_literature_events_and_families(campaign):
     frame = analysis.load_ledger(campaign)
-    assert analysis.literature_events(frame)["line"].tolist() == [7]
+    assert analysis.literature_events(frame).empty
+    write(
+        campaign,
+        [
+            make_row(
+                8, "literature", None, event="lit-0001", source="literature:fedlc", candidate_id="lit-0001"
+            ),
+            make_row(9, "discard", 0.52, event="lit-0001", candidate_id="fedlc-faithful-0000000009"),
+        ],
+    )
+    frame = analysis.load_ledger(campaign)
+    assert analysis.literature_events(frame)["line"].tolist() == [9]
+    assert analysis.linked(frame, "lit-0001")["line"].tolist() == [10]
+    assert math.isnan(frame["score"].iloc[7]) and not frame["ran"].iloc[7]
     table = {f["family"]: f for f in analysis.family_table(frame, 0.5, True)}
+    assert "lit-0001" not in table and table["fedlc-faithful"]["discard"] == 1
     assert table["fedavg"]["candidates"] == 5 and table["fedavg"]["crash"] == 1
     assert table["fedavg"]["best_score"] == pytest.approx(0.61)
     assert table["fedavgm"]["best_gain_vs_baseline"] == pytest.approx(0.10)

@@ -85,20 +85,23 @@ def test_failures_literature_and_direction(tmp_path):
             make_row(2, "crash", None),
             make_row(3, "invalid", None, description="bad | file"),
             make_row(4, "keep", 0.40, incumbent_id="fedavg-0000000001"),
-            make_row(5, "narrow", 0.45, target="literature: SCAFFOLD (Karimireddy et al. 2020)"),
+            make_row(5, "literature", None, event="lit-0001", description="literature review: label skew"),
+            make_row(6, "narrow", 0.45, event="lit-0001", description="FedLC faithful"),
         ],
     )
     lower = report.Scoring("loss", False, 0.9, from_contract=True)
     facts = report.write_report(
-        path, tmp_path / "out", lower, session={"row_ids": ["host:1:5"], "test": None}
+        path, tmp_path / "out", lower, session={"row_ids": ["host:1:6"], "test": None}
     )
     assert facts["best"]["gain_vs_baseline"] == pytest.approx(0.10)  # lower is better: 0.40 beats 0.50
     assert facts["best"]["interval_vs_baseline"]["confidence"] == 0.9
     assert [e["line"] for e in facts["literature_events"]] == [6]
     assert facts["top"][0]["score"] == 0.40 and len(facts["top"]) == 3  # crash / invalid never rank
-    assert facts["session"]["row_ids"] == ["host:1:5"]
+    assert facts["session"]["row_ids"] == ["host:1:6"]
+    assert [x["line"] for x in facts["literature_events"][0]["linked"]] == [7]
     md = (tmp_path / "out" / report.REPORT_MD).read_text()
-    assert "## Literature loop" in md and "line 6: `fedavg-0000000005` narrow" in md
+    assert "## Literature loop" in md and "- line 6: **lit-0001** literature review: label skew" in md
+    assert "  - line 7: `fedavg-0000000006` narrow 0.4500: FedLC faithful" in md
     assert "loss (lower is better)" in md
     assert (tmp_path / "out" / report.PROGRESS_PNG).stat().st_size > 10_000
 

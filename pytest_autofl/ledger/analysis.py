@@ -16,12 +16,11 @@ import pandas as pd
 from pytest_autofl.core.candidate import family_of_id
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.core.stats import Interval, t_interval
-from pytest_autofl.core.verdict import ROW_STATUSES
+from pytest_autofl.core.verdict import LITERATURE, ROW_STATUSES
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.columns import COLUMNS, NUMERIC_COLUMNS
 
 RAN = ("keep", "narrow", "discard")  # statuses whose score is a real measurement
-LITERATURE_PREFIX = "literature"  # source (or, in earlier ledgers, target) of literature-loop candidates
 
 
 def load_ledger(path: Path) -> pd.DataFrame:
@@ -138,12 +137,13 @@ def seed_runs(frame: pd.DataFrame) -> int:
 
 
 def literature_events(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows of candidates the literature loop proposed (their ``source`` or ``target`` starts with
-    ``literature``)."""
-    marked = frame["source"].str.startswith(LITERATURE_PREFIX) | frame["target"].str.startswith(
-        LITERATURE_PREFIX
-    )
-    return frame[marked]
+    """The literature reviews' event rows (status ``literature``)."""
+    return frame[frame["status"] == LITERATURE]
+
+
+def linked(frame: pd.DataFrame, event: str) -> pd.DataFrame:
+    """The candidate rows a literature review proposed."""
+    return frame[(frame["event"] == event) & (frame["status"] != LITERATURE)]
 
 
 def verdict_counts(frame: pd.DataFrame) -> dict[str, int]:
@@ -156,7 +156,8 @@ def family_table(
 ) -> list[dict[str, Any]]:
     """Per method family: how many candidates, their verdicts, and the best measured score and gain."""
     table = []
-    for name, group in frame.groupby("family", sort=True):
+    candidates = frame[frame["status"] != LITERATURE]
+    for name, group in candidates.groupby("family", sort=True, observed=True):
         ranked = top(group, 1, higher_is_better)
         best = None if ranked.empty else ranked.iloc[0]
         entry: dict[str, Any] = {"family": str(name), "candidates": len(group)}

@@ -195,7 +195,14 @@ def build_facts(
             }
             for rank, (_, row) in enumerate(analysis.top(frame, TOP_N, hib).iterrows(), start=1)
         ],
-        "literature_events": [_row_brief(r) for _, r in analysis.literature_events(frame).iterrows()],
+        "literature_events": [
+            {
+                **_row_brief(r),
+                "event": str(r["event"]),
+                "linked": [_row_brief(x) for _, x in analysis.linked(frame, str(r["event"])).iterrows()],
+            }
+            for _, r in analysis.literature_events(frame).iterrows()
+        ],
         "progress": [
             {**_row_brief(row), "frontier": _num(f)}
             for (_, row), f in zip(frame.iterrows(), analysis.frontier(frame), strict=True)

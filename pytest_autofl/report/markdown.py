@@ -133,10 +133,14 @@ def _top(facts: dict[str, Any]) -> list[str]:
         out.append("```")
     if facts["literature_events"]:
         out += ["", "## Literature loop", ""]
-        out += [
-            f"- line {e['line']}: `{e['candidate_id']}` {e['status']}: {e['description']}"
-            for e in facts["literature_events"]
-        ]
+        for e in facts["literature_events"]:
+            out.append(f"- line {e['line']}: **{e['event']}** {e['description']}")
+            out += [
+                f"  - line {x['line']}: `{x['candidate_id']}` {x['status']}"
+                + (f" {x['score']:.4f}" if x["score"] is not None else "")
+                + f": {x['description']}"
+                for x in e["linked"]
+            ]
     return out
 
 

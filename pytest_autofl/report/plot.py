@@ -72,9 +72,29 @@ def _points(ax: Any, frame: pd.DataFrame, facts: dict[str, Any], x: list[int]) -
                 clip_on=False,
                 label=f"{label} ({len(xs)}), no score",
             )
-    lit_lines = [e["line"] for e in facts["literature_events"]]
-    for i, xi in enumerate(xi for xi, line in zip(x, frame["line"], strict=True) if line in lit_lines):
-        ax.axvline(xi, color="#6a51a3", ls=":", lw=1.2, label="literature-loop candidate" if i == 0 else None)
+    _literature(ax, frame, facts, x)
+
+
+def _literature(ax: Any, frame: pd.DataFrame, facts: dict[str, Any], x: list[int]) -> None:
+    """A review as a dotted line named by its event id; the candidates it proposed ringed in its colour."""
+    at = dict(zip(frame["line"], x, strict=True))
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for i, event in enumerate(facts["literature_events"]):
+        xi = at[event["line"]]
+        ax.axvline(xi, color="#6a51a3", ls=":", lw=1.5, label="literature review" if i == 0 else None)
+        ax.text(xi, 0.99, f" {event['event']}", transform=top, va="top", fontsize=8, color="#6a51a3")
+        ringed = [(at[r["line"]], r["score"]) for r in event["linked"] if r["score"] is not None]
+        if ringed:
+            ax.scatter(
+                [p[0] for p in ringed],
+                [p[1] for p in ringed],
+                s=190,
+                facecolors="none",
+                edgecolors="#6a51a3",
+                linewidths=1.2,
+                zorder=2,
+                label="proposed by a review" if i == 0 else None,
+            )
 
 
 def _best(ax: Any, facts: dict[str, Any]) -> None:
