@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_autofl.control.program import NO_PROGRAM, Program
 from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.contract import check_pin, load_contract
 from pytest_autofl.core.errors import AutoFLError
@@ -13,6 +14,7 @@ from pytest_autofl.core.surface_rules import check_surface
 from pytest_autofl.data.split import planned_shards
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.chain import harness_key, head_path
+from pytest_autofl.literature.cards import card_problems, load_cards
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.run.sandbox import probe as sandbox_probe
 
@@ -24,6 +26,8 @@ def run_checks(
     ledger_path: Path,
     candidates_dir: Path | None = None,
     workdir: Path = Path(".autofl"),
+    program: Program = NO_PROGRAM,
+    cards_dir: Path | None = None,
 ) -> tuple[list[str], list[str]]:
     """(passed, problems): one human line per check passed and per problem found."""
     passed: list[str] = []
@@ -40,24 +44,9 @@ def run_checks(
             problems.extend(f"shards: {p}" for p in shards.problems())
     except (AutoFLError, ValueError) as exc:
         problems.append(f"contract: {exc}")
-    try:
-        schema = load_schema(surface_dir)
-        passed.append(
-            f"schema {surface_dir}: {len(schema.knobs)} knobs, patchable files {list(schema.files)}"
-        )
-        files = sorted(candidates_dir.glob("*.y*ml")) if candidates_dir and candidates_dir.is_dir() else []
-        bad = 0
-        factory = CandidateFactory(schema)
-        for path in files:
-            try:
-                load_candidate_file(path, factory, surface_dir)
-            except AutoFLError as exc:
-                bad += 1
-                problems.append(f"candidate: {exc}")
-        if files and not bad:
-            passed.append(f"candidates {candidates_dir}: {len(files)} file(s) valid")
-    except AutoFLError as exc:
-        problems.append(f"schema: {exc}")
+    schema_passed, schema_problems = _check_schema(surface_dir, candidates_dir, program, cards_dir)
+    passed += schema_passed
+    problems += schema_problems
     violations = check_surface(surface_dir)
     if violations:
         problems.extend(f"surface: {v}" for v in violations)
@@ -72,6 +61,54 @@ def run_checks(
     ledger_passed, ledger_problems = _check_ledger(ledger_path, workdir)
     passed += ledger_passed
     problems.extend(f"ledger: {p}" for p in ledger_problems)
+    return passed, problems
+
+
+def _check_schema(
+    surface_dir: Path, candidates_dir: Path | None, program: Program, cards_dir: Path | None
+) -> tuple[list[str], list[str]]:
+    """The schema, the program's narrowing of it, the candidate files and the literature cards."""
+    passed: list[str] = []
+    problems: list[str] = []
+    try:
+        full = load_schema(surface_dir)
+        passed.append(f"schema {surface_dir}: {len(full.knobs)} knobs, patchable files {list(full.files)}")
+    except AutoFLError as exc:
+        return passed, [f"schema: {exc}"]
+    try:
+        schema = program.narrow(full)
+        if program.path is not None:
+            passed.append(
+                f"program {program.path}: knobs free {schema.free_knobs()}, files {list(schema.files)}"
+            )
+    except AutoFLError as exc:
+        problems.append(f"program: {exc}")
+        schema = full
+    factory = CandidateFactory(schema)
+    files = sorted(candidates_dir.glob("*.y*ml")) if candidates_dir and candidates_dir.is_dir() else []
+    bad = 0
+    for path in files:
+        try:
+            load_candidate_file(path, factory, surface_dir)
+        except AutoFLError as exc:
+            bad += 1
+            problems.append(f"candidate: {exc}")
+    if files and not bad:
+        passed.append(f"candidates {candidates_dir}: {len(files)} file(s) valid")
+    if cards_dir is not None and not cards_dir.is_dir():
+        passed.append(f"cards: none at {cards_dir}; a plateau is reported, no literature review runs")
+    elif cards_dir is not None:
+        try:
+            cards = load_cards(cards_dir)
+            surface = {name: (surface_dir / name).read_text() for name in full.files}
+            found = card_problems(cards, CandidateFactory(full), surface_dir, surface)
+        except AutoFLError as exc:
+            found = [str(exc)]
+        problems += [f"card: {p}" for p in found]
+        if not found:
+            passed.append(
+                f"cards {cards_dir}: {len(cards)} cited methods, every run applies and passes the rules"
+            )
     return passed, problems
 
 

@@ -99,6 +99,16 @@ class Schema:
     def sample(self, rng: random.Random) -> dict[str, Any]:
         return {name: knob.sample(rng) for name, knob in sorted(self.knobs.items())}
 
+    def free_knobs(self) -> list[str]:
+        """The knobs that can take more than one value (a program may fix the others at their defaults)."""
+        return [
+            name
+            for name, k in self.knobs.items()
+            if k.type == "bool"
+            or len(k.choices) > 1
+            or (k.low is not None and k.high is not None and k.low < k.high)
+        ]
+
     def numeric_knobs(self, params: Mapping[str, Any]) -> list[str]:
         """The float and int knobs that matter for ``params``, in schema order."""
         return [

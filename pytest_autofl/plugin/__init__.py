@@ -36,6 +36,18 @@ __all__ = [
 ]
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """What program.md changed for this session, at the top of the output."""
+    settings = config.stash[SETTINGS]
+    program = settings.proposer_options.program
+    if program.path is None:
+        return []
+    capped = f"at most {program.max_iterations} candidates per session, " if program.max_iterations else ""
+    return [
+        f"autofl: program {program.path}: {capped}plateau after {program.plateau_after} scored candidates"
+    ]
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspec)
 
@@ -82,6 +94,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         settings.ledger,
         settings.candidates_dir,
         settings.workdir,
+        settings.proposer_options.program,
+        settings.proposer_options.cards_dir,
     )
     if settings.proposer == "llm":
         from pytest_autofl.proposers.llm import endpoint_problems
