@@ -80,6 +80,11 @@ def _families(rows: Sequence[Row]) -> dict[str, set[str]]:
     return out
 
 
+def _of(family: str, names: tuple[str, ...]) -> bool:
+    """``fedadam+patch`` and ``fedadam+mlp_wide`` are of the fedadam family."""
+    return any(family == n or family.startswith(n + "+") for n in names)
+
+
 def symptoms(rows: Sequence[Row], contract: Contract, since: int) -> tuple[str, ...]:
     """What the ledger (and the contract's split) shows: the challenges a card may address."""
     found = []
@@ -87,9 +92,9 @@ def symptoms(rows: Sequence[Row], contract: Contract, since: int) -> tuple[str, 
         found.append("label skew")
     families = _families(rows)
     lost = {f for f, verdicts in families.items() if not verdicts & {KEEP, NARROW}}
-    if any(f in lost for f in DRIFT_FAMILIES):
+    if any(_of(f, DRIFT_FAMILIES) for f in lost):
         found.append("client drift")
-    if any(f in lost for f in SERVER_FAMILIES):
+    if any(_of(f, SERVER_FAMILIES) for f in lost):
         found.append("slow convergence")
     if sum(1 for r in rows[since:] if r.status == CRASH) >= 2:
         found.append("repeated crashes")
