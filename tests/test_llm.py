@@ -4,6 +4,7 @@ answers (pytest-httpserver; the openai client is not patched), driving the searc
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -208,13 +209,16 @@ def test_the_session_caps_stop_proposing_and_the_key_is_written_nowhere(llm, htt
 
 
 @pytest.mark.e2e
-def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
-    pytester, project, httpserver, monkeypatch
+def test_a_scripted_model_drives_real_flare_candidates_and_a_plateau_turns_to_the_literature(
+    pytester, project, httpserver, monkeypatch, repo
 ):
+    """Two model proposals (a knob set, a code edit) that lose, then the plateau (after 2) writes a
+    literature row and runs its card's three linked candidates; the report marks the review."""
     monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    shutil.copytree(repo / "skills", project / "skills")
     (project / "program.md").write_text(
-        "---\nbenchmark: digits-smoke\n---\nDoes server momentum help here?\n"
+        "---\nbenchmark: digits-smoke\nplateau: {after: 2}\n---\nDoes a smaller client step help here?\n"
     )
     search = "        mean = self._weighted_mean()\n        step = {}\n"
     strategies = (project / "surfaces" / "strategies.py").read_text()
@@ -226,23 +230,29 @@ def test_a_scripted_model_drives_real_flare_candidates_through_pytest(
     }
     script(
         httpserver,
-        completion(answer({"aggregator": "fedavgm", "server_momentum": 0.6})),
-        completion(answer({"aggregator": "fedadam"}, edits=[edit], hypothesis="FedAdam, commented")),
+        completion(answer({"lr": 0.001})),
+        completion(answer({"lr": 0.002}, edits=[edit], hypothesis="a tiny client step, FedAdam commented")),
     )
     args = [
-        "--autofl-iterations=4",
+        "--autofl-iterations=6",
         "--autofl-proposer=llm",
         "--autofl-llm-model=scripted",
-        "--autofl-llm-max-calls=2",
+        "--autofl-report=rep",
     ]
     result = pytester.runpytest(*args, "-rs", "-p", "no:cacheprovider")
     rows = ledger.read_rows(project / "results.tsv")
-    assert [r.proposer for r in rows] == ["builtin", "llm", "llm"], result.stdout.str()[-3000:]
-    assert rows[1].params["aggregator"] == "fedavgm" and rows[1].status in ("keep", "narrow", "discard")
-    assert rows[2].patch_sha and rows[2].status in ("keep", "narrow", "discard"), rows[2].reason
-    assert all(r.cost.calls == 1 for r in rows[1:])
-    result.stdout.fnmatch_lines(["*session cap reached (2 calls of 2*"])  # the fourth item: no more proposals
-    assert "Does server momentum help here?" in sent(httpserver, 0)[1]["content"]
+    out = result.stdout.str()[-3000:]
+    assert [r.proposer for r in rows] == ["builtin", "llm", "llm", "literature", *["literature"] * 3], out
+    assert rows[1].params["lr"] == 0.001 and rows[1].status == "discard", rows[1].reason
+    assert rows[2].patch_sha and rows[2].status == "discard", rows[2].reason
+    assert all(r.cost.calls == 1 for r in rows[1:3])
+    event, linked = rows[3], rows[4:]
+    assert event.status == "literature" and event.event == "lit-0001" and event.source == "literature:fedlc"
+    assert [r.source for r in linked] == ["card:fedlc/faithful", "card:fedlc/variant", "card:fedlc/ablation"]
+    assert all(r.event == "lit-0001" and r.patch_sha and r.status != "crash" for r in linked), out
+    report = (project / "rep" / "report.md").read_text()
+    assert "**lit-0001** literature review" in report and (project / "rep" / "progress.png").is_file()
+    assert "Does a smaller client step help here?" in sent(httpserver, 0)[1]["content"]
     assert "benchmark: digits-smoke" not in sent(httpserver, 0)[1]["content"]  # front matter is not prose
     written = [p for p in project.rglob("*") if p.is_file()]
     assert not [p for p in written if KEY.encode() in p.read_bytes()]

@@ -138,7 +138,7 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
         ax.set_xticks(x)
     counts = ", ".join(f"{v} {k}" for k, v in facts["verdicts"].items() if v)
     ax.set_title(
-        f"{facts['benchmark']}: {len(x)} candidates ({counts})   contract {facts['contract_sha'][:12]}",
+        f"{facts['benchmark']}: {len(x)} ledger rows ({counts})   contract {facts['contract_sha'][:12]}",
         fontsize=10,
     )
     ax.grid(True, alpha=0.3)
