@@ -180,3 +180,24 @@ def test_the_cli_says_what_the_watchdog_and_the_loop_would_do(make_session, repo
     assert advice["action"] == "linked" and "FedLC variant" in advice["details"]["candidate"]
     assert main(["plateau", str(tmp_path / "missing.tsv")]) == 2
     assert "no rows yet" in capsys.readouterr().err
+
+
+def test_citations_that_name_no_card_are_marked_unverified_and_the_model_sees_the_library(
+    library, make_session
+):
+    from dataclasses import replace as copy
+
+    from pytest_autofl.literature.cards import library_text, verified
+    from pytest_autofl.proposers.llm.prompt import messages
+
+    cards, factory, _, _ = library
+    cites = ("Zhang et al. 2022, arXiv:2209.00189", "Someone 2031, a method nobody wrote")
+    made = copy(factory.make({"lr": 0.1}), cites=cites, description="lr 0.1 [src: " + "; ".join(cites) + "]")
+    checked = verified(made, cards)
+    assert checked.cites == (cites[0], cites[1] + " (unverified)")
+    assert checked.description.endswith("; Someone 2031, a method nobody wrote (unverified)]")
+    assert verified(checked, cards) == checked  # marked once
+    text = library_text(cards)
+    assert len(text.splitlines()) == len(cards) and "- fedlc: FedLC, Zhang et al. 2022" in text
+    prompt = messages(make_session().view(), "", "", text)[1]["content"]
+    assert "## Method cards (the literature library)\n- fedadagrad: FedAdagrad" in prompt

@@ -190,6 +190,29 @@ def load_cards(directory: Path) -> list[Card]:
     return sorted(cards, key=lambda c: c.id)
 
 
+def library_text(cards: list[Card]) -> str:
+    """The library for a model's prompt: a line per card, what it addresses and how to cite it."""
+    return "\n".join(
+        f"- {c.id}: {c.method}, {c.citation}; addresses {', '.join(c.challenges)}; {c.mechanism.split('. ')[0]}"
+        for c in cards
+    )
+
+
+def verified(candidate: Candidate, cards: list[Card]) -> Candidate:
+    """The candidate with each citation that names no card (arXiv id, DOI or method) marked unverified."""
+    if not candidate.cites:
+        return candidate
+    names = set().union(*(c.identifiers() for c in cards)) if cards else set()
+    cites = tuple(
+        c if any(n in c.lower() for n in names) or c.endswith("(unverified)") else f"{c} (unverified)"
+        for c in candidate.cites
+    )
+    old, new = "; ".join(candidate.cites), "; ".join(cites)
+    return replace(
+        candidate, cites=cites, description=candidate.description.replace(f"[src: {old}]", f"[src: {new}]")
+    )
+
+
 def card_problems(
     cards: list[Card], factory: CandidateFactory, surface_dir: Path, surface: dict[str, str]
 ) -> list[str]:

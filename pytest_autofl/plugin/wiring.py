@@ -52,7 +52,7 @@ def search_for(config: pytest.Config) -> Any:
         sink=config.stash[ROLE].sink,
         env_name=settings.env,
         sandbox=settings.sandbox,
-        options=settings.proposer_options,
+        options=_with_library(settings.proposer_options),
     )
     setup = EnvironmentSetup(
         settings.workdir, search.contract.num_clients, settings.startup_kit, settings.preload, search.sandbox
@@ -62,3 +62,16 @@ def search_for(config: pytest.Config) -> Any:
     config.stash[ENVIRONMENT] = environment
     config.stash[SEARCH] = search
     return search
+
+
+def _with_library(options: Any) -> Any:
+    """The proposer options with the card library's lines (for a model's prompt), read when a search starts."""
+    from dataclasses import replace
+
+    from pytest_autofl.literature.cards import library_text, load_cards
+
+    return (
+        replace(options, library=library_text(load_cards(options.cards_dir)))
+        if options.cards_dir
+        else options
+    )

@@ -85,6 +85,7 @@ class ProposerOptions:
     llm: LLMSettings = LLMSettings()
     program: Program = NO_PROGRAM
     cards_dir: Path | None = None
+    library: str = ""  # the card library as a model sees it: a line per card (literature.cards.library_text)
 
 
 DEFAULT_OPTIONS = ProposerOptions()

@@ -16,7 +16,7 @@ from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.data.split import Shards
 from pytest_autofl.ledger.row import Row
-from pytest_autofl.literature.cards import RUNS, Card, load_cards
+from pytest_autofl.literature.cards import RUNS, Card, load_cards, verified
 from pytest_autofl.literature.review import SOURCE, Review, review, worksheet
 from pytest_autofl.search.coordination import Coordination
 from pytest_autofl.search.record import Provenance
@@ -46,6 +46,10 @@ class LiteratureLoop:
             if candidate.key not in tried:
                 return candidate
         return None
+
+    def checked(self, candidate: Candidate) -> Candidate:
+        """A proposer's candidate with citations the library does not hold marked unverified."""
+        return verified(candidate, list(self.cards))
 
     def next(self, rows: Sequence[Row], tried: set[str]) -> Candidate | None:
         """A linked candidate, or None: the proposer's turn."""

@@ -50,6 +50,7 @@ class LLMProposer:
             ) from None
         self.openai = openai
         self.settings, self.program = setup.options.llm, setup.options.program.prose
+        self.library = setup.options.library
         self.factory, self.surface_dir = setup.factory, setup.surface_dir or setup.rootdir / "surfaces"
         profile = setup.contract.profile_path
         self.profile = profile.read_text() if profile.is_file() else ""
@@ -60,7 +61,7 @@ class LLMProposer:
         """The verdict reaches the model through the ledger view of the next prompt."""
 
     def propose(self, view: CampaignView) -> Candidate:
-        conversation = messages(view, self.program, self.profile)
+        conversation = messages(view, self.program, self.profile, self.library)
         exchange: list[dict[str, Any]] = []
         cost = ProposalCost()
         for turn in range(REPAIRS + 1):

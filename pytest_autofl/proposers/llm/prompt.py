@@ -89,7 +89,7 @@ def ledger_view(history: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def messages(view: CampaignView, program: str, profile: str) -> list[dict[str, Any]]:
+def messages(view: CampaignView, program: str, profile: str, library: str = "") -> list[dict[str, Any]]:
     """The conversation's first two messages."""
     contract = view.contract
     fixed: dict[str, Any] = {k: contract.raw[k] for k in ("budget", "metric", "min_delta")}
@@ -102,6 +102,10 @@ def messages(view: CampaignView, program: str, profile: str) -> list[dict[str, A
         "## Knobs (the mutation schema)\n" + "\n".join(_knob_line(k) for k in view.schema.knobs.values()),
         f"## Surface files you may edit: {', '.join(view.schema.files)}",
         *(f"### {name}\n```python\n{text}```" for name, text in sorted(view.surface.items())),
+        f"## Method cards (the literature library)\n{library}\nTo implement a card, cite it by its arXiv id or "
+        "DOI; a citation that matches no card is recorded as unverified."
+        if library
+        else "",
         f"## The ledger so far\n{ledger_view(view.history)}",
         "Propose the next candidate.",
     ]
