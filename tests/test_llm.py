@@ -88,7 +88,11 @@ def test_a_knob_answer_becomes_a_candidate_with_its_cost_and_transcript(llm, htt
     result = run_next(s, 2)
     s.record(result)
     row = ledger.read_rows(tmp_path / "results.tsv")[-1]
-    assert row.proposer == "llm" and row.params["aggregator"] == "fedavgm" and row.cites == ("Hsu 2019",)
+    assert (
+        row.proposer == "llm"
+        and row.params["aggregator"] == "fedavgm"
+        and row.cites == ("Hsu 2019 (unverified)",)
+    )  # no card library here
     assert row.description.startswith("server momentum against label skew")
     assert (row.cost.calls, row.cost.tokens_in, row.cost.tokens_out) == (1, 1200, 80) and row.cost.seconds > 0
     transcript = json.loads((result.trial_dir / "proposal.json").read_text())
