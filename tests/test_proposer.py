@@ -112,3 +112,26 @@ def test_a_narrow_result_above_the_incumbent_becomes_the_center(setup, proposer)
 def test_builtin_candidates_say_where_they_came_from(setup, proposer):
     first = proposer.propose(view(setup, []))
     assert (first.proposer, first.source) == ("builtin", "calibration")
+
+
+def test_a_program_that_narrows_the_schema_is_honoured(setup):
+    from dataclasses import replace
+
+    from pytest_autofl.control.program import parse
+
+    narrow = parse(
+        "---\nknobs: {aggregator: {choices: [fedavg, fedavgm]}, server_momentum: {}}\n---\n"
+    ).narrow(setup.schema)
+    narrowed = replace(setup, schema=narrow, factory=CandidateFactory(narrow))
+    proposer = PROPOSERS.get("builtin")(narrowed)
+    history = _walk(
+        narrowed,
+        proposer,
+        12,
+        status_of=lambda c: KEEP if c.params["server_momentum"] > 0.5 else DISCARD,
+        score_of=lambda c: c.params["server_momentum"],
+    )
+    assert len({h.candidate_id for h in history}) == 12
+    for h in history:
+        assert narrow.problems(h.params) == []
+        assert h.params["lr"] == 0.05 and h.params["aggregator"] in ("fedavg", "fedavgm")

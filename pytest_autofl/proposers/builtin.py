@@ -54,7 +54,7 @@ class BuiltinProposer:
     def propose(self, view: CampaignView) -> Candidate:
         tried = view.tried()
         for _label, overrides in CALIBRATION:
-            if set(overrides) <= set(self.schema.knobs):
+            if not self.schema.problems(overrides):  # a program.md may have narrowed the schema
                 cand = self.make(overrides, "calibration")
                 if cand.key not in tried:
                     return cand
@@ -76,7 +76,8 @@ class BuiltinProposer:
             return self._random(rng, tried)
         last = max(i for i, r in enumerate(view.history) if r.candidate_id == center.candidate_id)
         scale = 0.5 / (1.0 + (seen - last - 1) / 4.0)
-        knobs = self.schema.numeric_knobs(center.params)
+        free = set(self.schema.free_knobs())
+        knobs = [k for k in self.schema.numeric_knobs(center.params) if k in free]
         for _ in range(100):
             params = dict(center.params)
             for name in rng.sample(knobs, k=min(len(knobs), rng.choice((1, 1, 2)))):
