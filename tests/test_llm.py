@@ -281,3 +281,19 @@ def test_a_missing_model_or_key_is_a_clear_error_and_the_check_names_it(
     )
     check.stdout.fnmatch_lines(["*ok: llm proposer: model 'm', key set*"])
     assert KEY not in check.stdout.str()
+
+
+@pytest.mark.e2e
+def test_two_xdist_workers_never_run_the_same_proposal(pytester, project, httpserver, monkeypatch):
+    """Both workers ask the model at once and get the same answer: one runs it, the other is told it is taken
+    (a repair turn, or a new conversation if both reserved at once) and runs the model's next idea."""
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    same = completion(answer({"aggregator": "fedavgm", "server_momentum": 0.6}))
+    script(httpserver, same, same, completion(answer({"lr": 0.1}, hypothesis="a larger client step")))
+    args = ["--autofl-iterations=3", "--autofl-proposer=llm", "--autofl-llm-model=scripted", "-n", "2"]
+    result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+    rows = ledger.read_rows(project / "results.tsv")
+    assert len(rows) == 3 and len({r.candidate_id for r in rows}) == 3, result.stdout.str()[-3000:]
+    assert sorted(r.params["aggregator"] for r in rows[1:]) == ["fedavg", "fedavgm"]
+    assert len(httpserver.log) == 3 and all(r.status != "invalid" for r in rows)
