@@ -50,11 +50,10 @@ def llm(httpserver, make_session, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
-    def make(**settings):
+    def make(program=None, cards_dir=None, **settings):
+        program = program or Program(prose="Find what beats FedAvg.")
         llm_settings = LLMSettings(**{"model": "scripted", "timeout": 5.0, "retries": 1, **settings})
-        s = make_session(
-            proposer="llm", options=ProposerOptions(llm_settings, Program(prose="Find what beats FedAvg."))
-        )
+        s = make_session(proposer="llm", options=ProposerOptions(llm_settings, program, cards_dir))
         baseline = s.factory.make({}, source="baseline")
         s.record(s.run(baseline, 1))
         return s
@@ -101,6 +100,49 @@ def test_a_knob_answer_becomes_a_candidate_with_its_cost_and_transcript(llm, htt
     assert "Find what beats FedAvg." in prompt and "## Task profile" in prompt and "strategies.py" in prompt
     assert "Incumbent: fedavg-" in prompt  # the ledger view: the baseline row, with its validation score
     assert "0.987654" not in prompt and "final_test" not in prompt  # selection data only
+
+
+def test_on_a_plateau_the_model_implements_the_reviews_three_runs(llm, httpserver, tmp_path, repo):
+    import string
+
+    from scripted import Scripted
+
+    from pytest_autofl.literature.cards import load_cards
+
+    cards_dir = repo / "skills" / "literature" / "cards"
+    s = llm(program=Program(prose="Beat FedAvg.", plateau_after=1), cards_dir=cards_dir)
+    Scripted.effects = {"a smaller step": -0.05}
+    fedlc = next(c for c in load_cards(cards_dir) if c.id == "fedlc")
+
+    def edits(tau):
+        values = {"tau": tau, "power": 0.25}
+        return [{k: string.Template(v).substitute(values) for k, v in e.items()} for e in fedlc.edits]
+
+    cite = "Zhang et al. 2022, arXiv:2209.00189"
+    script(
+        httpserver,
+        completion(answer({"lr": 0.03}, hypothesis="a smaller step")),
+        completion(answer({}, edits=edits(1.0), hypothesis="FedLC as published", cites=[cite])),
+        completion(answer({}, edits=edits(0.3), hypothesis="FedLC, tau 0.3", cites=[cite])),
+        completion(answer({"lr": 0.06}, hypothesis="my own ablation", cites=["Nobody 2031, a dream"])),
+    )
+    for slot in range(2, 6):
+        s.record(run_next(s, slot))
+    rows = ledger.read_rows(tmp_path / "results.tsv")
+    assert [r.status for r in rows[:3]] == ["keep", "discard", "literature"]
+    assert rows[2].source == "literature:fedlc" and rows[2].event == "lit-0001"
+    linked = rows[3:]
+    assert [r.proposer for r in linked] == ["llm"] * 3 and all(r.event == "lit-0001" for r in linked)
+    assert linked[0].patch_sha and linked[0].cites == (cite,) and linked[2].cites[0].endswith("(unverified)")
+    for n, run in ((1, "faithful"), (2, "variant"), (3, "ablation")):
+        prompt = sent(httpserver, n)[1]["content"]
+        assert (
+            "## Your assignment\nLiterature review lit-0001" in prompt and f"Propose the {run} run" in prompt
+        )
+    assert (
+        "Implement the faithful run (the method as published) of FedLC" in sent(httpserver, 1)[1]["content"]
+    )
+    assert "## Your assignment" not in sent(httpserver, 0)[1]["content"]
 
 
 def test_a_code_edit_goes_through_the_strict_patch_path(llm, httpserver, repo):

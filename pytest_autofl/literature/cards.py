@@ -8,6 +8,7 @@ through the candidate-file path (schema, strict patch, AST rules), so a card is 
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from dataclasses import dataclass, replace
@@ -22,6 +23,11 @@ from pytest_autofl.proposers.candidate_file import candidate_from_mapping
 from pytest_autofl.proposers.edits import EditError, apply_edits, unified_diff
 
 RUNS = ("faithful", "variant", "ablation")
+RUN_MEANING = {
+    "faithful": "the method as published",
+    "variant": "a nearby setting of the same method",
+    "ablation": "the method with one component removed, to tell where its gain comes from",
+}
 PRIORS = ("gain", "evidence", "simplicity", "runtime_cost")  # each 1-5, the card author's stated judgement
 REQUIRED = (
     "id",
@@ -73,6 +79,19 @@ class Card:
         surname = self.authors[0].split()[-1]
         where = f"arXiv:{self.arxiv}" if self.arxiv else f"doi:{self.doi}"
         return f"{surname} et al. {self.year}, {self.method} ({self.venue}), {where}"
+
+    def brief(self, run: str) -> str:
+        """The card for a model asked to implement its ``run``: the method, and this card's own implementation
+        as a reference (the model may adapt it)."""
+        edits = json.dumps(list(self.edits), indent=1)
+        return (
+            f"Implement the {run} run ({RUN_MEANING[run]}) of {self.method}: {self.title} ({self.citation}).\n"
+            f"Mechanism: {self.mechanism}\nExpected effect: {self.effect}\nRisks: {self.risks}\n"
+            f"The card's reference implementation: edits {edits}\nwith $placeholders per run "
+            f"{json.dumps(self.runs)}.\n"
+            "You may instead implement another card of the library, or a method of your own with a real citation "
+            "(title, authors, venue, year, arXiv id or DOI). Cite what you implement in 'cites'."
+        )
 
     def identifiers(self) -> set[str]:
         """What a citation may name to resolve to this card: its arXiv id, DOI, method name or id."""

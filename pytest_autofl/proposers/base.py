@@ -31,6 +31,16 @@ class Running:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """What the harness asks of a proposer that implements literature cards (``implements_cards = True``): one
+    run of a review's batch; ``brief`` says the review, the card and what the run means."""
+
+    event: str  # the review's event id, which the candidate's row carries
+    run: str  # faithful | variant | ablation
+    brief: str
+
+
+@dataclass(frozen=True)
 class CampaignView:
     """The campaign as a proposer may see it: selection data only (no test score exists here)."""
 
@@ -40,6 +50,7 @@ class CampaignView:
     surface: Mapping[str, str]  # the surface files a candidate may change: name -> current text
     history: tuple[Row, ...]  # every verdict row under this contract, oldest first
     running: tuple[Running, ...] = ()
+    assignment: Assignment | None = None  # a literature review's run to implement, for a proposer that can
 
     @property
     def incumbent(self) -> Row | None:
@@ -60,6 +71,9 @@ def tried_keys(rows: Iterable[Row | Running]) -> set[str]:
 
 
 class Proposer(Protocol):
+    """A proposer with a true ``implements_cards`` attribute is handed a literature review's runs to implement
+    (``view.assignment``); for any other the harness runs the cards' own implementations."""
+
     def propose(self, view: CampaignView) -> Candidate: ...
 
     def tell(self, view: CampaignView, row: Row) -> None: ...

@@ -141,8 +141,7 @@ class Search:
             view = self.view()
             if self.state.baseline is None and baseline.key not in view.tried():
                 return baseline
-            linked = self.literature.next(view.history, view.tried())
-            return linked if linked is not None else self.literature.checked(self.proposer.propose(view))
+            return self.literature.propose(view, self.proposer)
 
         return self.coordination.reserve(self.state, propose, self.progress)
 

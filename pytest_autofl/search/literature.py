@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -14,10 +14,12 @@ from pytest_autofl.control.plateau import Plateau, watch
 from pytest_autofl.control.program import Program
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.errors import ProposalRejected
 from pytest_autofl.data.split import Shards
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.literature.cards import RUNS, Card, load_cards, verified
 from pytest_autofl.literature.review import SOURCE, Review, review, worksheet
+from pytest_autofl.proposers.base import Assignment, CampaignView, Proposer
 from pytest_autofl.search.coordination import Coordination
 from pytest_autofl.search.record import Provenance
 from pytest_autofl.search.state import CampaignState
@@ -47,13 +49,39 @@ class LiteratureLoop:
                 return candidate
         return None
 
-    def checked(self, candidate: Candidate) -> Candidate:
-        """A proposer's candidate with citations the library does not hold marked unverified."""
-        return verified(candidate, list(self.cards))
+    def assignment(self, rows: Sequence[Row]) -> Assignment | None:
+        """The latest review's next run, for a proposer that implements cards: one per linked row so far."""
+        event = next((r for r in reversed(rows) if r.is_literature), None)
+        card = next((c for c in self.cards if event and event.source == SOURCE + c.id), None)
+        if event is None or card is None:
+            return None
+        done = sum(1 for r in rows if r.event == event.event and not r.is_literature)
+        if done >= len(RUNS):
+            return None
+        brief = f"Literature review {event.event}: {event.description}. Trigger: {event.reason}.\n"
+        return Assignment(event.event, RUNS[done], brief + card.brief(RUNS[done]))
 
-    def next(self, rows: Sequence[Row], tried: set[str]) -> Candidate | None:
-        """A linked candidate, or None: the proposer's turn."""
-        if (linked := self.pending(rows, tried)) is not None:
+    def propose(self, view: CampaignView, proposer: Proposer) -> Candidate:
+        """The next candidate after the baseline: a review's linked run (the card's own, or the proposer's
+        implementation when it implements cards), else the proposer's own idea. A model's citations that
+        match no card are marked unverified."""
+        own = bool(getattr(proposer, "implements_cards", False))
+        step = self.next(view.history, view.tried(), own)
+        if isinstance(step, Candidate):
+            return step
+        try:
+            candidate = proposer.propose(replace(view, assignment=step))
+        except ProposalRejected as exc:  # its invalid row still counts as the review's run
+            if step is not None and isinstance(exc.candidate, Candidate):
+                exc.candidate = replace(exc.candidate, event=step.event)
+            raise
+        candidate = verified(candidate, list(self.cards))
+        return replace(candidate, event=step.event) if step is not None else candidate
+
+    def next(self, rows: Sequence[Row], tried: set[str], own: bool = False) -> Candidate | Assignment | None:
+        """A linked candidate (or, with ``own``, an assignment), or None: the proposer's turn."""
+        linked = self.assignment(rows) if own else self.pending(rows, tried)
+        if linked is not None:
             return linked
         plateau = watch(rows, self.after)
         if not plateau.reached:
@@ -69,6 +97,9 @@ class LiteratureLoop:
             return None
         if not self.record(found, plateau):
             return None  # another worker reviewed first: its batch is pending at the next call
+        if own:
+            brief = f"Literature review {found.event}: symptoms {list(found.symptoms)}; {plateau.reason}.\n"
+            return Assignment(found.event, RUNS[0], brief + found.card.brief(RUNS[0]))
         return next((c for c in found.batch if c.key not in tried), None)
 
 

@@ -55,6 +55,7 @@ class LLMProposer:
         profile = setup.contract.profile_path
         self.profile = profile.read_text() if profile.is_file() else ""
         self.spent = ProposalCost()
+        self.implements_cards = True  # a literature review's runs are the model's to implement
         self.json_mode = True  # asked for; dropped for a server that refuses it
 
     def tell(self, view: CampaignView, row: Any) -> None:

@@ -107,7 +107,10 @@ def messages(view: CampaignView, program: str, profile: str, library: str = "") 
         if library
         else "",
         f"## The ledger so far\n{ledger_view(view.history)}",
-        "Propose the next candidate.",
+        f"## Your assignment\n{view.assignment.brief}" if view.assignment else "",
+        f"Propose the {view.assignment.run} run described above."
+        if view.assignment
+        else "Propose the next candidate.",
     ]
     return [
         {"role": "system", "content": SYSTEM},
