@@ -103,27 +103,19 @@ def test_a_knob_answer_becomes_a_candidate_with_its_cost_and_transcript(llm, htt
 
 
 def test_on_a_plateau_the_model_implements_the_reviews_three_runs(llm, httpserver, tmp_path, repo):
-    import string
-
     from scripted import Scripted
-
-    from pytest_autofl.literature.cards import load_cards
 
     cards_dir = repo / "skills" / "literature" / "cards"
     s = llm(program=Program(prose="Beat FedAvg.", plateau_after=1), cards_dir=cards_dir)
     Scripted.effects = {"a smaller step": -0.05}
-    fedlc = next(c for c in load_cards(cards_dir) if c.id == "fedlc")
-
-    def edits(tau):
-        values = {"tau": tau, "power": 0.25}
-        return [{k: string.Template(v).substitute(values) for k, v in e.items()} for e in fedlc.edits]
-
-    cite = "Zhang et al. 2022, arXiv:2209.00189"
+    cite = FEDLC
     script(
         httpserver,
         completion(answer({"lr": 0.03}, hypothesis="a smaller step")),
-        completion(answer({}, edits=edits(1.0), hypothesis="FedLC as published", cites=[cite])),
-        completion(answer({}, edits=edits(0.3), hypothesis="FedLC, tau 0.3", cites=[cite])),
+        completion(
+            answer({}, edits=fedlc_edits(repo, 1.0, 0.25), hypothesis="FedLC as published", cites=[cite])
+        ),
+        completion(answer({}, edits=fedlc_edits(repo, 0.3, 0.25), hypothesis="FedLC, tau 0.3", cites=[cite])),
         completion(answer({"lr": 0.06}, hypothesis="my own ablation", cites=["Nobody 2031, a dream"])),
     )
     for slot in range(2, 6):
@@ -254,12 +246,26 @@ def test_the_session_caps_stop_proposing_and_the_key_is_written_nowhere(llm, htt
     assert written and not [p for p in written if KEY.encode() in p.read_bytes()]
 
 
+FEDLC = "Zhang et al. 2022, arXiv:2209.00189"
+
+
+def fedlc_edits(repo, tau: float, power: float) -> list[dict]:
+    """The FedLC card's edits as a model would write them for one run."""
+    import string
+
+    from pytest_autofl.literature.cards import load_cards
+
+    card = next(c for c in load_cards(repo / "skills" / "literature" / "cards") if c.id == "fedlc")
+    values = {"tau": tau, "power": power}
+    return [{k: string.Template(v).substitute(values) for k, v in e.items()} for e in card.edits]
+
+
 @pytest.mark.e2e
 def test_a_scripted_model_drives_real_flare_candidates_and_a_plateau_turns_to_the_literature(
     pytester, project, httpserver, monkeypatch, repo
 ):
     """Two model proposals (a knob set, a code edit) that lose, then the plateau (after 2) writes a
-    literature row and runs its card's three linked candidates; the report marks the review."""
+    literature row and the model implements its card's three runs; the report marks the review."""
     monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     shutil.copytree(repo / "skills", project / "skills")
@@ -278,6 +284,12 @@ def test_a_scripted_model_drives_real_flare_candidates_and_a_plateau_turns_to_th
         httpserver,
         completion(answer({"lr": 0.001})),
         completion(answer({"lr": 0.002}, edits=[edit], hypothesis="a tiny client step, FedAdam commented")),
+        *(
+            completion(
+                answer({}, edits=fedlc_edits(repo, tau, power), hypothesis=f"FedLC {run}", cites=[FEDLC])
+            )
+            for run, tau, power in (("faithful", 1.0, 0.25), ("variant", 0.3, 0.25), ("ablation", 1.0, 0.0))
+        ),
     )
     args = [
         "--autofl-iterations=6",
@@ -288,14 +300,22 @@ def test_a_scripted_model_drives_real_flare_candidates_and_a_plateau_turns_to_th
     result = pytester.runpytest(*args, "-rs", "-p", "no:cacheprovider")
     rows = ledger.read_rows(project / "results.tsv")
     out = result.stdout.str()[-3000:]
-    assert [r.proposer for r in rows] == ["builtin", "llm", "llm", "literature", *["literature"] * 3], out
+    assert [r.proposer for r in rows] == ["builtin", "llm", "llm", "literature", *["llm"] * 3], out
     assert rows[1].params["lr"] == 0.001 and rows[1].status == "discard", rows[1].reason
     assert rows[2].patch_sha and rows[2].status == "discard", rows[2].reason
-    assert all(r.cost.calls == 1 for r in rows[1:3])
+    assert all(r.cost.calls == 1 for r in rows[1:3] + rows[4:])
     event, linked = rows[3], rows[4:]
     assert event.status == "literature" and event.event == "lit-0001" and event.source == "literature:fedlc"
-    assert [r.source for r in linked] == ["card:fedlc/faithful", "card:fedlc/variant", "card:fedlc/ablation"]
-    assert all(r.event == "lit-0001" and r.patch_sha and r.status != "crash" for r in linked), out
+    assert [r.description.split(" [")[0] for r in linked] == [
+        "FedLC faithful",
+        "FedLC variant",
+        "FedLC ablation",
+    ]
+    assert all(r.event == "lit-0001" and r.patch_sha and r.cites == (FEDLC,) for r in linked)
+    assert all(r.status in ("keep", "narrow", "discard") for r in linked), out
+    assert (
+        linked[2].score == rows[0].score
+    )  # the ablation (a constant logit shift) is the baseline, bit for bit
     report = (project / "rep" / "report.md").read_text()
     assert "**lit-0001** literature review" in report and (project / "rep" / "progress.png").is_file()
     assert "Does a smaller client step help here?" in sent(httpserver, 0)[1]["content"]
