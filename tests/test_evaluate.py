@@ -112,7 +112,7 @@ Net.forward = _cheat
     # replaces the metric with one that always says 1.0
     "metric": """
 import pytest_autofl.core.metrics as _metrics
-_metrics.METRICS["accuracy"] = lambda outputs, labels: 1.0
+_metrics.METRICS["accuracy"] = _metrics.Metric(lambda outputs, labels: 1.0, "max")
 """,
     # under-reports its size: the harness counts the state dict, not parameters()
     "size": """

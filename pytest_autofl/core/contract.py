@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_autofl.core.errors import ContractError
+from pytest_autofl.core.metrics import METRICS, metric_problem
 
 CONTRACT_FILE = "contract.json"
 PIN_FILE = "contract.sha256"
@@ -47,7 +48,7 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
         lambda v: len(v) >= 1 and all(isinstance(s, int) for s in v) and len(set(v)) == len(v),
         "must be a non-empty list of distinct integers",
     ),
-    "metric.name": (str, lambda v: v == "accuracy", "must be 'accuracy'"),
+    "metric.name": (str, lambda v: v in METRICS, f"must be one of {sorted(METRICS)}"),
     "metric.split": (str, lambda v: v == "validation", "must be 'validation' (the test split never selects)"),
     "metric.direction": (str, lambda v: v in ("max", "min"), "must be 'max' or 'min'"),
     "min_delta": ((int, float), lambda v: v >= 0 and math.isfinite(v), "must be a finite number >= 0"),
@@ -114,6 +115,8 @@ def _validate(raw: Any, where: str) -> None:
     confirm = range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"])
     if set(confirm) & set(raw["seeds"]):
         raise ContractError(f"{where}: confirmation seeds must be fresh: they overlap 'seeds'")
+    if why := metric_problem(raw["metric"]["name"], raw["metric"]["direction"]):
+        raise ContractError(f"{where}: field 'metric': {why}")
     if raw["holdout"]["validation_fraction"] + raw["holdout"]["test_fraction"] >= 0.8:
         raise ContractError(f"{where}: validation_fraction + test_fraction must leave >= 20% for the clients")
 
