@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pytest_autofl.data.split import heldout, load_arrays, make_split, planned_shards, write_shards
@@ -54,10 +56,16 @@ def test_the_data_set_comes_from_the_registry_and_an_unknown_one_is_named(smoke_
     import pytest
 
     from pytest_autofl.core.errors import AutoFLError
-    from pytest_autofl.data.datasets import DATASETS, load
+    from pytest_autofl.data.datasets import DATASETS, check, load
 
-    assert "sklearn.load_digits" in DATASETS.names()
-    x, _ = load("sklearn.load_digits")
-    assert load("sklearn.load_digits")[0] is x and not x.flags.writeable  # loaded once, shared read-only
+    assert {"sklearn.load_digits", "sklearn.load_breast_cancer", "sklearn.load_wine"} <= set(DATASETS.names())
+    data = load(smoke_contract)
+    assert load(smoke_contract) is data and not data.x.flags.writeable  # loaded once, shared read-only
+    assert data.input_shape == (64,) and data.num_classes == 10 and data.sites is None
+    unknown = replace(smoke_contract, raw={**smoke_contract.raw, "dataset": "cifar10"})
     with pytest.raises(AutoFLError, match="unknown data set 'cifar10'; choose one of .*sklearn.load_digits"):
-        load("cifar10")
+        check(unknown)
+    with pytest.raises(
+        AutoFLError, match="unknown data-set kind 'hdf5'; choose one of csv, npz, parquet, python"
+    ):
+        check(replace(smoke_contract, raw={**smoke_contract.raw, "dataset": {"kind": "hdf5"}}))

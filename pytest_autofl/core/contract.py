@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_autofl.core.dataset_spec import data_identity
 from pytest_autofl.core.errors import ContractError
 from pytest_autofl.core.metrics import METRICS, metric_problem
 
@@ -26,9 +27,10 @@ PROFILE_FILE = "profile.md"
 # field -> (type, predicate, description) for the checks in `_validate`.
 _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "dataset": (
-        str,
-        lambda v: bool(v.strip()),
-        "must name a registered data set, e.g. 'sklearn.load_digits'",
+        (str, dict),
+        lambda v: bool(v.strip()) if isinstance(v, str) else isinstance(v.get("kind"), str),
+        "must name a registered data set ('sklearn.load_digits') or be a mapping with a 'kind' (csv, parquet, "
+        "npz, python)",
     ),
     "holdout.validation_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
     "holdout.test_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
@@ -147,10 +149,14 @@ class Contract:
     name: str
     raw: dict[str, Any]
     directory: Path
+    data_identity: str = ""  # the hash of the data files (or loader source) the dataset block names
 
     @property
     def sha(self) -> str:
-        return sha256_of(self.raw)
+        """What a campaign is: the contract, and the data its files hold (a changed file is a new campaign)."""
+        if not self.data_identity:
+            return sha256_of(self.raw)
+        return sha256_of({"contract": self.raw, "data": self.data_identity})
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -258,7 +264,9 @@ def load_contract(benchmarks_dir: Path, name: str) -> Contract:
         raise ContractError(
             f"{path}: field 'name' = {raw.get('name')!r} must equal the directory name {name!r}"
         )
-    return Contract(name=name, raw=raw, directory=directory)
+    return Contract(
+        name=name, raw=raw, directory=directory, data_identity=data_identity(raw["dataset"], directory)
+    )
 
 
 def check_pin(contract: Contract) -> None:

@@ -47,8 +47,9 @@ def split_sha(clients: dict[str, np.ndarray], validation: np.ndarray, test: np.n
 
 
 def load_arrays(contract: Contract) -> Arrays:
-    """The contract's data set (``dataset``), from the registry."""
-    return datasets.load(contract.raw["dataset"])
+    """The contract's data set (``dataset``) as features and labels."""
+    data = datasets.load(contract)
+    return data.x, data.y
 
 
 def contract_split(contract: Contract) -> Split:

@@ -17,7 +17,7 @@ from pytest_autofl.core.contract import Contract, check_pin, load_contract, sha2
 from pytest_autofl.core.invariants import RunFacts, fairness_violations
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
-from pytest_autofl.data.datasets import DATASETS, data_files
+from pytest_autofl.data import datasets
 from pytest_autofl.data.split import Shards, write_shards
 from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
@@ -42,7 +42,11 @@ from pytest_autofl.search.trial import TrialResult
 def _sandbox(choice: str, workdir: Path, ledger_path: Path, contract: Contract) -> Sandbox:
     """The sandbox around every process that runs candidate code: the harness' state and the data set's own
     files are hidden from it."""
-    hidden = (str(workdir), str(ledger_path), *map(str, data_files(contract.raw["dataset"])))
+    hidden = (
+        str(workdir),
+        str(ledger_path),
+        *map(str, datasets.data_files(contract.raw["dataset"], contract.directory)),
+    )
     return resolve_sandbox(choice, hidden)
 
 
@@ -74,7 +78,7 @@ class Search:
         self.progress, self.force, self.parallel = progress, force, parallel
         self.contract: Contract = load_contract(benchmarks_dir, benchmark)
         check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
-        DATASETS.get(self.contract.raw["dataset"])  # an unknown data set is an error before anything runs
+        datasets.check(self.contract)  # an unknown data set or kind is an error before anything runs
         self.schema = options.program.narrow(load_schema(surface_dir))  # program.md narrows, never widens
         self.factory = CandidateFactory(self.schema)
         self.surface = {name: (surface_dir / name).read_text() for name in self.schema.files}

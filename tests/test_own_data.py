@@ -1,0 +1,118 @@
+"""The user's own data: CSV, Parquet, npz and a Python loader behind the contract's ``dataset`` block, with the
+data's identity in ``contract_sha`` and a clear error for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_autofl.core.contract import load_contract
+from pytest_autofl.core.errors import ContractError
+from pytest_autofl.data.datasets import load
+
+
+def patients(rows: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age, bmi = rng.normal(50, 10, rows), rng.normal(27, 4, rows)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "bmi": bmi,
+            "hospital": rng.choice(["north", "south", "east"], rows),
+            "outcome": np.where(age + rng.normal(0, 5, rows) > 50, "sick", "well"),
+        }
+    )
+
+
+def benchmark(root: Path, repo: Path, dataset: dict, name: str = "mine") -> Path:
+    """A benchmark directory whose contract is digits-smoke's with ``dataset`` replaced."""
+    directory = root / "benchmarks" / name
+    directory.mkdir(parents=True, exist_ok=True)
+    raw = json.loads((repo / "benchmarks" / "digits-smoke" / "contract.json").read_text())
+    raw.update(name=name, dataset=dataset)
+    (directory / "contract.json").write_text(json.dumps(raw))
+    shutil.copy(repo / "benchmarks" / "digits-smoke" / "profile.md", directory / "profile.md")
+    return root / "benchmarks"
+
+
+def test_a_csv_with_a_site_column(tmp_path, repo):
+    (tmp_path / "benchmarks" / "mine").mkdir(parents=True)
+    patients().to_csv(tmp_path / "benchmarks" / "mine" / "patients.csv", index=False)
+    spec = {
+        "kind": "csv",
+        "path": "patients.csv",
+        "label": "outcome",
+        "site": "hospital",
+        "standardize": True,
+    }
+    contract = load_contract(benchmark(tmp_path, repo, spec), "mine")
+    data = load(contract)
+    assert data.x.shape == (120, 2) and data.x.dtype == np.float32 and data.classes == ("sick", "well")
+    assert set(data.sites) == {"north", "south", "east"} and abs(float(data.x[:, 0].mean())) < 1e-5
+    before = contract.sha
+    frame = patients()
+    frame.loc[0, "age"] = 99.0
+    frame.to_csv(tmp_path / "benchmarks" / "mine" / "patients.csv", index=False)
+    assert load_contract(tmp_path / "benchmarks", "mine").sha != before  # changed data: a new campaign
+
+
+def test_parquet_npz_and_a_python_loader(tmp_path, repo, monkeypatch):
+    root = tmp_path / "benchmarks" / "mine"
+    root.mkdir(parents=True)
+    patients().to_parquet(root / "p.parquet")
+    spec = {"kind": "parquet", "path": "p.parquet", "label": "outcome", "features": ["age"]}
+    assert load(load_contract(benchmark(tmp_path, repo, spec), "mine")).input_shape == (1,)
+    rng = np.random.default_rng(1)
+    np.savez(root / "d.npz", x=rng.normal(size=(90, 3, 4)), y=rng.integers(0, 3, 90))
+    data = load(load_contract(benchmark(tmp_path, repo, {"kind": "npz", "path": "d.npz"}), "mine"))
+    assert data.input_shape == (3, 4) and data.num_classes == 3
+    (tmp_path / "my_loader.py").write_text(
+        "import numpy as np\n"
+        "def load():\n"
+        "    rng = np.random.default_rng(2)\n"
+        "    return rng.normal(size=(80, 5)), rng.integers(0, 2, 80)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    contract = load_contract(
+        benchmark(tmp_path, repo, {"kind": "python", "loader": "my_loader:load"}), "mine"
+    )
+    assert load(contract).input_shape == (5,) and contract.data_identity
+
+
+@pytest.mark.parametrize(
+    "spec, named",
+    [
+        ({"kind": "csv", "path": "nope.csv", "label": "outcome"}, "field 'dataset.path': cannot read"),
+        ({"kind": "csv", "path": "p.csv", "label": "diagnosis"}, "no column(s) ['diagnosis']; the file has"),
+        (
+            {"kind": "csv", "path": "p.csv", "label": "outcome"},
+            "feature column(s) ['hospital'] are not numeric",
+        ),
+        (
+            {"kind": "csv", "path": "nan.csv", "label": "outcome", "site": "hospital"},
+            "['bmi'] have missing values",
+        ),
+        ({"kind": "csv", "path": "p.csv", "label": "hospital", "features": ["age"]}, None),
+        ({"kind": "csv", "path": "p.csv", "features": ["age"]}, "'dataset.label' must name the label column"),
+        ({"kind": "npz", "path": "p.csv"}, "contract.json: dataset: cannot read p.csv: ValueError"),
+        ({"kind": "python", "loader": "no_such_module:load"}, "cannot find module 'no_such_module'"),
+    ],
+)
+def test_bad_data_is_one_clear_error_naming_the_field_and_the_file(tmp_path, repo, spec, named):
+    root = tmp_path / "benchmarks" / "mine"
+    root.mkdir(parents=True)
+    patients().to_csv(root / "p.csv", index=False)
+    broken = patients()
+    broken.loc[3, "bmi"] = np.nan
+    broken.to_csv(root / "nan.csv", index=False)
+    try:
+        load(load_contract(benchmark(tmp_path, repo, spec), "mine"))
+    except (ContractError, ValueError) as exc:
+        assert named is not None and named in str(exc), str(exc)
+    else:
+        assert named is None
