@@ -42,7 +42,7 @@ def main() -> None:
     site_index = int(site.rsplit("-", 1)[1])
     with np.load(f"{cfg['data_dir']}/{site}.npz") as shard:
         x, y = torch.from_numpy(shard["x"]), torch.from_numpy(shard["y"])
-    model = Net(arch=knobs["arch"], seed=cfg["seed"])
+    model = Net(arch=knobs["arch"], seed=cfg["seed"], **cfg["task"])
     steps_per_round = min(cfg["local_epochs"] * math.ceil(len(y) / cfg["batch_size"]), cfg["max_local_steps"])
     scaffold = knobs["aggregator"] == "scaffold"
     c_local = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}

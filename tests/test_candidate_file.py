@@ -45,7 +45,12 @@ def test_replacement_file_changes_the_id_and_carries_a_patch_sha(proposer, tmp_p
         ({"..": "x"}, "not a plain surface file name"),
         ({"mutation_schema.yaml": "knobs: {}"}, "not a file the mutation schema lets a candidate change"),
         ({"evaluate.py": "x = 1\n"}, "not a file the mutation schema lets a candidate change"),
-        ({"model.py": "class Net:\n    def __init__(self, arch, seed): pass\n\x00"}, "must be text"),
+        (
+            {
+                "model.py": "class Net:\n    def __init__(self, arch, seed, in_features, num_classes): pass\n\x00"
+            },
+            "must be text",
+        ),
         ({"model.py": "class Net:\n    def __init__(self, arch): pass\n"}, "AF130"),
         ({"strategies.py": "import subprocess\ndef build_aggregator(k): pass\n"}, "AF108"),
         ({"client_train.py": "def main(:\n"}, "AF100"),

@@ -65,4 +65,7 @@ def test_strategy_missing_a_method_is_named():
 
 def test_model_needs_net_with_arch_and_seed():
     assert rules(check_model("class Net:\n    def __init__(self, arch): pass\n")) == ["AF130"]
-    assert check_model("class Net:\n    def __init__(self, arch, seed): pass\n") == []
+    assert rules(check_model("class Net:\n    def __init__(self, arch, seed): pass\n")) == ["AF130"]
+    assert (
+        check_model("class Net:\n    def __init__(self, arch, seed, in_features, num_classes): pass\n") == []
+    )

@@ -14,6 +14,8 @@ from pytest_autofl.run.surface import prepare_surface
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
+DIGITS = {"in_features": 64, "num_classes": 10}  # the data shape the harness builds the model with
+
 
 @pytest.fixture
 def model_path(repo, tmp_path):
@@ -26,7 +28,7 @@ def model_path(repo, tmp_path):
     try:
         from autofl_surface.model import Net
 
-        net = Net(arch="mlp", seed=0)
+        net = Net(arch="mlp", seed=0, in_features=64, num_classes=10)
     finally:
         sys.path.remove(str(parent))
         sys.modules.pop("autofl_surface.model", None)
@@ -50,13 +52,13 @@ def test_a_warm_evaluator_scores_models_that_appear_after_it_started(smoke_contr
     evaluator = Evaluator(smoke_contract, parent, "validation", tmp_path, "-1", wait_seconds=120)
     time.sleep(6)  # the "simulations" run; the evaluator has loaded torch, the model and the data meanwhile
     assert evaluator.alive
-    (entry,) = evaluator.score([{"arch": "mlp", "seed": 0, "path": str(path)}])
+    (entry,) = evaluator.score([{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}])
     assert 0.0 <= entry["score"] <= 1.0 and entry["n_params"] == 8970 and entry["n_examples"] > 100
     # the same model scored cold (the path the final held-out test takes) gives the same number
     (cold,) = evaluate_models(
         smoke_contract,
         parent,
-        [{"arch": "mlp", "seed": 0, "path": str(path)}],
+        [{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}],
         "validation",
         tmp_path,
         "-cold",
@@ -77,7 +79,7 @@ def test_an_evaluator_gives_up_after_its_wait_and_a_cancelled_one_exits_at_once(
         time.sleep(0.1)
     assert not expired.alive and not cancelled.alive
     with pytest.raises(RuntimeError, match="no models to score arrived .* within 0 s"):
-        expired.score([{"arch": "mlp", "seed": 0, "path": str(path)}])
+        expired.score([{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}])
     assert cancelled.score([]) == []
     assert not [p for p in _evaluators() if str(tmp_path) in " ".join(p.cmdline())]
 
@@ -138,7 +140,7 @@ def test_model_code_runs_apart_from_the_labels_and_the_metric(
     (honest,) = evaluate_models(
         smoke_contract,
         parent,
-        [{"arch": "mlp", "seed": 0, "path": str(path)}],
+        [{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}],
         "validation",
         tmp_path,
         "-honest",
@@ -146,7 +148,7 @@ def test_model_code_runs_apart_from_the_labels_and_the_metric(
     (entry,) = evaluate_models(
         smoke_contract,
         cheating,
-        [{"arch": "mlp", "seed": 0, "path": str(path)}],
+        [{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}],
         "validation",
         tmp_path,
         "-cheat",
@@ -164,7 +166,11 @@ def test_outputs_that_cannot_be_scored_are_an_error_naming_the_model(
     bad = prepare_surface(repo / "surfaces", tmp_path / "bad", (("model.py", model_py),))
     with pytest.raises(RuntimeError, match=r"outputs of shape \(\d+, 1\), expected"):
         evaluate_models(
-            smoke_contract, bad, [{"arch": "mlp", "seed": 0, "path": str(path)}], "validation", tmp_path
+            smoke_contract,
+            bad,
+            [{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}],
+            "validation",
+            tmp_path,
         )
 
 
@@ -172,14 +178,12 @@ def test_the_untrained_model_is_scored_too_and_a_seed_that_is_ignored_shows(
     smoke_contract, model_path, repo, tmp_path
 ):
     parent, path = model_path
-    models = [{"arch": "mlp", "seed": s, "path": str(path)} for s in (0, 1)]
+    models = [{"arch": "mlp", "seed": s, "path": str(path), "task": DIGITS} for s in (0, 1)]
     honest = evaluate_models(smoke_contract, parent, models, "validation", tmp_path, "-honest")
     assert all(e["initial"]["score"] < 0.3 and 0.05 < e["initial"]["chance"] < 0.2 for e in honest)
     assert honest[0]["initial"]["digest"] != honest[1]["initial"]["digest"]
     model_py = (repo / "surfaces" / "model.py").read_text()
-    model_py += (
-        "\n_init = Net.__init__\nNet.__init__ = lambda self, arch='mlp', seed=0: _init(self, arch, 0)\n"
-    )
+    model_py += "\n_init = Net.__init__\nNet.__init__ = lambda self, arch='mlp', seed=0, **task: _init(self, arch, 0, **task)\n"
     deaf = prepare_surface(repo / "surfaces", tmp_path / "deaf", (("model.py", model_py),))
     ignored = evaluate_models(smoke_contract, deaf, models, "validation", tmp_path, "-deaf")
     assert ignored[0]["initial"]["digest"] == ignored[1]["initial"]["digest"]

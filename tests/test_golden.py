@@ -21,7 +21,15 @@ from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.search.files import reject
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_rows.json"
-VOLATILE = ("timestamp_utc", "runtime_seconds", "row_id", "commit", "nvflare_version", "torch_version")
+VOLATILE = (
+    "timestamp_utc",
+    "runtime_seconds",
+    "row_id",
+    "commit",
+    "nvflare_version",
+    "torch_version",
+    "chain",
+)
 CANDIDATE_FILE = """\
 description: FedProx, small mu, with a client patch
 knobs: {fedprox_mu: 0.02}

@@ -16,6 +16,7 @@ CLIENT_SCRIPT = "client_train.py"
 STRATEGIES = "strategies.py"
 MODEL = "model.py"
 FORBIDDEN_MODULES = ("pytest_autofl", "subprocess", "socket", "ctypes", "multiprocessing", "shutil")
+MODEL_ARGS = ("arch", "seed", "in_features", "num_classes")  # what the harness builds Net with
 AGGREGATOR_METHODS = ("accept_model", "aggregate_model", "reset_stats")
 
 RULES = {
@@ -31,7 +32,7 @@ RULES = {
     "AF108": "surface code may not import harness or process/network modules",
     "AF120": "strategies.py must define build_aggregator(knobs)",
     "AF121": "every ModelAggregator subclass must implement accept_model, aggregate_model, reset_stats",
-    "AF130": "model.py must define class Net with __init__(self, arch, seed)",
+    "AF130": "model.py must define class Net with __init__(self, arch, seed, in_features, num_classes)",
 }
 
 
@@ -250,7 +251,7 @@ def _model_rules(tree: ast.Module, path: str) -> list[Violation]:
         else None
     )
     args = {a.arg for a in init.args.args} if init else set()
-    if not {"arch", "seed"} <= args:
+    if not set(MODEL_ARGS) <= args:
         out.append(Violation("AF130", path, net.lineno if net else 1))
     return out
 

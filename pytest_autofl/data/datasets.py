@@ -208,6 +208,12 @@ def _load(sha: str, directory: Path, spec_json: str) -> DataSet:
     return data
 
 
+def task_of(contract: Contract) -> dict[str, int]:
+    """The data's shape as the surface's model is built with: ``Net(arch, seed, in_features, num_classes)``."""
+    data = load(contract)
+    return {"in_features": int(np.prod(data.input_shape)), "num_classes": data.num_classes}
+
+
 def load(contract: Contract) -> DataSet:
     """The contract's data set, loaded once per process (read-only arrays: every caller shares them)."""
     import json

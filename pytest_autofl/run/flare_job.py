@@ -34,7 +34,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
     knobs = spec["knobs"]
     recipe = FedAvgRecipe(
         name=spec["job_name"],
-        model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"]),
+        model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"], **spec["task"]),
         min_clients=spec["num_clients"],
         num_rounds=spec["rounds"],
         train_script=spec["train_script"],

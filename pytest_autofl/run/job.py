@@ -11,6 +11,7 @@ from typing import Any
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
 from pytest_autofl.run.meter import Meter
 from pytest_autofl.run.prefork import SHARDS_ENV
@@ -52,6 +53,7 @@ def seed_spec(
                 "max_local_steps": budget["max_local_steps"],
                 "batch_size": budget["batch_size"],
                 "zero_meta": list(zero_meta),
+                "task": task_of(contract),
             },
             indent=1,
         )
@@ -72,6 +74,7 @@ def seed_spec(
         "workspace_root": str(directory / "ws"),
         "job_root": str(directory / "job"),
         "data_dir": str(shard_dir),
+        "task": task_of(contract),
     }
     (directory / "spec.json").write_text(json.dumps(spec, indent=1))
     return spec

@@ -40,7 +40,7 @@ def main() -> None:
     inputs = torch.from_numpy(np.load(spec["inputs"], allow_pickle=False))
     for entry in _wait_for(Path(spec["request"]), float(spec["wait_seconds"])):
         state = torch.load(entry["weights"], map_location="cpu", weights_only=True)  # tensors only
-        model = Net(arch=entry["arch"], seed=entry["seed"])
+        model = Net(arch=entry["arch"], seed=entry["seed"], **entry["task"])
         model.eval()
         for weights, key in ((None, "initial"), (state, "outputs")):  # the untrained start, then the result
             if weights is not None:

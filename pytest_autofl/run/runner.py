@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.schema import load_schema
+from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.evaluator import Evaluator
 from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
 from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
@@ -189,7 +190,7 @@ class CandidateRunner:
                 evaluator.cancel()
             return
         c = self.contract
-        models = [model_entry(self.candidate.params, r.seed, r.model_path) for r in todo]
+        models = [model_entry(self.candidate.params, r.seed, r.model_path, task_of(c)) for r in todo]
         if evaluator is None or not evaluator.alive:
             with self._evaluator_lock:
                 evaluator = self._new_evaluator(0.0)

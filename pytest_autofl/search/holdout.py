@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.data.datasets import task_of
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.evaluator import evaluate_models
 from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
@@ -33,7 +34,7 @@ def final_test_scores(
         if not all(p.is_file() for p in paths.values()):
             return None
         run_dir.mkdir(parents=True, exist_ok=True)
-        models = [model_entry(row.params, s, p) for s, p in paths.items()]
+        models = [model_entry(row.params, s, p, task_of(contract)) for s, p in paths.items()]
         scored = evaluate_models(contract, trial, models, "test", run_dir, f"-{name}", sandbox)
         out[name] = sum(float(e["score"]) for e in scored) / len(scored)
     facts = {"baseline": baseline.candidate_id, "best": best.candidate_id, "test_scores": out}
