@@ -116,3 +116,52 @@ def test_bad_data_is_one_clear_error_naming_the_field_and_the_file(tmp_path, rep
         assert named is not None and named in str(exc), str(exc)
     else:
         assert named is None
+
+
+@pytest.mark.parametrize("kind", ["iid", "quantity", "dirichlet"])
+def test_partitions_of_a_bundled_set(tmp_path, repo, kind):
+    from pytest_autofl.data.split import contract_split
+
+    split = {"partition": kind, "num_clients": 4, **({} if kind == "iid" else {"dirichlet_alpha": 0.5})}
+    contract = load_contract(benchmark(tmp_path, repo, "sklearn.load_digits"), "mine")
+    contract = type(contract)(
+        contract.name, {**contract.raw, "split": {**contract.raw["split"], **split}}, contract.directory
+    )
+    parts = contract_split(contract).clients
+    sizes = [len(p) for p in parts.values()]
+    labels = load(contract).y
+    classes = [len(set(labels[p].tolist())) for p in parts.values()]
+    if kind == "iid":
+        assert max(sizes) - min(sizes) <= 1 and min(classes) == 10
+    elif kind == "quantity":
+        assert max(sizes) > 1.5 * min(sizes) and min(classes) == 10  # sizes skewed, labels mixed
+    else:
+        assert min(classes) < 10  # label skew: some client lacks a class
+    held = set(contract_split(contract).validation.tolist()) | set(contract_split(contract).test.tolist())
+    assert not held & {int(i) for p in parts.values() for i in p}  # the harness' held-out rows stay out
+
+
+def test_the_natural_partition_by_site_and_its_errors(tmp_path, repo):
+    from pytest_autofl.data.split import contract_split
+
+    (tmp_path / "benchmarks" / "mine").mkdir(parents=True)
+    patients(300).to_csv(tmp_path / "benchmarks" / "mine" / "p.csv", index=False)
+    spec = {"kind": "csv", "path": "p.csv", "label": "outcome", "site": "hospital"}
+    contract = load_contract(benchmark(tmp_path, repo, spec), "mine")
+    site = {**contract.raw["split"], "partition": "site", "num_clients": 3, "min_samples_per_client": 10}
+    by_site = type(contract)(
+        contract.name, {**contract.raw, "split": site}, contract.directory, contract.data_identity
+    )
+    data, parts = load(by_site), contract_split(by_site).clients
+    assert [sorted(set(data.sites[p].tolist())) for p in parts.values()] == [["east"], ["north"], ["south"]]
+    wrong = type(contract)(
+        contract.name, {**contract.raw, "split": {**site, "num_clients": 2}}, contract.directory
+    )
+    with pytest.raises(
+        ValueError, match=r"num_clients = 2, but the data has 3 sites: \['east', 'north', 'south'\]"
+    ):
+        contract_split(wrong)
+    digits = load_contract(benchmark(tmp_path, repo, "sklearn.load_digits", name="d"), "d")
+    no_sites = type(digits)(digits.name, {**digits.raw, "split": site}, digits.directory)
+    with pytest.raises(ValueError, match="needs a data set with a site column"):
+        contract_split(no_sites)

@@ -36,7 +36,6 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
     "holdout.test_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
     "holdout.seed": (int, lambda v: v >= 0, "must be >= 0"),
     "split.num_clients": (int, lambda v: 1 <= v <= 16, "must be in [1, 16]"),
-    "split.dirichlet_alpha": ((int, float), lambda v: v > 0, "must be > 0"),
     "split.seed": (int, lambda v: v >= 0, "must be >= 0"),
     "split.min_samples_per_client": (int, lambda v: v >= 1, "must be >= 1"),
     "budget.rounds": (int, lambda v: v >= 1, "must be >= 1"),
@@ -65,8 +64,13 @@ _REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
 }
 
 
+# How the clients' rows are drawn (data.split): label skew, IID, skewed client sizes, or the data's own sites.
+PARTITIONS = ("dirichlet", "iid", "quantity", "site")
+
 # Fields a contract may leave out: (types, check, rule, the value when absent).
 _OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
+    "split.partition": (str, lambda v: v in PARTITIONS, f"must be one of {list(PARTITIONS)}", "dirichlet"),
+    "split.dirichlet_alpha": ((int, float), lambda v: v > 0, "must be > 0", None),
     "budget.max_cpu_ratio": (
         (int, float),
         lambda v: v >= 1 and math.isfinite(v),
@@ -117,10 +121,22 @@ def _validate(raw: Any, where: str) -> None:
     confirm = range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"])
     if set(confirm) & set(raw["seeds"]):
         raise ContractError(f"{where}: confirmation seeds must be fresh: they overlap 'seeds'")
+    split = raw["split"]
+    if split.get("partition", "dirichlet") in ("dirichlet", "quantity") and "dirichlet_alpha" not in split:
+        raise ContractError(
+            f"{where}: missing field 'split.dirichlet_alpha' (the {split.get('partition', 'dirichlet')} partition's skew)"
+        )
     if why := metric_problem(raw["metric"]["name"], raw["metric"]["direction"]):
         raise ContractError(f"{where}: field 'metric': {why}")
     if raw["holdout"]["validation_fraction"] + raw["holdout"]["test_fraction"] >= 0.8:
         raise ContractError(f"{where}: validation_fraction + test_fraction must leave >= 20% for the clients")
+
+
+def _partition(split: dict[str, Any]) -> str:
+    """The budget column's partition part (``alpha=0.3`` for today's Dirichlet split, as earlier rows say)."""
+    kind = split.get("partition", "dirichlet")
+    alpha = f"alpha={split['dirichlet_alpha']}" if "dirichlet_alpha" in split else ""
+    return alpha if kind == "dirichlet" else f"partition={kind}" + (f",{alpha}" if kind == "quantity" else "")
 
 
 @dataclass(frozen=True)
@@ -230,7 +246,7 @@ class Contract:
         """The ledger's ``budget`` column: every fixed training knob, compact and readable."""
         b, s = self.raw["budget"], self.raw["split"]
         return (
-            f"clients={s['num_clients']},alpha={s['dirichlet_alpha']},rounds={b['rounds']},"
+            f"clients={s['num_clients']},{_partition(s)},rounds={b['rounds']},"
             f"local_epochs={b['local_epochs']},max_local_steps={b['max_local_steps']},"
             f"batch_size={b['batch_size']},max_params={b['max_model_params']},"
             f"wall_clock_s={b['wall_clock_seconds']}"

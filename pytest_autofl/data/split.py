@@ -54,11 +54,12 @@ def load_arrays(contract: Contract) -> Arrays:
 
 def contract_split(contract: Contract) -> Split:
     """The contract's split of its data set."""
-    return make_split(contract, load_arrays(contract)[1])
+    data = datasets.load(contract)
+    return make_split(contract, data.y, data.sites)
 
 
-def make_split(contract: Contract, labels: np.ndarray) -> Split:
-    """Stratified held-out sets, then a Dirichlet(alpha) label-skew partition of the rest over the clients."""
+def make_split(contract: Contract, labels: np.ndarray, sites: np.ndarray | None = None) -> Split:
+    """Stratified held-out sets (the harness'), then the rest over the clients by the contract's partition."""
     holdout, spec = contract.raw["holdout"], contract.raw["split"]
     rng = np.random.default_rng(holdout["seed"])
     validation: list[int] = []
@@ -71,25 +72,53 @@ def make_split(contract: Contract, labels: np.ndarray) -> Split:
         validation += members[:n_val].tolist()
         test += members[n_val : n_val + n_test].tolist()
         pool += members[n_val + n_test :].tolist()
-    pool_arr = np.array(sorted(pool))
     names = site_names(spec["num_clients"])
-    split_rng = np.random.default_rng(spec["seed"])
+    parts = partition(spec, np.array(sorted(pool)), labels, sites, names)
+    clients = {name: np.array(sorted(p), dtype=np.int64) for name, p in zip(names, parts, strict=True)}
+    return Split(clients, np.array(sorted(validation)), np.array(sorted(test)))
+
+
+def partition(
+    spec: dict, pool: np.ndarray, labels: np.ndarray, sites: np.ndarray | None, names: list[str]
+) -> list[list[int]]:
+    """The pool's rows per client: ``dirichlet`` label skew, ``iid``, ``quantity`` (client sizes from a
+    Dirichlet, labels mixed) or ``site`` (the data's own site column, sites in sorted order)."""
+    kind, minimum = spec.get("partition", "dirichlet"), spec["min_samples_per_client"]
+    rng = np.random.default_rng(spec["seed"])
+    if kind == "site":
+        if sites is None:
+            raise ValueError("split.partition 'site' needs a data set with a site column ('dataset.site')")
+        found = sorted(set(sites[pool].tolist()))
+        if len(found) != len(names):
+            raise ValueError(
+                f"split.num_clients = {len(names)}, but the data has {len(found)} sites: {found}"
+            )
+        parts = [pool[sites[pool] == site].tolist() for site in found]
+        if small := [f"{s} ({len(p)})" for s, p in zip(found, parts, strict=True) if len(p) < minimum]:
+            raise ValueError(f"sites with fewer than min_samples_per_client = {minimum} rows: {small}")
+        return parts
     for _attempt in range(1000):
-        parts: list[list[int]] = [[] for _ in names]
-        for cls in np.unique(labels[pool_arr]):
-            members = split_rng.permutation(pool_arr[labels[pool_arr] == cls])
-            weights = split_rng.dirichlet([spec["dirichlet_alpha"]] * len(names))
-            cuts = (np.cumsum(weights)[:-1] * len(members)).astype(int)
-            for part, chunk in zip(parts, np.split(members, cuts), strict=True):
-                part.extend(chunk.tolist())
-        if min(len(p) for p in parts) >= spec["min_samples_per_client"]:
-            clients = {
-                name: np.array(sorted(p), dtype=np.int64) for name, p in zip(names, parts, strict=True)
-            }
-            return Split(clients, np.array(sorted(validation)), np.array(sorted(test)))
+        parts = [[] for _ in names]
+        if kind == "iid":
+            for i, chunk in enumerate(np.array_split(rng.permutation(pool), len(names))):
+                parts[i] = chunk.tolist()
+        elif kind == "quantity":
+            weights = rng.dirichlet([spec["dirichlet_alpha"]] * len(names))
+            cuts = (np.cumsum(weights)[:-1] * len(pool)).astype(int)
+            for i, chunk in enumerate(np.split(rng.permutation(pool), cuts)):
+                parts[i] = chunk.tolist()
+        else:
+            for cls in np.unique(labels[pool]):
+                members = rng.permutation(pool[labels[pool] == cls])
+                weights = rng.dirichlet([spec["dirichlet_alpha"]] * len(names))
+                cuts = (np.cumsum(weights)[:-1] * len(members)).astype(int)
+                for part, chunk in zip(parts, np.split(members, cuts), strict=True):
+                    part.extend(chunk.tolist())
+        if min(len(p) for p in parts) >= minimum:
+            return parts
     raise ValueError(
-        f"no Dirichlet split with >= {spec['min_samples_per_client']} samples per client after 1000 draws; "
-        "lower min_samples_per_client or raise dirichlet_alpha"
+        f"no {kind} split with >= {minimum} samples per client after 1000 draws; "
+        "lower min_samples_per_client, raise dirichlet_alpha or use fewer clients"
     )
 
 
@@ -151,7 +180,7 @@ class Shards:
 
 def _shards_of(contract: Contract, root: Path) -> tuple[Shards, dict[str, dict[str, np.ndarray]]]:
     x, y = load_arrays(contract)
-    split = make_split(contract, y)
+    split = contract_split(contract)
     arrays = {name: {"x": x[idx], "y": y[idx], SHARD_INDEX_KEY: idx} for name, idx in split.clients.items()}
     expected = {name: arrays_sha(shard) for name, shard in arrays.items()}
     return Shards(root / f"split-{split.sha[:16]}", split, expected), arrays
@@ -175,6 +204,6 @@ def write_shards(contract: Contract, root: Path) -> Shards:
 def heldout(contract: Contract, which: str) -> tuple[np.ndarray, np.ndarray]:
     """The harness-owned validation (selection) or test (final report only) set."""
     x, y = load_arrays(contract)
-    split = make_split(contract, y)
+    split = contract_split(contract)
     idx = {"validation": split.validation, "test": split.test}[which]
     return x[idx], y[idx]

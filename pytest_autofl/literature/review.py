@@ -88,7 +88,8 @@ def _of(family: str, names: tuple[str, ...]) -> bool:
 def symptoms(rows: Sequence[Row], contract: Contract, since: int) -> tuple[str, ...]:
     """What the ledger (and the contract's split) shows: the challenges a card may address."""
     found = []
-    if float(contract.split.get("dirichlet_alpha", 10.0)) <= SKEWED_ALPHA:
+    split = contract.split
+    if split.get("partition", "dirichlet") == "dirichlet" and float(split["dirichlet_alpha"]) <= SKEWED_ALPHA:
         found.append("label skew")
     families = _families(rows)
     lost = {f for f, verdicts in families.items() if not verdicts & {KEEP, NARROW}}
