@@ -14,6 +14,7 @@ import pytest
 from pytest_autofl.core.contract import load_contract
 from pytest_autofl.core.errors import ContractError
 from pytest_autofl.data.datasets import load
+from pytest_autofl.ledger import store as ledger
 
 
 def patients(rows: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -165,3 +166,39 @@ def test_the_natural_partition_by_site_and_its_errors(tmp_path, repo):
     no_sites = type(digits)(digits.name, {**digits.raw, "split": site}, digits.directory)
     with pytest.raises(ValueError, match="needs a data set with a site column"):
         contract_split(no_sites)
+
+
+@pytest.mark.e2e
+def test_a_csv_the_user_wrote_runs_a_search_on_real_flare(pytester, project, repo):
+    """A contract over a CSV with a site column (hospitals as the clients), three candidates end to end: the
+    model is built for its 2 features and 2 classes, the sandbox hides the CSV, the evaluator reads it."""
+    directory = project / "benchmarks" / "clinic"
+    directory.mkdir()
+    patients(600, seed=3).to_csv(directory / "patients.csv", index=False)
+    raw = json.loads((repo / "benchmarks" / "digits-smoke" / "contract.json").read_text())
+    raw.update(
+        name="clinic",
+        dataset={
+            "kind": "csv",
+            "path": "patients.csv",
+            "label": "outcome",
+            "site": "hospital",
+            "standardize": True,
+        },
+        metric={"name": "balanced_accuracy", "split": "validation", "direction": "max"},
+    )
+    raw["split"] = {"partition": "site", "num_clients": 3, "seed": 0, "min_samples_per_client": 50}
+    (directory / "contract.json").write_text(json.dumps(raw))
+    (directory / "profile.md").write_text("# clinic\nThree hospitals, two features, a binary outcome.\n")
+    (directory / "contract.sha256").write_text(load_contract(project / "benchmarks", "clinic").sha + "\n")
+    result = pytester.runpytest(
+        "--autofl-iterations=3", "--autofl-benchmark=clinic", "-p", "no:cacheprovider"
+    )
+    rows = ledger.read_rows(project / "results.tsv")
+    assert [r.status for r in rows][0] == "keep", result.stdout.str()[-3000:]
+    assert len(rows) == 3 and all(r.status in ("keep", "narrow", "discard") for r in rows), [
+        r.reason for r in rows
+    ]
+    assert rows[0].score > 0.6 and rows[0].budget.startswith("clients=3,partition=site,")
+    assert rows[0].n_params == 2 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2  # mlp on 2 features, 2 classes
+    result.stdout.fnmatch_lines(["*held-out test (reported once, never used to select): *"])

@@ -174,3 +174,17 @@ def test_the_meter_reads_the_zygotes_line_and_nothing_else():
     garbage = Meter()
     report(garbage.fds[0], {"site-1": "lots"})
     assert garbage.read() is None
+
+
+@pytest.mark.subprocess
+def test_the_launcher_imports_nothing_that_starts_threads():
+    """The sandbox launcher takes its own user namespace, which a process with threads cannot: numpy (its BLAS
+    starts threads at import) must not be among what it imports, even through the contract module."""
+    import subprocess
+    import sys
+
+    code = "import sys, pytest_autofl.run.prefork; print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "[]\n"
+    )

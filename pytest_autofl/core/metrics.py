@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pytest_autofl.core.errors import AutoFLError
+
+if TYPE_CHECKING:  # numpy is imported where a score is computed: the contract (which imports this table) is
+    import numpy as np  # read by the single-threaded sandbox launcher, which must not start numpy's threads
 
 
 class OutputError(AutoFLError):
@@ -17,12 +19,16 @@ class OutputError(AutoFLError):
 
 
 def _probabilities(outputs: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     shifted = outputs - outputs.max(axis=1, keepdims=True)
     exp = np.exp(shifted.astype(np.float64))
     return exp / exp.sum(axis=1, keepdims=True)
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.mean(outputs.argmax(axis=1) == labels))
 
 
@@ -82,6 +88,8 @@ def metric_problem(name: str, direction: str, num_classes: int | None = None) ->
 
 def score(metric: str, outputs: np.ndarray, labels: np.ndarray) -> float:
     """``metric`` of ``outputs`` (one row of class scores per example) against ``labels``."""
+    import numpy as np
+
     if outputs.ndim != 2 or outputs.shape[0] != len(labels) or outputs.shape[1] < 2:
         raise OutputError(
             f"outputs of shape {outputs.shape}, expected ({len(labels)}, number of classes): one row of class "

@@ -40,6 +40,8 @@ SIMULATION_MODULES = (
     "run/commands.py",
     "run/audit.py",
     "core/contract.py",
+    "core/dataset_spec.py",
+    "core/metrics.py",
     "core/errors.py",
 )
 EXPORT_MODULES = (
@@ -48,6 +50,8 @@ EXPORT_MODULES = (
     "run/audit.py",
     "run/surface.py",
     "core/contract.py",
+    "core/dataset_spec.py",
+    "core/metrics.py",
     "core/errors.py",
     "core/surface_rules.py",
 )
