@@ -34,6 +34,7 @@ def run_checks(
     problems: list[str] = []
     try:
         contract = load_contract(benchmarks_dir, benchmark)
+        surface_dir = contract.surface_dir(benchmarks_dir.parent, surface_dir)
         check_pin(contract)
         shards = planned_shards(contract, workdir / "data")
         passed.append(

@@ -7,77 +7,19 @@ A contract lives in ``<benchmarks>/<name>/contract.json`` next to ``contract.sha
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_autofl.core.contract_fields import OPTIONAL, partition_label, validate
 from pytest_autofl.core.dataset_spec import data_identity
 from pytest_autofl.core.errors import ContractError
-from pytest_autofl.core.metrics import METRICS, metric_problem
 
 CONTRACT_FILE = "contract.json"
 PIN_FILE = "contract.sha256"
 PROFILE_FILE = "profile.md"
-
-# field -> (type, predicate, description) for the checks in `_validate`.
-_REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
-    "dataset": (
-        (str, dict),
-        lambda v: bool(v.strip()) if isinstance(v, str) else isinstance(v.get("kind"), str),
-        "must name a registered data set ('sklearn.load_digits') or be a mapping with a 'kind' (csv, parquet, "
-        "npz, python)",
-    ),
-    "holdout.validation_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
-    "holdout.test_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
-    "holdout.seed": (int, lambda v: v >= 0, "must be >= 0"),
-    "split.num_clients": (int, lambda v: 1 <= v <= 16, "must be in [1, 16]"),
-    "split.seed": (int, lambda v: v >= 0, "must be >= 0"),
-    "split.min_samples_per_client": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.rounds": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.local_epochs": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.max_local_steps": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.batch_size": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.max_model_params": (int, lambda v: v >= 1, "must be >= 1"),
-    "budget.wall_clock_seconds": ((int, float), lambda v: v > 0, "must be > 0"),
-    "seeds": (
-        list,
-        lambda v: len(v) >= 1 and all(isinstance(s, int) for s in v) and len(set(v)) == len(v),
-        "must be a non-empty list of distinct integers",
-    ),
-    "metric.name": (str, lambda v: v in METRICS, f"must be one of {sorted(METRICS)}"),
-    "metric.split": (str, lambda v: v == "validation", "must be 'validation' (the test split never selects)"),
-    "metric.direction": (str, lambda v: v in ("max", "min"), "must be 'max' or 'min'"),
-    "min_delta": ((int, float), lambda v: v >= 0 and math.isfinite(v), "must be a finite number >= 0"),
-    "statistics.min_seeds": (int, lambda v: v >= 1, "must be >= 1"),
-    "statistics.confidence": ((int, float), lambda v: 0.5 < v < 1, "must be in (0.5, 1)"),
-    "statistics.noise_k": ((int, float), lambda v: v >= 0, "must be >= 0"),
-    "statistics.confirm_seeds_first": (int, lambda v: v >= 0, "must be >= 0"),
-    "statistics.confirm_seeds_count": (int, lambda v: v >= 0, "must be >= 0"),
-    "statistics.confirm_per_keep": (int, lambda v: v >= 1, "must be >= 1"),
-    "statistics.cheaper_ratio": ((int, float), lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "statistics.rerun_tolerance": ((int, float), lambda v: v >= 0, "must be >= 0"),
-}
-
-
-# How the clients' rows are drawn (data.split): label skew, IID, skewed client sizes, or the data's own sites.
-PARTITIONS = ("dirichlet", "iid", "quantity", "site")
-
-# Fields a contract may leave out: (types, check, rule, the value when absent).
-_OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
-    "split.partition": (str, lambda v: v in PARTITIONS, f"must be one of {list(PARTITIONS)}", "dirichlet"),
-    "split.dirichlet_alpha": ((int, float), lambda v: v > 0, "must be > 0", None),
-    "budget.max_cpu_ratio": (
-        (int, float),
-        lambda v: v >= 1 and math.isfinite(v),
-        "must be a number >= 1",
-        2.5,
-    ),
-}
 
 
 def canonical_json(data: Any) -> str:
@@ -87,56 +29,6 @@ def canonical_json(data: Any) -> str:
 
 def sha256_of(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
-
-
-def _get(raw: dict[str, Any], dotted: str) -> Any:
-    node: Any = raw
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(dotted)
-        node = node[part]
-    return node
-
-
-def _validate(raw: Any, where: str) -> None:
-    if not isinstance(raw, dict):
-        raise ContractError(f"{where}: the contract must be a JSON object")
-    for dotted, (types, ok, rule) in _REQUIRED.items():
-        try:
-            value = _get(raw, dotted)
-        except KeyError:
-            raise ContractError(f"{where}: missing field '{dotted}'") from None
-        if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
-            raise ContractError(f"{where}: field '{dotted}' = {value!r} {rule}")
-    for dotted, (types, ok, rule, _default) in _OPTIONAL.items():
-        with contextlib.suppress(KeyError):
-            value = _get(raw, dotted)
-            if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
-                raise ContractError(f"{where}: field '{dotted}' = {value!r} {rule}")
-    st = raw["statistics"]
-    if st["min_seeds"] > len(raw["seeds"]):
-        raise ContractError(
-            f"{where}: statistics.min_seeds = {st['min_seeds']} exceeds the {len(raw['seeds'])} seeds"
-        )
-    confirm = range(st["confirm_seeds_first"], st["confirm_seeds_first"] + st["confirm_seeds_count"])
-    if set(confirm) & set(raw["seeds"]):
-        raise ContractError(f"{where}: confirmation seeds must be fresh: they overlap 'seeds'")
-    split = raw["split"]
-    if split.get("partition", "dirichlet") in ("dirichlet", "quantity") and "dirichlet_alpha" not in split:
-        raise ContractError(
-            f"{where}: missing field 'split.dirichlet_alpha' (the {split.get('partition', 'dirichlet')} partition's skew)"
-        )
-    if why := metric_problem(raw["metric"]["name"], raw["metric"]["direction"]):
-        raise ContractError(f"{where}: field 'metric': {why}")
-    if raw["holdout"]["validation_fraction"] + raw["holdout"]["test_fraction"] >= 0.8:
-        raise ContractError(f"{where}: validation_fraction + test_fraction must leave >= 20% for the clients")
-
-
-def _partition(split: dict[str, Any]) -> str:
-    """The budget column's partition part (``alpha=0.3`` for today's Dirichlet split, as earlier rows say)."""
-    kind = split.get("partition", "dirichlet")
-    alpha = f"alpha={split['dirichlet_alpha']}" if "dirichlet_alpha" in split else ""
-    return alpha if kind == "dirichlet" else f"partition={kind}" + (f",{alpha}" if kind == "quantity" else "")
 
 
 @dataclass(frozen=True)
@@ -174,6 +66,10 @@ class Contract:
             return sha256_of(self.raw)
         return sha256_of({"contract": self.raw, "data": self.data_identity})
 
+    def surface_dir(self, rootdir: Path, default: Path) -> Path:
+        """The benchmark's own mutation surface (``surface``, relative to the project root), else ``default``."""
+        return rootdir / self.raw["surface"] if self.raw.get("surface") else default
+
     @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(self.raw["seeds"])
@@ -201,7 +97,7 @@ class Contract:
     @property
     def max_cpu_ratio(self) -> float:
         """How many times the baseline's measured CPU seconds per run a candidate may use."""
-        return float(self.raw["budget"].get("max_cpu_ratio", _OPTIONAL["budget.max_cpu_ratio"][3]))
+        return float(self.raw["budget"].get("max_cpu_ratio", OPTIONAL["budget.max_cpu_ratio"][3]))
 
     @property
     def min_delta(self) -> float:
@@ -246,7 +142,7 @@ class Contract:
         """The ledger's ``budget`` column: every fixed training knob, compact and readable."""
         b, s = self.raw["budget"], self.raw["split"]
         return (
-            f"clients={s['num_clients']},{_partition(s)},rounds={b['rounds']},"
+            f"clients={s['num_clients']},{partition_label(s)},rounds={b['rounds']},"
             f"local_epochs={b['local_epochs']},max_local_steps={b['max_local_steps']},"
             f"batch_size={b['batch_size']},max_params={b['max_model_params']},"
             f"wall_clock_s={b['wall_clock_seconds']}"
@@ -275,7 +171,7 @@ def load_contract(benchmarks_dir: Path, name: str) -> Contract:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ContractError(f"{path}: cannot read the contract: {exc}") from None
-    _validate(raw, str(path))
+    validate(raw, str(path))
     if raw.get("name") != name:
         raise ContractError(
             f"{path}: field 'name' = {raw.get('name')!r} must equal the directory name {name!r}"

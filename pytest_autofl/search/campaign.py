@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract, check_pin, load_contract, sha256_of
-from pytest_autofl.core.invariants import RunFacts, fairness_violations
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
 from pytest_autofl.data import datasets
@@ -32,6 +31,7 @@ from pytest_autofl.run.surface import surface_sha
 from pytest_autofl.search import holdout
 from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination, Solo
+from pytest_autofl.search.fairness import trial_violations
 from pytest_autofl.search.literature import literature_loop
 from pytest_autofl.search.protocol import SeedProtocol
 from pytest_autofl.search.record import Provenance, verdict_of
@@ -48,6 +48,15 @@ def _sandbox(choice: str, workdir: Path, ledger_path: Path, contract: Contract) 
         *map(str, datasets.data_files(contract.raw["dataset"], contract.directory)),
     )
     return resolve_sandbox(choice, hidden)
+
+
+def _campaign_contract(benchmarks_dir: Path, benchmark: str) -> Contract:
+    """The benchmark's contract, pinned (an edited contract is a new campaign, never a silent change), over a
+    known data set or kind (an error before anything runs)."""
+    contract = load_contract(benchmarks_dir, benchmark)
+    check_pin(contract)
+    datasets.check(contract)
+    return contract
 
 
 class Search:
@@ -73,12 +82,11 @@ class Search:
         sandbox: str = "off",
         options: ProposerOptions = DEFAULT_OPTIONS,
     ):
-        self.rootdir, self.surface_dir, self.workdir = rootdir, surface_dir, workdir
-        self.ledger_path, self.env_name, self.runner_factory = ledger_path, env_name, runner_factory
-        self.progress, self.force, self.parallel = progress, force, parallel
-        self.contract: Contract = load_contract(benchmarks_dir, benchmark)
-        check_pin(self.contract)  # an edited contract is a new campaign, never a silent change
-        datasets.check(self.contract)  # an unknown data set or kind is an error before anything runs
+        self.rootdir, self.workdir, self.ledger_path, self.env_name = rootdir, workdir, ledger_path, env_name
+        self.runner_factory, self.progress = runner_factory, progress
+        self.force, self.parallel = force, parallel
+        self.contract: Contract = _campaign_contract(benchmarks_dir, benchmark)
+        self.surface_dir = surface_dir = self.contract.surface_dir(rootdir, surface_dir)
         self.schema = options.program.narrow(load_schema(surface_dir))  # program.md narrows, never widens
         self.factory = CandidateFactory(self.schema)
         self.surface = {name: (surface_dir / name).read_text() for name in self.schema.files}
@@ -203,26 +211,8 @@ class Search:
         return result
 
     def check_invariants(self, result: TrialResult) -> None:
-        shards = self._shards
-        assert shards is not None  # the trial's runner made them
-
-        def facts(r: SeedRun) -> RunFacts:
-            return RunFacts(
-                r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered, r.digest, r.error
-            )
-
-        result.violations = fairness_violations(
-            self.contract,
-            [facts(r) for r in result.runs],
-            [facts(r) for r in result.extra_runs if r.audit or r.score is not None],
-            shard_problems=shards.problems(),
-            contract_sha_now=load_contract(self.contract.directory.parent, self.contract.name).sha,
-            contract_sha_at_start=self.contract.sha,
-            shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
-            # the surface's own client takes the steps the contract allows; a code change is held to the meter
-            cpu_reference=self.baseline.cpu_seconds if self.baseline and result.candidate.files else None,
-            control=facts(result.control) if result.control is not None else None,
-        )
+        assert self._shards is not None  # the trial's runner made them
+        result.violations = trial_violations(result, self.contract, self._shards, self.baseline)
 
     def record(self, result: TrialResult) -> Verdict:
         """The trial's verdict and ledger row (``result.row``): shared with the other workers, handed to the
