@@ -28,8 +28,13 @@ BWRAP, OFF, NONE = "bwrap", "off", "none"  # NONE: one was wanted (auto) and non
 PACKAGE = PACKAGE_ROOT / "pytest_autofl"
 _ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS", "PYTHONHASHSEED")
 _ENV_PREFIXES = ("NVFLARE_", "AUTOFL_")
-# What the sandboxed processes of this package import (each with its package's __init__).
+# What the sandboxed processes of this package import (each with its package's __init__): the pure rules of
+# core/ (no state, no keys: nothing there a candidate could use against the harness) and these run/ modules.
+CORE_MODULES = tuple(
+    f"core/{p.name}" for p in sorted((PACKAGE / "core").glob("*.py")) if p.name != "__init__.py"
+)
 SIMULATION_MODULES = (
+    *CORE_MODULES,
     "run/zero_client.py",
     "run/meter.py",
     "run/seclude.py",
@@ -39,21 +44,13 @@ SIMULATION_MODULES = (
     "run/ports.py",
     "run/commands.py",
     "run/audit.py",
-    "core/contract.py",
-    "core/dataset_spec.py",
-    "core/metrics.py",
-    "core/errors.py",
 )
 EXPORT_MODULES = (
+    *CORE_MODULES,
     "run/zero_client.py",
     "run/flare_job.py",
     "run/audit.py",
     "run/surface.py",
-    "core/contract.py",
-    "core/dataset_spec.py",
-    "core/metrics.py",
-    "core/errors.py",
-    "core/surface_rules.py",
 )
 PREDICT_MODULES = ("run/predict.py",)
 
