@@ -1,5 +1,6 @@
 """Model variants. The harness passes the data's shape: ``in_features`` (the flattened input size) and
-``num_classes``; ``cnn_small`` reads its input as one 8x8 grey image (the digits benchmarks).
+``num_classes``; ``cnn_small`` convolves an 8x8 grey image (64 inputs: the digits benchmarks) and runs 1-D
+over any other feature vector (tabular data).
 
 The server rebuilds ``Net(arch, seed, in_features, num_classes)`` from its constructor arguments, so they are
 stored as attributes and the weights are seeded inside ``__init__``: every process builds the same model.
@@ -30,9 +31,18 @@ def _layers(arch: str, n_in: int, n_out: int) -> nn.Sequential:
             nn.ReLU(),
             nn.Linear(48, n_out),
         )
+    if arch == "cnn_small" and n_in != 64:
+        return nn.Sequential(
+            nn.Unflatten(1, (1, n_in)),
+            nn.Conv1d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool1d(4),
+            nn.Flatten(),
+            nn.Linear(16 * 4, n_out),
+        )
     if arch == "cnn_small":
-        if n_in != 64:
-            raise ValueError(f"cnn_small reads 8x8 images (64 inputs); this data set has {n_in} features")
         return nn.Sequential(
             nn.Unflatten(1, (1, 8, 8)),
             nn.Conv2d(1, 8, 3, padding=1),

@@ -202,3 +202,18 @@ def test_a_csv_the_user_wrote_runs_a_search_on_real_flare(pytester, project, rep
     assert rows[0].score > 0.6 and rows[0].budget.startswith("clients=3,partition=site,")
     assert rows[0].n_params == 2 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2  # mlp on 2 features, 2 classes
     result.stdout.fnmatch_lines(["*held-out test (reported once, never used to select): *"])
+
+
+def test_a_benchmark_names_its_own_surface(tmp_path, repo, make_session):
+    shutil.copytree(
+        repo / "surfaces", tmp_path / "surfaces-mine", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    benchmarks = benchmark(tmp_path, repo, "sklearn.load_breast_cancer")
+    raw = json.loads((benchmarks / "mine" / "contract.json").read_text())
+    (benchmarks / "mine" / "contract.json").write_text(json.dumps({**raw, "surface": "surfaces-mine"}))
+    (benchmarks / "mine" / "contract.sha256").write_text(load_contract(benchmarks, "mine").sha + "\n")
+    s = make_session(benchmarks_dir=benchmarks, benchmark="mine")
+    assert s.surface_dir == tmp_path / "surfaces-mine" and s.surface["model.py"]
+    with pytest.raises(ContractError, match="field 'surface' = '../elsewhere' must be a directory relative"):
+        (benchmarks / "mine" / "contract.json").write_text(json.dumps({**raw, "surface": "../elsewhere"}))
+        load_contract(benchmarks, "mine")
