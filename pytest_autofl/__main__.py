@@ -3,7 +3,8 @@
 - ``report results.tsv``: report.md, report.json and progress.png from a ledger;
 - ``init``: a commented starter ``program.md`` for a benchmark;
 - ``plateau results.tsv``: the plateau watchdog's ``key=value`` lines;
-- ``next results.tsv [--json]``: what the loop would do next and why (for an outside coding agent).
+- ``next results.tsv [--json]``: what the loop would do next and why (for an outside coding agent);
+- ``new NAME --dataset ...``: a new benchmark from your data (and your own Client API script).
 """
 
 from __future__ import annotations
@@ -115,6 +116,37 @@ def _next(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new(args: argparse.Namespace) -> int:
+    from pytest_autofl.preflight import run_checks
+    from pytest_autofl.scaffold import contract_for, new_benchmark
+
+    dataset = json.loads(args.dataset) if args.dataset.lstrip().startswith("{") else args.dataset
+    split = {"num_clients": args.clients, "partition": args.partition}
+    split |= {"dirichlet_alpha": args.alpha} if args.partition in ("dirichlet", "quantity") else {}
+    raw = contract_for(args.name, dataset, args.metric, split)
+    root = args.benchmarks_dir.resolve().parent
+    target, violations = new_benchmark(
+        root, args.benchmarks_dir, args.surface_dir, args.name, raw, args.from_client_script
+    )
+    print(f"autofl new: wrote {target} (contract, pin, profile)")
+    for violation in violations:
+        print(f"autofl new: {violation}")
+    if violations:
+        print(
+            f"autofl new: fix {len(violations)} surface rule(s) in surfaces-{args.name}/, then pytest --autofl-check"
+        )
+        return 1
+    passed, problems = run_checks(args.benchmarks_dir, args.name, args.surface_dir, Path("results.tsv"))
+    for line in problems:
+        print(f"autofl new: check FAILED: {line}")
+    if problems:
+        return 1
+    print(
+        f"autofl new: {len(passed)} checks passed; next: pytest --autofl-benchmark {args.name} --autofl-iterations=5"
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_autofl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -140,6 +172,24 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("--out", type=Path, default=Path("program.md"), help="default: %(default)s")
     ini.add_argument("--force", action="store_true", help="replace an existing file")
     ini.set_defaults(run=_init)
+
+    new = commands.add_parser(
+        "new", parents=[common], help="a new benchmark from your data (and Client API script)"
+    )
+    new.add_argument("name", help="the benchmark's name (its directory under --benchmarks-dir)")
+    new.add_argument(
+        "--dataset", required=True, help="a bundled set (sklearn.load_wine) or a JSON dataset block (README)"
+    )
+    new.add_argument("--metric", default="accuracy", help="default: %(default)s")
+    new.add_argument("--clients", type=int, default=4, help="default: %(default)s")
+    new.add_argument(
+        "--partition", default="dirichlet", help="dirichlet, iid, quantity or site (default: %(default)s)"
+    )
+    new.add_argument("--alpha", type=float, default=0.5, help="Dirichlet alpha (default: %(default)s)")
+    new.add_argument(
+        "--from-client-script", type=Path, help="your Client API training script: a surface of its own"
+    )
+    new.set_defaults(run=_new)
 
     for name, run, text in (
         ("plateau", _plateau, "the plateau watchdog's key=value lines"),
