@@ -70,6 +70,26 @@ def test_training_starts_untrained_and_from_the_harness_seed(smoke_contract):
     assert embedded.startswith("untrained start (seed 0): the initial model scores 0.930 before any training")
     (ignored,) = violations(smoke_contract, [started(0, digest="same"), started(1, digest="same")])
     assert ignored.startswith("seed used (seeds [0, 1]): the initial models of different seeds are identical")
+    # the surface's own model.py (knobs, client or server changes) is the user's code: its random start may
+    # rank well (AUROC on separable data), so only a changed model.py is held to the untrained start
+    assert violations(smoke_contract, [started(0, score=0.93), started(1)], model_changed=False) == []
+
+
+def test_a_lower_is_better_metric_is_held_to_its_own_direction(smoke_contract):
+    from dataclasses import replace
+
+    metric = {"name": "log_loss", "split": "validation", "direction": "min"}
+    log_loss = replace(smoke_contract, raw={**smoke_contract.raw, "metric": metric})
+
+    def start(seed, score):
+        return RunFacts(seed, audit(), 8970, {"score": score, "chance": 2.3, "digest": f"d{seed}"})
+
+    assert violations(log_loss, [start(0, 2.2), start(1, 2.4)]) == []
+    (embedded,) = violations(log_loss, [start(0, 0.4), start(1, 2.3)])
+    assert (
+        embedded.startswith("untrained start (seed 0): the initial model scores 0.400")
+        and "past 1.150" in embedded
+    )
 
 
 def test_the_measured_compute_is_held_to_the_baseline_and_a_silenced_meter_is_named(smoke_contract):

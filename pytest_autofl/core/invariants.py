@@ -50,10 +50,12 @@ def fairness_violations(
     shard_sizes: dict[str, int],
     cpu_reference: float | None = None,
     control: RunFacts | None = None,
+    model_changed: bool = True,
 ) -> list[str]:
     """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair.
     ``cpu_reference``: the baseline's CPU seconds per run, which the measured compute is held to; ``control``:
-    a code change's zero-update control run."""
+    a code change's zero-update control run; ``model_changed``: the candidate replaces ``model.py`` (only then
+    can its untrained start carry weights from elsewhere)."""
     out = []
     seeds, pool = [r.seed for r in runs], list(contract.seeds)
     if not (contract.min_seeds <= len(seeds) and seeds == pool[: len(seeds)]):
@@ -77,7 +79,7 @@ def fairness_violations(
         out += _run_violations(contract, run, budget)
     out += compute_violations(contract, [*runs, *extra_runs], cpu_reference)
     out += control_violations(control) if control is not None else []
-    return out + (_start_violations([*runs, *extra_runs]) if contract.higher_is_better else [])
+    return out + _start_violations([*runs, *extra_runs], contract.higher_is_better, model_changed)
 
 
 def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: float | None) -> list[str]:
@@ -117,20 +119,23 @@ def control_violations(control: RunFacts) -> list[str]:
     return []
 
 
-def _start_violations(runs: Sequence[RunFacts]) -> list[str]:
-    """Training starts from the surface's untrained model, and the harness' seed decides it: an initial model
-    that already scores well carries weights trained elsewhere; identical initial models for different seeds
-    mean the seed is ignored (and the seeds are no longer independent)."""
+def _start_violations(runs: Sequence[RunFacts], higher_is_better: bool, model_changed: bool) -> list[str]:
+    """Training starts from an untrained model, and the harness' seed decides it: a changed ``model.py`` whose
+    initial model already scores past halfway from chance to perfect carries weights trained elsewhere (the
+    surface's own model.py is the user's code: its random start may rank well, e.g. AUROC on separable data);
+    identical initial models for different seeds mean the seed is ignored (the seeds are no longer
+    independent)."""
     out, seeds_of = [], defaultdict(set)
+    perfect = 1.0 if higher_is_better else 0.0
     for run in runs:
         if run.initial is None:
             continue
         start, chance = float(run.initial["score"]), float(run.initial["chance"])
-        cap = chance + (1 - chance) / 2
-        if start > cap:
+        cap = chance + (perfect - chance) / 2
+        if model_changed and (start > cap if higher_is_better else start < cap):
             out.append(
                 f"untrained start (seed {run.seed}): the initial model scores {start:.3f} before any training, "
-                f"above {cap:.3f} (halfway from chance {chance:.3f} to perfect): weights not trained under the contract"
+                f"past {cap:.3f} (halfway from chance {chance:.3f} to perfect): weights not trained under the contract"
             )
         seeds_of[str(run.initial["digest"])].add(run.seed)
     out += [

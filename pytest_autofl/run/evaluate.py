@@ -149,10 +149,12 @@ def main() -> None:
         model["weights"] = str(request.with_name(f"{request.stem}-{i}-weights.pt"))
         torch.save(state, model["weights"])
     scored, metric = [], contract.raw["metric"]["name"]
-    chance = float(np.bincount(y).max() / len(y))  # what always answering the commonest class scores
     for model, n_params, (initial, outputs) in zip(models, counts, predictor.outputs(models), strict=True):
+        # chance: what answering the class frequencies, the same for every example, scores on this metric
+        prior = np.log(np.bincount(y, minlength=outputs.shape[1])[: outputs.shape[1]] / len(y) + 1e-12)
         try:
             value, start = score(metric, outputs, y), score(metric, initial, y)
+            chance = score(metric, np.tile(prior, (len(y), 1)).astype(np.float32), y)
         except OutputError as exc:
             sys.exit(f"{model['path']}: {exc}")
         digest = hashlib.sha256(initial.tobytes()).hexdigest()[:16]

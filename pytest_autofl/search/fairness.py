@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pytest_autofl.core.contract import Contract, load_contract
 from pytest_autofl.core.invariants import RunFacts, fairness_violations
+from pytest_autofl.core.surface_rules import MODEL
 from pytest_autofl.data.split import Shards
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.seedrun import SeedRun
@@ -30,4 +31,5 @@ def trial_violations(
         # the surface's own client takes the steps the contract allows; a code change is held to the meter
         cpu_reference=baseline.cpu_seconds if baseline and result.candidate.files else None,
         control=_facts(result.control) if result.control is not None else None,
+        model_changed=any(name == MODEL for name, _ in result.candidate.files),
     )
