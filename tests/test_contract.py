@@ -59,12 +59,14 @@ def test_malformed_contract_names_the_field(repo, tmp_path, mutate, message):
 
 
 def test_unknown_benchmark_lists_the_known_ones(repo):
-    with pytest.raises(ContractError, match="known benchmarks: digits, digits-skew, digits-smoke"):
+    with pytest.raises(
+        ContractError, match="known benchmarks: breast-cancer-skew, digits, digits-skew, digits-smoke"
+    ):
         load_contract(repo / "benchmarks", "cifar")
 
 
 def test_the_compute_cap_is_the_contracts_or_the_default(repo, tmp_path):
-    assert load_contract(repo / "benchmarks", "digits-smoke").max_cpu_ratio == 2.5
+    assert load_contract(repo / "benchmarks", "digits-smoke").max_cpu_ratio == 5.0
     shutil.copytree(repo / "benchmarks" / "digits-smoke", tmp_path / "digits-smoke")
     path = tmp_path / "digits-smoke" / "contract.json"
     raw = json.loads(path.read_text())
