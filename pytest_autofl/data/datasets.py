@@ -14,6 +14,7 @@ Relative paths are relative to the contract's directory. Labels may be any value
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -187,8 +188,6 @@ def data_files(spec: Any, directory: Path) -> list[Path]:
 
 @lru_cache(maxsize=4)
 def _load(sha: str, directory: Path, spec_json: str) -> DataSet:
-    import json
-
     spec = json.loads(spec_json)
     where = f"{directory / CONTRACT_FILE}: dataset"
     if isinstance(spec, str):
@@ -216,6 +215,4 @@ def task_of(contract: Contract) -> dict[str, int]:
 
 def load(contract: Contract) -> DataSet:
     """The contract's data set, loaded once per process (read-only arrays: every caller shares them)."""
-    import json
-
     return _load(contract.sha, contract.directory, json.dumps(contract.raw["dataset"], sort_keys=True))
