@@ -5,7 +5,8 @@ cap, against the baseline's.
     python benchmarks/compute_bound.py [--benchmark digits] [--overruns 3 10] [--parallel 2]
 
 Prints, per candidate, the clients' CPU seconds per run (median and range over the selection seeds), the ratio
-to the baseline's median, the mean validation score, and whether the contract's ``max_cpu_ratio`` flags it.
+to the calibration baseline's median and to the baseline run beside the candidate (a code change's compute
+reference: same load), the wall time, the mean validation score, and whether the bound flagged it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytest_autofl.core.candidate import Candidate  # noqa: E402
+from pytest_autofl.literature.cards import load_cards  # noqa: E402
 from pytest_autofl.proposers.candidate_file import load_candidate_file  # noqa: E402
 from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup  # noqa: E402
 from pytest_autofl.search.campaign import Search  # noqa: E402
@@ -46,6 +48,9 @@ def main() -> None:
     parser.add_argument(
         "--knobs", nargs="*", default=["arch=cnn_small", "arch=mlp_wide", "aggregator=scaffold"]
     )
+    parser.add_argument(
+        "--cards", nargs="*", default=[], help="card ids: their faithful run (honest code changes)"
+    )
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp:
@@ -68,6 +73,10 @@ def main() -> None:
         for knob in args.knobs:
             name, value = knob.split("=")
             candidates.append((knob, search.factory.make({name: value})))
+        cards = {card.id: card for card in load_cards(ROOT / "skills" / "literature" / "cards")}
+        for card_id in args.cards:
+            made = cards[card_id].candidate("faithful", search.factory, ROOT / "surfaces", search.surface, "")
+            candidates.append((f"card {card_id} (faithful)", made))
         for k in args.overruns:
             path = Path(tmp) / f"overrun-{k}.yaml"
             path.write_text(
@@ -76,22 +85,29 @@ def main() -> None:
             candidates.append(
                 (f"{k}x steps, reports the cap", load_candidate_file(path, search.factory, ROOT / "surfaces"))
             )
-        reference = None
+        calibration = None
         cap = search.contract.max_cpu_ratio
-        print(f"{args.benchmark}: clients' CPU seconds per run; cap {cap:g}x the baseline's")
+        print(f"{args.benchmark}: clients' CPU seconds per run; cap {cap:g}x the baseline's beside it")
         for index, (label, candidate) in enumerate(candidates, start=1):
             result = search.run(candidate, index)
+            if index == 1:
+                search.record(result)  # the incumbent: the others then run the full seed protocol
             if result.error:
                 print(f"{label:32s} CRASH: {result.error}", flush=True)
                 continue
             cpu = [r.cpu_seconds for r in result.runs if r.cpu_seconds is not None]
             scores = [r.score for r in result.runs if r.score is not None]
+            wall = statistics.median(r.runtime_seconds for r in result.runs if r.runtime_seconds)
             median = statistics.median(cpu)
-            reference = reference or median
-            ratio = median / reference
+            calibration = calibration or median
+            beside = result.reference.cpu_seconds if result.reference else None
+            reference = beside or calibration
+            flagged = any(v.startswith("measured compute") for v in result.violations)
             print(
                 f"{label:32s} cpu {median:6.2f} s ({min(cpu):.2f}-{max(cpu):.2f}, n={len(cpu)})  "
-                f"{ratio:5.2f}x  score {statistics.mean(scores):.3f}  {'FLAGGED' if ratio > cap else 'within'}",
+                f"{median / calibration:5.2f}x calibration  {median / reference:5.2f}x beside "
+                f"({reference:.2f} s)  wall {wall:5.1f} s  score {statistics.mean(scores):.3f}  "
+                f"{'FLAGGED' if flagged else 'within'}",
                 flush=True,
             )
 

@@ -38,8 +38,8 @@ def _attacks(project) -> dict[str, dict]:
         '    x = torch.from_numpy(np.concatenate([p["x"] for p in parts]))\n'
         '    y = torch.from_numpy(np.concatenate([p["y"] for p in parts]))\n',
     )
-    overrun = _client(project, "while steps < steps_per_round:", "while steps < steps_per_round * 150:")
-    overrun = overrun.replace("if steps >= steps_per_round:", "if steps >= steps_per_round * 150:")
+    overrun = _client(project, "while steps < steps_per_round:", "while steps < steps_per_round * 60:")
+    overrun = overrun.replace("if steps >= steps_per_round:", "if steps >= steps_per_round * 60:")
     overrun = overrun.replace(
         '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
     )
@@ -47,7 +47,7 @@ def _attacks(project) -> dict[str, dict]:
         "injected": {"description": "server adds weights", "files": {"strategies.py": injected}},
         "pooled": {"description": "client reads every shard", "files": {"client_train.py": pooled}},
         "overrun": {
-            "description": "150x the step cap, reports the cap",
+            "description": "60x the step cap, reports the cap",
             "files": {"client_train.py": overrun},
         },
     }
@@ -81,6 +81,8 @@ def test_every_attack_is_caught_and_changes_nothing_outside_its_trial(pytester, 
         assert status in statuses and named in reason, (
             f"{name}: {status}: {reason}\n{result.stdout.str()[-3000:]}"
         )
+    # each code change was measured against a baseline run beside it, not against the calibration's figure
+    result.stdout.fnmatch_lines(["*compute reference seed 0: *"])
     assert _digest(project / "surfaces") == surfaces and _digest(project / "benchmarks") == benchmarks
     check = pytester.runpytest("--autofl-check", "-p", "no:cacheprovider")
     assert check.ret == 0, check.stdout.str()[-2000:]  # the chained ledger and the shards are intact

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -198,11 +199,12 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
         seen.append(line)
         if "seed 1: round 1/2" in line:  # seed 0 of the baseline has finished, seed 1 is running
             time.sleep(1)
+            masks = [m for m in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if m[:3] == "Sig"]
             proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
             break
     rest, _ = proc.communicate(timeout=120)
     output = "".join(seen) + rest
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output[-2000:]
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, (masks, output[-2000:])
     assert "KeyboardInterrupt" in output
     time.sleep(1)
     assert _processes_under(project) == []

@@ -102,7 +102,7 @@ def test_the_measured_compute_is_held_to_the_baseline_and_a_silenced_meter_is_na
     assert compute_violations(smoke_contract, [metered(0, 1.0), metered(1, 1.2)], 1.0) == []
     (over,) = compute_violations(smoke_contract, [metered(0, 6.0), metered(1, 6.2)], 1.0)
     assert (
-        over.startswith("measured compute: 6.1 CPU s per run, 6.1x the baseline's 1.0 s")
+        over.startswith("measured compute: 6.10 CPU s per run, 6.1x the baseline's 1.00 s")
         and f"cap {cap:g}x" in over
     )
     assert (

@@ -84,8 +84,8 @@ def fairness_violations(
 
 def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: float | None) -> list[str]:
     """The budget the harness measures, not the one the candidate reports: the median CPU seconds per run of
-    the whole simulation (server, clients, anything they start), at most ``max_cpu_ratio`` times the
-    baseline's. A metered run that measured nothing had its meter stopped from inside."""
+    the clients (and anything they start), at most ``max_cpu_ratio`` times the reference's (the baseline run
+    beside the candidate). A metered run that measured nothing had its meter stopped from inside."""
     out = [
         f"measured compute (seed {r.seed}): the harness' CPU meter reported nothing; it was stopped from inside the run"
         for r in runs
@@ -96,8 +96,8 @@ def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: 
         ratio, cap = statistics.median(used) / reference, contract.max_cpu_ratio
         if ratio > cap:
             out.append(
-                f"measured compute: {statistics.median(used):.1f} CPU s per run, {ratio:.1f}x the baseline's "
-                f"{reference:.1f} s (cap {cap:g}x): local work beyond the budget, whatever the clients report"
+                f"measured compute: {statistics.median(used):.2f} CPU s per run, {ratio:.1f}x the baseline's "
+                f"{reference:.2f} s (cap {cap:g}x): local work beyond the budget, whatever the clients report"
             )
     return out
 

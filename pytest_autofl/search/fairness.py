@@ -16,6 +16,14 @@ def _facts(r: SeedRun) -> RunFacts:
     return RunFacts(r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered, r.digest, r.error)
 
 
+def cpu_reference(result: TrialResult, baseline: Row | None) -> float | None:
+    """The baseline's CPU per run measured beside the candidate (same load); the calibration's if that run
+    measured nothing."""
+    if result.reference is not None and result.reference.cpu_seconds is not None:
+        return result.reference.cpu_seconds
+    return baseline.cpu_seconds if baseline else None
+
+
 def trial_violations(
     result: TrialResult, contract: Contract, shards: Shards, baseline: Row | None
 ) -> list[str]:
@@ -29,7 +37,7 @@ def trial_violations(
         contract_sha_at_start=contract.sha,
         shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
         # the surface's own client takes the steps the contract allows; a code change is held to the meter
-        cpu_reference=baseline.cpu_seconds if baseline and result.candidate.files else None,
+        cpu_reference=cpu_reference(result, baseline) if result.candidate.files else None,
         control=_facts(result.control) if result.control is not None else None,
         model_changed=any(name == MODEL for name, _ in result.candidate.files),
     )

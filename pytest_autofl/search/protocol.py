@@ -8,9 +8,9 @@ looks take one seed at a time in seed order, so the verdict is the serial one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
@@ -23,7 +23,11 @@ from pytest_autofl.search.coordination import Coordination
 from pytest_autofl.search.state import CampaignState
 from pytest_autofl.search.trial import TrialResult
 
-RunnerFor = Callable[[Candidate, Path, str], Runner]  # (candidate, trial_dir, label) -> runner
+
+class RunnerFor(Protocol):
+    """A runner for a candidate in a trial directory; ``reuse`` off runs again what was already run."""
+
+    def __call__(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner: ...
 
 
 class SeedProtocol:
@@ -81,14 +85,17 @@ class SeedProtocol:
 
     def sequential(self, runner: Runner, result: TrialResult) -> None:
         """Runs past the deciding look are left out of the row (and reused if a keep needs them). A code
-        change also runs its zero-update control, beside the first seeds."""
+        change also runs its zero-update control and the compute reference, beside the first seeds."""
         seeds, min_seeds = self.contract.seeds, self.contract.min_seeds
         width = max(1, self.parallel)
         first = max(min_seeds, min(width, len(seeds)))
-        control = [(runner, seeds[0], CONTROL_TAG)] if result.candidate.patch_sha else []
-        ahead = run_batch([(runner, s, "") for s in seeds[:first]] + control, self.parallel)
-        if control:
-            result.control = ahead.pop()
+        batch = [(runner, s, "") for s in seeds[:first]]
+        if result.candidate.patch_sha:
+            batch[1:1] = [(self._reference_runner(result), seeds[0], "")]
+            batch.append((runner, seeds[0], CONTROL_TAG))
+        ahead = run_batch(batch, self.parallel)
+        if result.candidate.patch_sha:
+            result.control, result.reference = ahead.pop(), ahead.pop(1)
         rest = list(seeds[first:])
         result.runs.extend(ahead[:min_seeds])
         ahead = ahead[min_seeds:]
@@ -97,8 +104,8 @@ class SeedProtocol:
         verdict = self._decide(result)
         while verdict.status == NARROW and (ahead or rest):
             if not ahead:
-                batch, rest = rest[:width], rest[width:]
-                ahead = run_batch([(runner, s, "") for s in batch], self.parallel)
+                wave, rest = rest[:width], rest[width:]
+                ahead = run_batch([(runner, s, "") for s in wave], self.parallel)
             run = ahead.pop(0)
             result.runs.append(run)
             if run.error:
@@ -112,6 +119,17 @@ class SeedProtocol:
                 return
             verdict = self._confirm(runner, result, verdict)
         result.verdict = verdict
+
+    def _reference_runner(self, result: TrialResult) -> Runner:
+        """The baseline, run again beside the candidate's first seed: the measured compute's reference under
+        the load the candidate ran in (FLARE's clients poll while they wait, so their CPU grows with a busy
+        machine's wall time; a figure from the calibration, on another load, misjudges both ways)."""
+        baseline = self.state.baseline
+        assert baseline is not None
+        label = f"[autofl {result.slot:02d}] compute reference"
+        return self.runner_for(
+            self.factory.make(baseline.params), result.trial_dir / "reference", label, False
+        )
 
     def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:
         """Re-run a keep and the incumbent on fresh, never-used seeds before the keep may replace it."""

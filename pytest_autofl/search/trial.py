@@ -20,6 +20,9 @@ class TrialResult:
     runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
     extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
     control: SeedRun | None = None  # a code change's zero-update control run (not a score: a check)
+    reference: SeedRun | None = (
+        None  # a code change's baseline run beside it: the measured compute's reference
+    )
     incumbent_confirm: dict[int, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     mismatches: list[str] = field(
