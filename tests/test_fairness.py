@@ -11,7 +11,9 @@ from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.search.fairness import cpu_reference
 from pytest_autofl.search.trial import TrialResult
 
-CHANGE = Candidate(params={}, family="f", description="a code change", files=(("client_train.py", "x = 1\n"),))
+CHANGE = Candidate(
+    params={}, family="f", description="a code change", files=(("client_train.py", "x = 1\n"),)
+)
 CALIBRATION = Row(
     status="keep",
     candidate_id="base",
