@@ -155,7 +155,7 @@ def test_model_code_runs_apart_from_the_labels_and_the_metric(
     )
     assert entry == {**honest, "path": entry["path"]}  # the same score and size as the honest model's
     assert entry["n_params"] == 8970 and entry["score"] < 0.5
-    assert "FOUND LABELS" not in (tmp_path / "evaluate-validation-cheat.predict.log").read_text()
+    assert "FOUND LABELS" not in (tmp_path / "predict" / "evaluate-validation-cheat.predict.log").read_text()
 
 
 def test_outputs_that_cannot_be_scored_are_an_error_naming_the_model(

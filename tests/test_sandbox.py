@@ -65,6 +65,14 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
 
     attempt("lift the cover of another site's shard", uncover_a_shard)
 
+    def forge_harness_files():  # the evaluator's request, the incumbent's runs: next to the trial, not in it
+        for what in ("evaluator", "incumbent"):
+            target = trial.with_name(trial.name + "." + what)
+            target.mkdir(exist_ok=True)
+            (target / "forged.json").write_text("[]")
+
+    attempt("forge the harness' files", forge_harness_files)  # checked from outside
+
     def shards_readable():  # a client must read its own shard and no other; nothing else may read any
         count = 0
         for config in trial.glob("seed-*/client.json"):
@@ -77,7 +85,12 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
         return count
 
     name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
-    (trial / name).write_text(json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable()}))
+    found.pop("forge the harness' files")  # a write to a hidden (tmpfs) path succeeds unseen: see the test
+    record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable()})
+    try:
+        (trial / name).write_text(record)
+    except OSError:  # the predict process may write its own directory only
+        (Path.cwd() / name).write_text(record)
 
 
 _probe()
@@ -105,7 +118,10 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     assert len(rows) == 2, f"the probe did not run: {rows[-1].reason}"  # the baseline, then the probe
     assert [r.sandbox for r in rows] == [BWRAP, BWRAP]
     trial = project / rows[-1].trial_dir
-    probes = [json.loads(p.read_text()) for p in trial.glob("probe-*.json")]
+    evaluator = trial.with_name(trial.name + ".evaluator")
+    probes = [
+        json.loads(p.read_text()) for p in [*trial.glob("probe-*.json"), *evaluator.rglob("probe-*.json")]
+    ]
     kinds = {" ".join(p["argv"]) for p in probes}
     assert any("flare_job" in k for k in kinds) and any("predict" in k for k in kinds)
     assert any("simulator" in k or "client" in k for k in kinds), kinds
@@ -115,6 +131,7 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     assert {n for k, n in readable if "client_train" in k} == {1}, readable  # its own, no other
     assert {n for k, n in readable if "client_train" not in k} == {0}, readable  # server, export, predict
     assert (project / "surfaces" / "model.py").read_text() == model
+    assert not list((project / ".autofl").rglob("forged.json"))  # the evaluator's and other runs' files
 
 
 def test_the_sandbox_command_hides_the_harness_state_and_shows_only_what_it_is_given(tmp_path):

@@ -1,6 +1,7 @@
 """The harness' evaluator, run as ``python -m pytest_autofl.run.evaluate spec.json request.json``.
 
-It never imports candidate code. It rebuilds the held-out set from the contract and starts the predict process
+It never imports candidate code. It reads the held-out set the harness wrote beside its spec (in a directory no
+candidate process can see) and starts the predict process
 at once (``predict.py``: the candidate's model code, which gets the inputs and never the labels), so both are
 ready — torch, the model, the data loaded — while the simulations they will score may still run. Then it waits
 for ``request.json``, the list of final global models (``[]``: nothing to score), for at most
@@ -70,6 +71,9 @@ class Predictor:
     """The predict process, started with the held-out inputs and waiting for its models."""
 
     def __init__(self, spec: dict[str, Any], work: Path, stem: str, inputs: np.ndarray):
+        """``work``: the predict process' own directory, the only one it may write (never the evaluator's)."""
+        work.mkdir(exist_ok=True)
+        self.work = work
         self.request = work / f"{stem}.predict.json"
         self.log = work / f"{stem}.predict.log"
         self.request.unlink(missing_ok=True)
@@ -126,15 +130,13 @@ class Predictor:
 
 
 def main() -> None:
-    from pytest_autofl.core.contract import load_contract
     from pytest_autofl.core.metrics import OutputError, score
-    from pytest_autofl.data.split import heldout
 
     spec = json.loads(Path(sys.argv[1]).read_text())
     request = Path(sys.argv[2])
-    contract = load_contract(Path(spec["benchmarks_dir"]), spec["benchmark"])
-    x, y = heldout(contract, spec["split"])
-    predictor = Predictor(spec, request.parent, request.name.removesuffix(".models.json"), x)
+    with np.load(spec["heldout"], allow_pickle=False) as held:
+        x, y = held["x"], held["y"]
+    predictor = Predictor(spec, request.parent / "predict", request.name.removesuffix(".models.json"), x)
     try:
         models = wait_for(request, spec["wait_seconds"])
     except SystemExit:
@@ -146,9 +148,9 @@ def main() -> None:
     for i, model in enumerate(models):  # predict gets the tensors alone: it loads nothing but tensors
         state = state_dict(model["path"])
         counts.append(int(sum(v.numel() for v in state.values())))  # every tensor, whatever the model says
-        model["weights"] = str(request.with_name(f"{request.stem}-{i}-weights.pt"))
+        model["weights"] = str(predictor.work / f"{request.stem}-{i}-weights.pt")
         torch.save(state, model["weights"])
-    scored, metric = [], contract.raw["metric"]["name"]
+    scored, metric = [], spec["metric"]
     for model, n_params, (initial, outputs) in zip(models, counts, predictor.outputs(models), strict=True):
         # chance: what answering the class frequencies, the same for every example, scores on this metric
         prior = np.log(np.bincount(y, minlength=outputs.shape[1])[: outputs.shape[1]] / len(y) + 1e-12)

@@ -9,7 +9,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.data.split import heldout
 from pytest_autofl.run.commands import EVALUATE, PACKAGE_ROOT, python_module
 from pytest_autofl.run.evaluate import EVAL_PREFIX
 from pytest_autofl.run.processes import TreeResult, python_env, run_tree
@@ -19,8 +22,9 @@ EVAL_TIMEOUT_SECONDS = 300.0
 
 
 class Evaluator:
-    """One evaluator process (harness code, apart from pytest) for one split. It starts ahead of need: while
-    the simulations run it imports torch and the surface's model and rebuilds the held-out set; ``score``
+    """One evaluator process (harness code, apart from pytest) for one split. Its files (``work_dir``: its spec,
+    the held-out arrays, the request) must lie where no candidate process can write (``runner.beside``). It
+    starts ahead of need: while the simulations run it imports torch and the surface's model; ``score``
     then hands it the final models. If no models come within ``wait_seconds`` it exits (``alive`` turns
     False) and the caller starts a fresh one; ``cancel`` lets it exit at once."""
 
@@ -34,16 +38,19 @@ class Evaluator:
         wait_seconds: float,
         sandbox: Sandbox = NO_SANDBOX,
     ):
+        work_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path = work_dir / f"evaluate-{split}{name}.json"
         self.request_path = work_dir / f"evaluate-{split}{name}.models.json"
         self.log_path = work_dir / f"evaluate-{split}{name}.log"
         self.request_path.unlink(missing_ok=True)
+        heldout_path = work_dir / f"heldout-{split}{name}.npz"
+        x, y = heldout(contract, split)
+        np.savez(heldout_path, x=x, y=y)
         self.spec_path.write_text(
             json.dumps(
                 {
-                    "benchmarks_dir": str(contract.directory.parent),
-                    "benchmark": contract.name,
-                    "split": split,
+                    "metric": contract.raw["metric"]["name"],
+                    "heldout": str(heldout_path),
                     "surface_parent": str(surface_parent),
                     "wait_seconds": wait_seconds,
                     "sandbox": {"mode": sandbox.mode, "hidden": list(sandbox.hidden)},

@@ -42,6 +42,13 @@ class Runner(Protocol):
     def evaluate(self, runs: list[SeedRun]) -> None: ...
 
 
+def beside(trial_dir: Path, what: str) -> Path:
+    """A directory next to a trial's, never inside it: the trial's simulations may write anywhere in their
+    own trial directory, so the harness' files (the evaluator's) and other candidates' runs (the incumbent
+    confirmed against it, the compute reference) live outside, where the sandbox shows nothing."""
+    return trial_dir.with_name(f"{trial_dir.name}.{what}")
+
+
 # (candidate, contract, surface_dir, shard_dir, trial_dir, progress) -> a Runner
 RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
 
@@ -161,7 +168,7 @@ class CandidateRunner:
             self.contract,
             self.surface_parent,
             "validation",
-            self.trial_dir,
+            beside(self.trial_dir, "evaluator"),
             f"-{self._evaluations}",
             wait_seconds,
             self.sandbox,

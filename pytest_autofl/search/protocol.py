@@ -17,7 +17,7 @@ from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW, Verdict, confirm, decide_under
 from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.parallel import run_batch
-from pytest_autofl.run.runner import Runner
+from pytest_autofl.run.runner import Runner, beside
 from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination
 from pytest_autofl.search.state import CampaignState
@@ -128,7 +128,7 @@ class SeedProtocol:
         assert baseline is not None
         label = f"[autofl {result.slot:02d}] compute reference"
         return self.runner_for(
-            self.factory.make(baseline.params), result.trial_dir / "reference", label, False
+            self.factory.make(baseline.params), beside(result.trial_dir, "reference"), label, False
         )
 
     def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:
@@ -143,7 +143,7 @@ class SeedProtocol:
             )
         inc = self.factory.make(incumbent.params)
         inc_runner = self.runner_for(
-            inc, result.trial_dir / "incumbent", f"[autofl {result.slot:02d}] incumbent {inc.id}"
+            inc, beside(result.trial_dir, "incumbent"), f"[autofl {result.slot:02d}] incumbent {inc.id}"
         )
         runs = run_batch([(r, s, "") for s in fresh for r in (runner, inc_runner)], self.parallel)
         for run, inc_run in zip(runs[::2], runs[1::2], strict=True):
