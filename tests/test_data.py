@@ -66,6 +66,7 @@ def test_the_data_set_comes_from_the_registry_and_an_unknown_one_is_named(smoke_
     with pytest.raises(AutoFLError, match="unknown data set 'cifar10'; choose one of .*sklearn.load_digits"):
         check(unknown)
     with pytest.raises(
-        AutoFLError, match="unknown data-set kind 'hdf5'; choose one of csv, npz, parquet, python"
+        AutoFLError,
+        match="unknown data-set kind 'hdf5'; choose one of csv, image_folder, npz, parquet, python",
     ):
         check(replace(smoke_contract, raw={**smoke_contract.raw, "dataset": {"kind": "hdf5"}}))

@@ -85,6 +85,46 @@ def test_parquet_npz_and_a_python_loader(tmp_path, repo, monkeypatch):
     assert load(contract).input_shape == (5,) and contract.data_identity
 
 
+def test_an_image_folder(tmp_path, repo):
+    from PIL import Image
+
+    from pytest_autofl.data.split import load_arrays
+
+    root = tmp_path / "benchmarks" / "mine"
+    rng = np.random.default_rng(4)
+    for label in ("cat", "dog"):
+        (root / "pictures" / label).mkdir(parents=True)
+        for i in range(30):
+            pixels = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "pictures" / label / f"{i}.png")
+    spec = {"kind": "image_folder", "path": "pictures", "size": [4, 5]}
+    contract = load_contract(benchmark(tmp_path, repo, spec), "mine")
+    data = load(contract)
+    assert data.input_shape == (3, 4, 5) and data.classes == ("cat", "dog") and len(data.y) == 60
+    assert float(data.x.min()) >= 0.0 and float(data.x.max()) <= 1.0
+    assert load_arrays(contract)[0].shape == (60, 60)  # the model gets every example flattened
+    grey = load(load_contract(benchmark(tmp_path, repo, {**spec, "grayscale": True}), "mine"))
+    assert grey.input_shape == (1, 4, 5)
+    Image.fromarray(np.zeros((6, 8, 3), dtype=np.uint8)).save(root / "pictures" / "dog" / "0.png")
+    assert load_contract(tmp_path / "benchmarks", "mine").sha != contract.sha  # a changed image: new campaign
+
+
+@pytest.mark.subprocess  # imports torch
+def test_a_python_loader_may_return_a_torch_dataset(tmp_path, repo, monkeypatch):
+    (tmp_path / "my_images.py").write_text(
+        "import torch\n"
+        "from torch.utils.data import TensorDataset\n"
+        "def load():  # what torchvision.datasets.X(root, download=False) gives: (input, label) items\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    return TensorDataset(torch.rand(40, 1, 3, 3, generator=g), torch.arange(40) % 4)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    torch_set = load(
+        load_contract(benchmark(tmp_path, repo, {"kind": "python", "loader": "my_images:load"}), "mine")
+    )
+    assert torch_set.input_shape == (1, 3, 3) and torch_set.num_classes == 4
+
+
 @pytest.mark.parametrize(
     "spec, named",
     [
@@ -102,6 +142,12 @@ def test_parquet_npz_and_a_python_loader(tmp_path, repo, monkeypatch):
         ({"kind": "csv", "path": "p.csv", "features": ["age"]}, "'dataset.label' must name the label column"),
         ({"kind": "npz", "path": "p.csv"}, "contract.json: dataset: cannot read p.csv: ValueError"),
         ({"kind": "python", "loader": "no_such_module:load"}, "cannot find module 'no_such_module'"),
+        (
+            {"kind": "image_folder", "path": "xrays", "size": [8, 8]},
+            "field 'dataset.path': cannot read",
+        ),
+        ({"kind": "image_folder", "path": ".", "size": [8]}, "'dataset.size' must be [height, width]"),
+        ({"kind": "image_folder", "path": ".", "size": [8, 8]}, "no images (.png"),
     ],
 )
 def test_bad_data_is_one_clear_error_naming_the_field_and_the_file(tmp_path, repo, spec, named):
@@ -171,7 +217,8 @@ def test_the_natural_partition_by_site_and_its_errors(tmp_path, repo):
 @pytest.mark.e2e
 def test_a_csv_the_user_wrote_runs_a_search_on_real_flare(pytester, project, repo):
     """A contract over a CSV with a site column (hospitals as the clients), three candidates end to end: the
-    model is built for its 2 features and 2 classes, the sandbox hides the CSV, the evaluator reads it."""
+    model is built for its 2 features and 2 classes, the sandbox hides the CSV, the evaluator gets the held-out
+    arrays from the harness."""
     directory = project / "benchmarks" / "clinic"
     directory.mkdir()
     patients(600, seed=3).to_csv(directory / "patients.csv", index=False)
@@ -217,3 +264,16 @@ def test_a_benchmark_names_its_own_surface(tmp_path, repo, make_session):
     with pytest.raises(ContractError, match="field 'surface' = '../elsewhere' must be a directory relative"):
         (benchmarks / "mine" / "contract.json").write_text(json.dumps({**raw, "surface": "../elsewhere"}))
         load_contract(benchmarks, "mine")
+
+
+def test_a_kind_registered_in_conftest_py(pytester, project, repo):
+    """The repository's root conftest.py registers FedProx's synthetic data (the pattern for a user's own
+    kind); a project without it is told the kind is unknown, before anything runs."""
+    check = ("--autofl-check", "--autofl-benchmark=synthetic-fedprox", "-p", "no:cacheprovider")
+    unknown = pytester.runpytest(*check)
+    assert unknown.ret != 0
+    unknown.stdout.fnmatch_lines(["*unknown data-set kind 'fedprox_synthetic'*"])
+    shutil.copy(repo / "conftest.py", project / "conftest.py")
+    result = pytester.runpytest(*check)
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(["*contract synthetic-fedprox: valid, pinned*split_sha*"])

@@ -59,6 +59,12 @@ def test_registries_name_unknown_and_duplicate_members():
         registry.register("a", 2)
     with pytest.raises(AutoFLError, match="unknown widget 'b'; choose one of a"):
         registry.get("b")
+    loaders: Registry[object] = Registry("loader", "pytest_autofl.no-such-group")
+    first, again = (eval("lambda: 1", {"__name__": "conftest"}) for _ in range(2))  # a conftest imported anew
+    loaders.register("mine", first)
+    loaders.register("mine", again)  # the same definition (module and name): harmless
+    with pytest.raises(AutoFLError, match="loader 'mine' is registered twice"):
+        loaders.register("mine", eval("lambda: 1", {"__name__": "elsewhere"}))
 
 
 CONFTEST = """

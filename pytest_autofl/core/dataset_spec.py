@@ -18,8 +18,9 @@ def dataset_file(spec: dict[str, Any], directory: Path) -> Path:
 
 
 def data_identity(spec: Any, directory: Path) -> str:
-    """The hash of what the dataset block reads: its ``path`` file, or a ``loader`` module's source. A data set
-    registered by name (the bundled sklearn sets) has none: its data comes with the installed package."""
+    """The hash of what the dataset block reads: its ``path`` file (or every file under a ``path`` directory,
+    with their names), or a ``loader`` module's source. A data set registered by name (the bundled sklearn
+    sets) has none: its data comes with the installed package."""
     if not isinstance(spec, dict):
         return ""
     if "path" in spec:
@@ -39,6 +40,12 @@ def data_identity(spec: Any, directory: Path) -> str:
     else:
         return ""
     try:
-        return hashlib.sha256(target.read_bytes()).hexdigest()
+        if not target.is_dir():
+            return hashlib.sha256(target.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        for path in sorted(p for p in target.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(target).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
     except OSError as exc:
         raise ContractError(f"{where}: cannot read {target}: {exc.strerror or exc}") from None

@@ -16,6 +16,12 @@ from pytest_autofl.core.errors import AutoFLError
 T = TypeVar("T")
 
 
+def _where(member: object) -> tuple[str, str] | int:
+    """Where a member is defined (module and name), or the object itself for one without a definition."""
+    module, name = getattr(member, "__module__", None), getattr(member, "__qualname__", None)
+    return (module, name) if module and name else id(member)
+
+
 class Registry(Generic[T]):
     def __init__(self, kind: str, group: str):
         self.kind, self.group = kind, group
@@ -23,8 +29,9 @@ class Registry(Generic[T]):
         self._entry_points_loaded = False
 
     def register(self, name: str, member: T) -> None:
-        """Add ``member`` under ``name``; a name is taken once (a second registration is an error)."""
-        if name in self._members and self._members[name] is not member:
+        """Add ``member`` under ``name``; a name is taken once (a second registration is an error, unless it
+        is the same definition again: a ``conftest.py`` imported anew by an in-process pytest run)."""
+        if name in self._members and _where(self._members[name]) != _where(member):
             raise AutoFLError(f"{self.kind} {name!r} is registered twice")
         self._members[name] = member
 

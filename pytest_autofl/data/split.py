@@ -47,9 +47,10 @@ def split_sha(clients: dict[str, np.ndarray], validation: np.ndarray, test: np.n
 
 
 def load_arrays(contract: Contract) -> Arrays:
-    """The contract's data set (``dataset``) as features and labels."""
+    """The contract's data set (``dataset``) as features and labels; each example flattened (images too:
+    the model gets ``in_features`` inputs and may reshape them itself)."""
     data = datasets.load(contract)
-    return data.x, data.y
+    return data.x.reshape(len(data.x), -1), data.y
 
 
 def contract_split(contract: Contract) -> Split:

@@ -20,7 +20,7 @@ from pytest_autofl.plugin.items import (
     pytest_runtest_makereport,
 )
 from pytest_autofl.plugin.options import SETTINGS, pytest_addoption, read_settings, uses_xdist, worker_input
-from pytest_autofl.plugin.wiring import ENVIRONMENT, ROLE, search_for
+from pytest_autofl.plugin.wiring import ENVIRONMENT, ROLE, add_members, search_for
 from pytest_autofl.plugin.worker import Worker
 
 __all__ = [
@@ -86,6 +86,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from pytest_autofl.preflight import run_checks
 
+    add_members(config)
     settings = read_settings(config)
     passed, problems = run_checks(
         settings.benchmarks_dir,

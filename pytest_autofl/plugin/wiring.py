@@ -14,21 +14,34 @@ from pytest_autofl.plugin.options import SETTINGS, worker_input
 SEARCH = pytest.StashKey[Any]()  # the Search; imported lazily to keep `pytest --help` fast
 ENVIRONMENT = pytest.StashKey[Any]()  # the Environment; closed at the end (a POC deployment is stopped)
 ROLE = pytest.StashKey[Any]()  # the Controller or the Worker plugin object of this process; has ``sink(row)``
+MEMBERS_ADDED = pytest.StashKey[bool]()
+
+
+def add_members(config: pytest.Config) -> None:
+    """Once per session: the members ``conftest.py`` files and other plugins add to the families."""
+    if config.stash.get(MEMBERS_ADDED, False):
+        return
+    from pytest_autofl.data.datasets import DATASETS, KINDS
+    from pytest_autofl.proposers import PROPOSERS
+    from pytest_autofl.run.envs import ENVIRONMENTS
+
+    config.hook.pytest_autofl_add_proposers(proposers=PROPOSERS)
+    config.hook.pytest_autofl_add_environments(environments=ENVIRONMENTS)
+    config.hook.pytest_autofl_add_datasets(datasets=DATASETS, kinds=KINDS)
+    config.stash[MEMBERS_ADDED] = True
 
 
 def search_for(config: pytest.Config) -> Any:
     """The Search of this process; raises AutoFLError (a usage error at start-up) when it cannot be built."""
     if SEARCH in config.stash:
         return config.stash[SEARCH]
-    from pytest_autofl.proposers import PROPOSERS
     from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
     from pytest_autofl.search.campaign import Search
     from pytest_autofl.search.coordination import Shared, Solo
     from pytest_autofl.search.journal import Journal
 
     settings = config.stash[SETTINGS]
-    config.hook.pytest_autofl_add_proposers(proposers=PROPOSERS)
-    config.hook.pytest_autofl_add_environments(environments=ENVIRONMENTS)
+    add_members(config)
     make_environment = ENVIRONMENTS.get(settings.env)
     worker = worker_input(config)
     if worker is not None:
