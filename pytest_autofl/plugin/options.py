@@ -92,8 +92,21 @@ _OPTIONS = (
         "--autofl-proposer",
         "autofl_proposer",
         "builtin",
-        "who proposes the search's candidates: a registered proposer (builtin; others from installed packages "
-        "or a conftest.py hook)",
+        "who proposes the search's candidates: a registered proposer (builtin, optuna, llm; others from "
+        "installed packages or a conftest.py hook)",
+    ),
+    (
+        "--autofl-sampler",
+        "autofl_sampler",
+        "tpe",
+        "the optuna proposer's sampler: tpe, cmaes, gp, random or qmc",
+    ),
+    (
+        "--autofl-proposer-seed",
+        "autofl_proposer_seed",
+        "",
+        "the proposer's random seed (builtin, optuna; default: from the contract hash, so a campaign proposes "
+        "the same way again)",
     ),
     (
         "--autofl-sandbox",
@@ -225,7 +238,7 @@ def read_settings(config: pytest.Config) -> Settings:
 
 
 def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
-    from pytest_autofl.proposers.base import LLMSettings, ProposerOptions
+    from pytest_autofl.proposers.base import SAMPLER_NAMES, LLMSettings, ProposerOptions
 
     timeout = value(config, "autofl_llm_timeout")
     try:
@@ -241,7 +254,21 @@ def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
         max_calls=min(_count(config, "autofl_llm_max_calls", 1), program.max_llm_calls or 10**12),
         max_tokens=min(_count(config, "autofl_llm_max_tokens", 1), program.max_llm_tokens or 10**12),
     )
-    return ProposerOptions(llm, program, root / str(config.getini("autofl_cards_dir")))
+    sampler = value(config, "autofl_sampler")
+    if sampler not in SAMPLER_NAMES:
+        raise pytest.UsageError(
+            f"--autofl-sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
+        )
+    seed = value(config, "autofl_proposer_seed")
+    if seed and not seed.isdigit():
+        raise pytest.UsageError(f"--autofl-proposer-seed must be a non-negative integer, got {seed!r}")
+    return ProposerOptions(
+        llm,
+        program,
+        root / str(config.getini("autofl_cards_dir")),
+        sampler=sampler,
+        seed=int(seed) if seed else None,
+    )
 
 
 def _switch(config: pytest.Config, ini: str) -> bool:

@@ -15,5 +15,13 @@ def _llm(setup: ProposerSetup) -> Any:
     return LLMProposer(setup)
 
 
+def _optuna(setup: ProposerSetup) -> Any:
+    """Optuna's samplers, imported when chosen (optuna is not imported otherwise)."""
+    from pytest_autofl.proposers.optuna_study import OptunaProposer
+
+    return OptunaProposer(setup)
+
+
 PROPOSERS.register("builtin", BuiltinProposer)
+PROPOSERS.register("optuna", _optuna)
 PROPOSERS.register("llm", _llm)

@@ -91,6 +91,9 @@ class LLMSettings:
     max_answer_tokens: int = 4096
 
 
+SAMPLER_NAMES = ("tpe", "cmaes", "gp", "random", "qmc")  # Optuna's samplers the optuna proposer offers
+
+
 @dataclass(frozen=True)
 class ProposerOptions:
     """The session's options for whoever proposes: the LLM's settings, the research program (``program.md``:
@@ -100,6 +103,8 @@ class ProposerOptions:
     program: Program = NO_PROGRAM
     cards_dir: Path | None = None
     library: str = ""  # the card library as a model sees it: a line per card (literature.cards.library_text)
+    sampler: str = "tpe"  # the optuna proposer's sampler, one of SAMPLER_NAMES
+    seed: int | None = None  # the proposer's random seed; None: from the contract hash
 
 
 DEFAULT_OPTIONS = ProposerOptions()

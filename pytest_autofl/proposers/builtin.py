@@ -45,7 +45,7 @@ class BuiltinProposer:
     def __init__(self, setup: ProposerSetup):
         self.schema = setup.schema
         self.factory = setup.factory
-        self.seed = int(setup.contract.sha[:8], 16)
+        self.seed = setup.options.seed if setup.options.seed is not None else int(setup.contract.sha[:8], 16)
         self.higher_is_better = setup.contract.higher_is_better
 
     def make(self, overrides: dict[str, Any], source: str) -> Candidate:
