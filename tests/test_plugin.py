@@ -97,6 +97,14 @@ def test_check_is_red_on_a_malformed_ledger(pytester, project):
             "*--autofl-preload must be on or off, got 'maybe'*",
         ),
         (
+            ["--autofl-iterations=1", "--autofl-proposer=optuna", "--autofl-sampler=annealing"],
+            "*--autofl-sampler must be one of tpe, cmaes, gp, random, qmc, got 'annealing'*",
+        ),
+        (
+            ["--autofl-iterations=1", "--autofl-proposer-seed=-3"],
+            "*--autofl-proposer-seed must be >= 0, got -3*",
+        ),
+        (
             ["--autofl-iterations=1", "--autofl-env=poc", "-n", "2"],
             "*--autofl-env poc runs without pytest-xdist (-n)*",
         ),

@@ -104,9 +104,8 @@ _OPTIONS = (
     (
         "--autofl-proposer-seed",
         "autofl_proposer_seed",
-        "",
-        "the proposer's random seed (builtin, optuna; default: from the contract hash, so a campaign proposes "
-        "the same way again)",
+        "auto",
+        "the builtin and optuna proposers' random seed (auto: from the contract hash)",
     ),
     (
         "--autofl-sandbox",
@@ -254,21 +253,13 @@ def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
         max_calls=min(_count(config, "autofl_llm_max_calls", 1), program.max_llm_calls or 10**12),
         max_tokens=min(_count(config, "autofl_llm_max_tokens", 1), program.max_llm_tokens or 10**12),
     )
-    sampler = value(config, "autofl_sampler")
-    if sampler not in SAMPLER_NAMES:
+    if (sampler := value(config, "autofl_sampler")) not in SAMPLER_NAMES:
         raise pytest.UsageError(
             f"--autofl-sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
         )
-    seed = value(config, "autofl_proposer_seed")
-    if seed and not seed.isdigit():
-        raise pytest.UsageError(f"--autofl-proposer-seed must be a non-negative integer, got {seed!r}")
-    return ProposerOptions(
-        llm,
-        program,
-        root / str(config.getini("autofl_cards_dir")),
-        sampler=sampler,
-        seed=int(seed) if seed else None,
-    )
+    seed = _count(config, "autofl_proposer_seed", 0, auto=-1)
+    cards = root / str(config.getini("autofl_cards_dir"))
+    return ProposerOptions(llm, program, cards, sampler=sampler, seed=None if seed < 0 else seed)
 
 
 def _switch(config: pytest.Config, ini: str) -> bool:
