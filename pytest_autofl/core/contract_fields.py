@@ -18,7 +18,7 @@ REQUIRED: dict[str, tuple[type | tuple[type, ...], Any, str]] = {
         (str, dict),
         lambda v: bool(v.strip()) if isinstance(v, str) else isinstance(v.get("kind"), str),
         "must name a registered data set ('sklearn.load_digits') or be a mapping with a 'kind' (csv, parquet, "
-        "npz, python)",
+        "npz, image_folder, python, or one a conftest.py registers)",
     ),
     "holdout.validation_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
     "holdout.test_fraction": ((int, float), lambda v: 0 < v < 0.5, "must be in (0, 0.5)"),
