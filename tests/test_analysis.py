@@ -87,6 +87,7 @@ def test_a_real_ledger_loads(tmp_path):
         "keep": 2,
         "narrow": 9,
         "discard": 9,
+        "screened": 0,
         "crash": 0,
         "invalid": 0,
         "literature": 0,

@@ -24,6 +24,7 @@ def test_facts_of_a_real_search():
         "keep": 2,
         "narrow": 9,
         "discard": 9,
+        "screened": 0,
         "crash": 0,
         "invalid": 0,
         "literature": 0,

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_autofl.core.candidate import changed_knobs
-from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW
+from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW, SCREENED
 from pytest_autofl.ledger.row import Row
 
-SCORED = (KEEP, NARROW, DISCARD)
+SCORED = (KEEP, NARROW, DISCARD, SCREENED)  # judged candidates (a screened one on its screen)
 MAX_TERMS = 6
 
 

@@ -51,6 +51,16 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class Screen:
+    """The contract's screening stage: one ``seed`` at ``rounds`` rounds; a candidate whose screen scores more
+    than ``margin`` worse than the incumbent's is not run on the contract's seeds."""
+
+    rounds: int
+    seed: int
+    margin: float
+
+
+@dataclass(frozen=True)
 class Contract:
     """A loaded, validated benchmark contract. ``raw`` is exactly what was hashed."""
 
@@ -98,6 +108,23 @@ class Contract:
     def max_cpu_ratio(self) -> float:
         """How many times the baseline's measured CPU seconds per run a candidate may use."""
         return float(self.raw["budget"].get("max_cpu_ratio", OPTIONAL["budget.max_cpu_ratio"][3]))
+
+    @property
+    def screen(self) -> Screen | None:
+        """The screening stage (``screen``), if the contract names one."""
+        raw = self.raw.get("screen")
+        return Screen(int(raw["rounds"]), int(raw["seed"]), float(raw["margin"])) if raw else None
+
+    def screened(self) -> Contract:
+        """The screen as a contract of its own (its own hash: its runs never mix with the contract's): the
+        screen's rounds and its one seed, nothing else changed."""
+        screen = self.screen
+        assert screen is not None
+        raw = {k: v for k, v in self.raw.items() if k != "screen"}
+        raw["budget"] = {**raw["budget"], "rounds": screen.rounds}
+        raw["seeds"] = [screen.seed]
+        raw["statistics"] = {**raw["statistics"], "min_seeds": 1}
+        return Contract(self.name, raw, self.directory, self.data_identity)
 
     @property
     def min_delta(self) -> float:

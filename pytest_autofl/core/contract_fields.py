@@ -71,6 +71,16 @@ OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         "must be a number >= 1",
         2.5,  # honest code changes measured 0.9x-1.2x the baseline run beside them, idle and loaded
     ),
+    # The screening cascade: every candidate first runs one seed at fewer rounds; only one within ``margin``
+    # (metric units) of the incumbent's screen goes on to the contract's seeds. No block: no screen.
+    "screen.rounds": (int, lambda v: v >= 1, "must be >= 1", None),
+    "screen.seed": (int, lambda v: v >= 0, "must be >= 0", None),
+    "screen.margin": (
+        (int, float),
+        lambda v: v >= 0 and math.isfinite(v),
+        "must be a finite number >= 0",
+        None,
+    ),
 }
 
 
@@ -113,8 +123,30 @@ def validate(raw: Any, where: str) -> None:
         )
     if why := metric_problem(raw["metric"]["name"], raw["metric"]["direction"]):
         raise ContractError(f"{where}: field 'metric': {why}")
+    if "screen" in raw:
+        _check_screen(raw, where)
     if raw["holdout"]["validation_fraction"] + raw["holdout"]["test_fraction"] >= 0.8:
         raise ContractError(f"{where}: validation_fraction + test_fraction must leave >= 20% for the clients")
+
+
+def _check_screen(raw: dict[str, Any], where: str) -> None:
+    screen = raw["screen"]
+    if not isinstance(screen, dict) or sorted(screen) != ["margin", "rounds", "seed"]:
+        raise ContractError(
+            f"{where}: field 'screen' must be a mapping of exactly 'rounds', 'seed' and 'margin'"
+        )
+    if screen["rounds"] >= raw["budget"]["rounds"]:
+        raise ContractError(
+            f"{where}: field 'screen.rounds' = {screen['rounds']} must be below budget.rounds = "
+            f"{raw['budget']['rounds']} (a screen is cheaper than the contract)"
+        )
+    if screen["seed"] in raw["seeds"] or screen["seed"] in range(
+        raw["statistics"]["confirm_seeds_first"],
+        raw["statistics"]["confirm_seeds_first"] + raw["statistics"]["confirm_seeds_count"],
+    ):
+        raise ContractError(
+            f"{where}: field 'screen.seed' must be fresh: not a selection or confirmation seed"
+        )
 
 
 def partition_label(split: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.stats import DISCARD, KEEP, NARROW, Interval, sequential_decision
 
 CRASH, INVALID = "crash", "invalid"
-STATUSES = (KEEP, NARROW, DISCARD, CRASH, INVALID)
+SCREENED = "screened"  # dropped by the contract's screen (one cheap seed): never run on the contract's seeds
+STATUSES = (KEEP, NARROW, DISCARD, SCREENED, CRASH, INVALID)
 LITERATURE = "literature"  # not a verdict: a literature review's event row (no score), before its linked rows
 ROW_STATUSES = (*STATUSES, LITERATURE)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pytest_autofl.core.candidate import ProposalCost
 from pytest_autofl.core.contract import canonical_json
-from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, LITERATURE
+from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, LITERATURE, SCREENED
 from pytest_autofl.ledger.columns import COLUMNS
 
 
@@ -97,11 +97,13 @@ class Row:
     cpu_seconds: float | None = None  # CPU seconds per seed run, as the harness' meter measured them
     cost: ProposalCost | None = None  # what proposing it cost (an LLM proposer): columns llm_*
     event: str = ""  # the literature review (``lit-0001``) this row is, or was proposed by
+    screen_score: float | None = None  # its score on the contract's screen (one seed, fewer rounds)
+    screen_incumbent: float | None = None  # the incumbent's on the same screen: what it was held to
 
     @property
     def clean(self) -> bool:
-        """A row with a score: neither crash nor invalid (nor a literature event)."""
-        return self.status not in (CRASH, INVALID, LITERATURE)
+        """A row with a score: neither crash nor invalid (nor a literature event, nor dropped by the screen)."""
+        return self.status not in (CRASH, INVALID, LITERATURE, SCREENED)
 
     @property
     def is_literature(self) -> bool:
@@ -174,6 +176,8 @@ class Row:
             "llm_tokens_out": "" if self.cost is None else str(self.cost.tokens_out),
             "llm_seconds": "" if self.cost is None else f"{self.cost.seconds:.2f}",
             "event": self.event,
+            "screen_score": _opt(self.screen_score, ".6f"),
+            "screen_incumbent": _opt(self.screen_incumbent, ".6f"),
         }
         assert tuple(values) == COLUMNS
         return values
@@ -182,7 +186,7 @@ class Row:
     def parse(cls, fields: Mapping[str, str]) -> Row:
         """A row from its TSV fields; raises RowFormatError naming the column that does not parse."""
         status = fields["status"]
-        clean = status not in (CRASH, INVALID, LITERATURE)
+        clean = status not in (CRASH, INVALID, LITERATURE, SCREENED)
         n_params = _float(fields, "n_params")
         seed_scores = _json(fields, "seed_scores", {})
         params = _json(fields, "params", {})
@@ -236,4 +240,6 @@ class Row:
             cpu_seconds=_float(fields, "cpu_seconds"),
             cost=_cost(fields),
             event=fields.get("event", ""),
+            screen_score=_float(fields, "screen_score"),
+            screen_incumbent=_float(fields, "screen_incumbent"),
         )

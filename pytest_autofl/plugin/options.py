@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_autofl.plugin.planned import planned, read_program, value
+from pytest_autofl.plugin.planned import count, planned, read_program, switch, value
 
 PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
 
@@ -35,6 +35,7 @@ class Settings:
     preload: bool
     proposer: str
     sandbox: str
+    screen: bool
     proposer_options: Any  # proposers.base.ProposerOptions (imported when read: options stay light)
 
     @property
@@ -131,6 +132,12 @@ _OPTIONS = (
         "llm tokens (prompt + answer) per session",
     ),
     (
+        "--autofl-screen",
+        "autofl_screen",
+        "on",
+        "run the contract's screen (if it names one) before a candidate's seeds: on, off",
+    ),
+    (
         "--autofl-program",
         "autofl_program",
         "program.md",
@@ -207,7 +214,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def read_settings(config: pytest.Config) -> Settings:
     root = config.rootpath
     program = read_program(config, root / value(config, "autofl_program"))
-    iterations = _count(config, "autofl_iterations", 0)
+    iterations = count(config, "autofl_iterations", 0)
     if iterations and config.getoption("autofl_rerun"):
         raise pytest.UsageError(
             "--autofl-rerun runs one recorded candidate; do not combine it with --autofl-iterations"
@@ -229,9 +236,10 @@ def read_settings(config: pytest.Config) -> Settings:
         parallel=_parallel(config),
         env=value(config, "autofl_env"),
         startup_kit=root / kit if (kit := value(config, "autofl_startup_kit")) else None,
-        preload=_switch(config, "autofl_preload"),
+        preload=switch(config, "autofl_preload"),
         proposer=planned(config, "autofl_proposer", program, strict=False),
         sandbox=value(config, "autofl_sandbox"),
+        screen=switch(config, "autofl_screen"),
         proposer_options=_proposer_options(config, program, root),
     )
 
@@ -249,44 +257,22 @@ def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
     llm = LLMSettings(
         model=value(config, "autofl_llm_model"),
         timeout=seconds,
-        retries=_count(config, "autofl_llm_retries", 0),
-        max_calls=min(_count(config, "autofl_llm_max_calls", 1), program.max_llm_calls or 10**12),
-        max_tokens=min(_count(config, "autofl_llm_max_tokens", 1), program.max_llm_tokens or 10**12),
+        retries=count(config, "autofl_llm_retries", 0),
+        max_calls=min(count(config, "autofl_llm_max_calls", 1), program.max_llm_calls or 10**12),
+        max_tokens=min(count(config, "autofl_llm_max_tokens", 1), program.max_llm_tokens or 10**12),
     )
     if (sampler := value(config, "autofl_sampler")) not in SAMPLER_NAMES:
         raise pytest.UsageError(
             f"--autofl-sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
         )
-    seed = _count(config, "autofl_proposer_seed", 0, auto=-1)
+    seed = count(config, "autofl_proposer_seed", 0, auto=-1)
     cards = root / str(config.getini("autofl_cards_dir"))
     return ProposerOptions(llm, program, cards, sampler=sampler, seed=None if seed < 0 else seed)
 
 
-def _switch(config: pytest.Config, ini: str) -> bool:
-    raw = value(config, ini).lower()
-    if raw not in ("on", "off"):
-        raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
-    return raw == "on"
-
-
-def _count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
-    """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
-    raw, flag = value(config, ini), "--" + ini.replace("_", "-")
-    if auto is not None and raw == "auto":
-        return auto
-    try:
-        number = int(raw)
-    except ValueError:
-        also = " or 'auto'" if auto is not None else ""
-        raise pytest.UsageError(f"{flag} must be an integer{also}, got {raw!r}") from None
-    if number < minimum:
-        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {number}")
-    return number
-
-
 def _parallel(config: pytest.Config) -> int:
     workers = int((worker_input(config) or {}).get("workercount", 1))
-    return _count(config, "autofl_parallel", 1, auto=max(1, (os.cpu_count() or 1) * PER_CORE // workers))
+    return count(config, "autofl_parallel", 1, auto=max(1, (os.cpu_count() or 1) * PER_CORE // workers))
 
 
 def worker_input(config: pytest.Config) -> dict[str, Any] | None:

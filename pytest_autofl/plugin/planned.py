@@ -1,5 +1,6 @@
 """Option values as the session uses them: the command line, else what ``program.md`` plans, else the ini file
-(or its default). The program's front matter is read once, here."""
+(or its default), read as the type each option has (a malformed value is a usage error naming the option).
+The program's front matter is read once, here."""
 
 from __future__ import annotations
 
@@ -40,3 +41,25 @@ def planned(config: pytest.Config, ini: str, program: Any, strict: bool) -> str:
             "was asked for; pass --autofl-program with a program for that one"
         )
     return chosen
+
+
+def switch(config: pytest.Config, ini: str) -> bool:
+    raw = value(config, ini).lower()
+    if raw not in ("on", "off"):
+        raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
+    return raw == "on"
+
+
+def count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
+    """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
+    raw, flag = value(config, ini), "--" + ini.replace("_", "-")
+    if auto is not None and raw == "auto":
+        return auto
+    try:
+        number = int(raw)
+    except ValueError:
+        also = " or 'auto'" if auto is not None else ""
+        raise pytest.UsageError(f"{flag} must be an integer{also}, got {raw!r}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{flag} must be >= {minimum}, got {number}")
+    return number

@@ -65,6 +65,7 @@ def search_for(config: pytest.Config) -> Any:
         sink=config.stash[ROLE].sink,
         env_name=settings.env,
         sandbox=settings.sandbox,
+        screen=settings.screen,
         options=_with_library(settings.proposer_options),
     )
     setup = EnvironmentSetup(

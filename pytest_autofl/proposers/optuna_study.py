@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from pytest_autofl.core.candidate import Candidate, candidate_key
 from pytest_autofl.core.schema import Knob, Schema
-from pytest_autofl.core.verdict import CRASH, DISCARD, INVALID, KEEP, NARROW
+from pytest_autofl.core.verdict import CRASH, DISCARD, INVALID, KEEP, NARROW, SCREENED
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers.base import CampaignView, ProposerSetup
 
@@ -122,7 +122,7 @@ class OptunaProposer:
         as a finished trial of its own."""
         for row in rows:
             key = candidate_key(row.params, row.patch_sha)
-            if key in self._known or row.patch_sha or row.status not in (*SCORED, CRASH, INVALID):
+            if key in self._known or row.patch_sha or row.status not in (*SCORED, SCREENED, CRASH, INVALID):
                 continue
             self._known.add(key)
             if key in self._asked:
@@ -134,7 +134,7 @@ class OptunaProposer:
             try:
                 self.study.add_trial(
                     optuna.trial.create_trial(
-                        state=TrialState.FAIL if failed else TrialState.COMPLETE,
+                        state=_state(row) if failed else TrialState.COMPLETE,
                         value=None if failed else row.score,
                         params=params,
                         distributions={name: dists[name] for name in params},
@@ -147,4 +147,9 @@ class OptunaProposer:
         if row is not None and row.status in SCORED and row.score is not None:
             self.study.tell(number, row.score)
         else:
-            self.study.tell(number, state=TrialState.FAIL)
+            self.study.tell(number, state=_state(row))
+
+
+def _state(row: Row | None) -> TrialState:
+    """A row without a contract score: dropped by the screen (pruned: a poor region), or failed."""
+    return TrialState.PRUNED if row is not None and row.status == SCREENED else TrialState.FAIL

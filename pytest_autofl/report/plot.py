@@ -20,7 +20,7 @@ _STYLE = {
     "keep": ("o", "#2ca02c", "#145214", 70, "keep"),
     "narrow": ("^", "none", "#e08a00", 55, "narrow (inconclusive)"),
     "discard": ("x", "#8c8c8c", "#8c8c8c", 40, "discard"),
-}
+}  # screened rows have no contract score: they are counted, not plotted
 _FAILED = {"crash": ("X", "#d62728", "crash"), "invalid": ("s", "#9467bd", "invalid")}
 
 

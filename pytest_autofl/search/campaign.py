@@ -35,6 +35,7 @@ from pytest_autofl.search.fairness import trial_violations
 from pytest_autofl.search.literature import literature_loop
 from pytest_autofl.search.protocol import SeedProtocol
 from pytest_autofl.search.record import Provenance, verdict_of
+from pytest_autofl.search.screen import Screening
 from pytest_autofl.search.state import CampaignState
 from pytest_autofl.search.trial import TrialResult
 
@@ -81,6 +82,7 @@ class Search:
         commit: str | None = None,
         sandbox: str = "off",
         options: ProposerOptions = DEFAULT_OPTIONS,
+        screen: bool = True,
     ):
         self.rootdir, self.workdir, self.ledger_path, self.env_name = rootdir, workdir, ledger_path, env_name
         self.runner_factory, self.progress = runner_factory, progress
@@ -103,15 +105,7 @@ class Search:
         self.calibration = Calibration(
             self.contract, workdir, self.surface_sha, calibrate, parallel, progress
         )
-        self.protocol = SeedProtocol(
-            self.contract,
-            self.calibration,
-            self.state,
-            self.coordination,
-            self.factory,
-            self.runner_for,
-            parallel,
-        )
+        self.protocol = self._protocol(parallel, screen)
         self.provenance = Provenance(
             rootdir, self.contract, self.schema.defaults(), env_name, self.sandbox.mode, commit
         )
@@ -119,6 +113,20 @@ class Search:
         self.results: list[TrialResult] = []  # this process' trials
         self.literature = literature_loop(self, options.program, options.cards_dir)
         self._shards: Shards | None = None
+
+    def _protocol(self, parallel: int, screen: bool) -> SeedProtocol:
+        """The seed protocol, behind the contract's screen unless it is switched off."""
+        screening = Screening.of(self.contract, self.factory, self.runner_for, parallel) if screen else None
+        return SeedProtocol(
+            self.contract,
+            self.calibration,
+            self.state,
+            self.coordination,
+            self.factory,
+            self.runner_for,
+            parallel,
+            screening,
+        )
 
     # -- what the campaign knows ------------------------------------------------------------------------
     @property
@@ -160,19 +168,26 @@ class Search:
     def trial_dir(self, candidate: Candidate, slot: int) -> Path:
         return self.run_dir / f"{slot:02d}-{candidate.id}"
 
-    def runner_for(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner:
-        """A runner for ``candidate``; unless ``reuse`` is off (or --autofl-force), finished seed runs of the
-        same candidate under the same contract and surface are reused instead of repeated."""
+    def runner_for(
+        self,
+        candidate: Candidate,
+        trial_dir: Path,
+        label: str,
+        reuse: bool = True,
+        contract: Contract | None = None,
+    ) -> Runner:
+        """A runner for ``candidate`` under the campaign's contract (or ``contract``: its screen); unless
+        ``reuse`` is off (or --autofl-force), finished seed runs of the same candidate under the same contract
+        and surface are reused instead of repeated."""
+        contract = contract or self.contract
         shard_dir = self.shards().directory
         progress = lambda m: self.progress(f"{label} {m}")  # noqa: E731
-        inner = self.runner_factory(
-            candidate, self.contract, self.surface_dir, shard_dir, trial_dir, progress
-        )
+        inner = self.runner_factory(candidate, contract, self.surface_dir, shard_dir, trial_dir, progress)
         if not reuse or self.force:
             return inner
         key = sha256_of(
             {
-                "contract": self.contract.sha,
+                "contract": contract.sha,
                 "surface": self.surface_sha,
                 "candidate": candidate.key,
                 "env": self.env_name,
@@ -206,7 +221,7 @@ class Search:
         else:
             self.protocol.sequential(runner, result)
         result.runtime_seconds = time.monotonic() - started
-        if not result.error:
+        if not result.error and not result.screened:  # a screened candidate ran no contract seed
             self.check_invariants(result)
         return result
 

@@ -20,6 +20,7 @@ from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.runner import Runner, beside
 from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination
+from pytest_autofl.search.screen import Screening
 from pytest_autofl.search.state import CampaignState
 from pytest_autofl.search.trial import TrialResult
 
@@ -27,7 +28,14 @@ from pytest_autofl.search.trial import TrialResult
 class RunnerFor(Protocol):
     """A runner for a candidate in a trial directory; ``reuse`` off runs again what was already run."""
 
-    def __call__(self, candidate: Candidate, trial_dir: Path, label: str, reuse: bool = True) -> Runner: ...
+    def __call__(
+        self,
+        candidate: Candidate,
+        trial_dir: Path,
+        label: str,
+        reuse: bool = True,
+        contract: Contract | None = None,
+    ) -> Runner: ...
 
 
 class SeedProtocol:
@@ -40,7 +48,9 @@ class SeedProtocol:
         factory: CandidateFactory,
         runner_for: RunnerFor,
         parallel: int,
+        screening: Screening | None = None,
     ):
+        self.screening = screening  # the contract's screen, unless switched off
         self.contract, self.calibration, self.state = contract, calibration, state
         self.coordination, self.factory, self.runner_for, self.parallel = (
             coordination,
@@ -86,6 +96,9 @@ class SeedProtocol:
     def sequential(self, runner: Runner, result: TrialResult) -> None:
         """Runs past the deciding look are left out of the row (and reused if a keep needs them). A code
         change also runs its zero-update control and the compute reference, beside the first seeds."""
+        incumbent = self.state.incumbent
+        if self.screening is not None and incumbent is not None and self.screening.drops(result, incumbent):
+            return
         seeds, min_seeds = self.contract.seeds, self.contract.min_seeds
         width = max(1, self.parallel)
         first = max(min_seeds, min(width, len(seeds)))

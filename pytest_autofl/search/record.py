@@ -152,7 +152,7 @@ class Provenance:
             runtime_seconds=result.runtime_seconds,
             artifacts=tuple(
                 [self.relative(result.trial_dir)]
-                + [self.relative(r.log_path) for r in result.runs + result.extra_runs]
+                + [self.relative(r.log_path) for r in [*result.screen_runs, *result.runs, *result.extra_runs]]
             ),
             seed_scores=_rounded(result.seed_scores),
             reason=verdict.reason,
@@ -173,6 +173,8 @@ class Provenance:
             cpu_seconds=result.cpu_seconds,
             cost=candidate.cost,
             event=candidate.event,
+            screen_score=result.screen.score if result.screen is not None else None,
+            screen_incumbent=result.screen_incumbent,
             confirm=confirm,
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate
-from pytest_autofl.core.verdict import CRASH, INVALID, Verdict
+from pytest_autofl.core.verdict import CRASH, INVALID, SCREENED, Verdict
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.seedrun import SeedRun
 
@@ -20,9 +20,9 @@ class TrialResult:
     runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
     extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
     control: SeedRun | None = None  # a code change's zero-update control run (not a score: a check)
-    reference: SeedRun | None = (
-        None  # a code change's baseline run beside it: the measured compute's reference
-    )
+    reference: SeedRun | None = None  # a code change's baseline run beside it: the compute reference
+    screen: SeedRun | None = None  # its run on the contract's screen (one seed, fewer rounds)
+    screen_incumbent: float | None = None  # the incumbent's score on the same screen
     incumbent_confirm: dict[int, float] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     mismatches: list[str] = field(
@@ -33,8 +33,16 @@ class TrialResult:
     row: Row | None = None  # the ledger row, once recorded
 
     @property
+    def screen_runs(self) -> list[SeedRun]:
+        return [self.screen] if self.screen is not None else []
+
+    @property
+    def screened(self) -> bool:
+        return self.verdict is not None and self.verdict.status == SCREENED
+
+    @property
     def error(self) -> str | None:
-        return next((r.error for r in self.runs + self.extra_runs if r.error), None)
+        return next((r.error for r in [*self.screen_runs, *self.runs, *self.extra_runs] if r.error), None)
 
     @property
     def seed_scores(self) -> dict[int, float]:
