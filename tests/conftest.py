@@ -93,6 +93,7 @@ def project(pytester: pytest.Pytester) -> Path:
 @pytest.fixture
 def make_session(repo, tmp_path):
     Scripted.calls, Scripted.effects, Scripted.crash, Scripted.seed_effects = [], {}, set(), {}
+    Scripted.patched = []
     Scripted.injected = set()
 
     def make(**kw):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from pytest_autofl.core.contract import site_names
 from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.seedrun import SeedRun
+from pytest_autofl.run.surface import PATCH_FILE
 
 
 class Scripted:
@@ -16,11 +19,18 @@ class Scripted:
     crash: set[str] = set()
     injected: set[str] = set()  # a server that moves the model in the zero-update control
 
+    patched: list[tuple[str, int]] = []  # (patch_sha, seed) of every run of a code change
+
     def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
         self.candidate, self.contract, self.trial_dir = candidate, contract, trial_dir
+        if candidate.files:  # as the real runner saves it with the artifacts
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            (trial_dir / PATCH_FILE).write_text(json.dumps(dict(candidate.files)))
 
     def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun:
         Scripted.calls.append((self.candidate.description, seed, tag))
+        if self.candidate.files:
+            Scripted.patched.append((self.candidate.patch_sha, seed))
         run = SeedRun(seed=seed, directory=self.trial_dir / f"seed-{seed}{tag}", n_params=8970)
         if self.candidate.description in Scripted.crash:
             run.error = f"seed {seed}: scripted crash"

@@ -183,3 +183,20 @@ def test_a_code_change_runs_its_zero_update_control_beside_its_first_seeds(make_
         injected.status == "invalid"
         and "zero-update control (seed 0): the server's model moved" in injected.reason
     )
+
+
+def test_a_code_change_incumbent_is_confirmed_against_as_the_code_it_is(make_session):
+    """Confirming a later keep reruns the incumbent on fresh seeds: its patch too, read back from its trial
+    (and checked against the row's patch_sha), not its knobs on the plain surface."""
+    s = make_session()
+    step(s, 1)
+    base = s.factory.make({})
+    patch = type(base)(
+        **{**base.__dict__, "files": (("strategies.py", "x = 1\n"),), "description": "patched"}
+    )
+    Scripted.effects = {"patched": 0.3, "aggregator=fedavgm": 0.6}
+    assert s.record(s.run(patch, 2)).status == "keep"
+    Scripted.patched.clear()
+    assert s.record(s.run(s.factory.make({"aggregator": "fedavgm"}), 3)).status == "keep"
+    confirm = [seed for sha, seed in Scripted.patched if sha == patch.patch_sha]
+    assert confirm and all(seed >= 1000 for seed in confirm)  # the incumbent's reruns ran its patch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
@@ -36,7 +37,7 @@ from pytest_autofl.search.literature import literature_loop
 from pytest_autofl.search.protocol import SeedProtocol
 from pytest_autofl.search.record import Provenance, verdict_of
 from pytest_autofl.search.screen import Screening
-from pytest_autofl.search.state import CampaignState
+from pytest_autofl.search.state import CampaignState, candidate_of
 from pytest_autofl.search.trial import TrialResult
 
 
@@ -116,7 +117,8 @@ class Search:
 
     def _protocol(self, parallel: int, screen: bool) -> SeedProtocol:
         """The seed protocol, behind the contract's screen unless it is switched off."""
-        screening = Screening.of(self.contract, self.factory, self.runner_for, parallel) if screen else None
+        of = partial(candidate_of, factory=self.factory, rootdir=self.rootdir)
+        screening = Screening.of(self.contract, of, self.runner_for, parallel) if screen else None
         return SeedProtocol(
             self.contract,
             self.calibration,
@@ -125,6 +127,7 @@ class Search:
             self.factory,
             self.runner_for,
             parallel,
+            of,
             screening,
         )
 

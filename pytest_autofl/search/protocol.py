@@ -8,13 +8,16 @@ looks take one seed at a time in seed order, so the verdict is the serial one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.verdict import DISCARD, KEEP, NARROW, Verdict, confirm, decide_under
+from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.runner import Runner, beside
@@ -48,9 +51,11 @@ class SeedProtocol:
         factory: CandidateFactory,
         runner_for: RunnerFor,
         parallel: int,
+        candidate_of: Callable[[Row], Candidate],
         screening: Screening | None = None,
     ):
         self.screening = screening  # the contract's screen, unless switched off
+        self.candidate_of = candidate_of  # a ledger row's candidate, patch included (state.candidate_of)
         self.contract, self.calibration, self.state = contract, calibration, state
         self.coordination, self.factory, self.runner_for, self.parallel = (
             coordination,
@@ -154,7 +159,12 @@ class SeedProtocol:
             return replace(
                 verdict, status=NARROW, reason=verdict.reason + "; no fresh confirmation seeds left"
             )
-        inc = self.factory.make(incumbent.params)
+        try:
+            inc = self.candidate_of(incumbent)
+        except AutoFLError as exc:
+            return replace(
+                verdict, status=NARROW, reason=f"{verdict.reason}; the incumbent cannot be rerun: {exc}"
+            )
         inc_runner = self.runner_for(
             inc, beside(result.trial_dir, "incumbent"), f"[autofl {result.slot:02d}] incumbent {inc.id}"
         )

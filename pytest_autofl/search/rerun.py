@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import replace
-from pathlib import Path
 
-from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.ledger import store
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.parallel import run_batch
-from pytest_autofl.run.surface import PATCH_FILE, surface_sha
+from pytest_autofl.run.surface import surface_sha
 from pytest_autofl.search.campaign import Search
+from pytest_autofl.search.state import candidate_of
 from pytest_autofl.search.trial import TrialResult
 
 
@@ -36,24 +33,6 @@ def find_row(search: Search, ident: str) -> Row:
             f"pass --autofl-benchmark {row.benchmark} (with that contract pinned)"
         )
     return row
-
-
-def candidate_of(row: Row, factory: CandidateFactory, rootdir: Path) -> Candidate:
-    """The row's candidate, with its patch read back from the trial's saved copy (checked against patch_sha)."""
-    candidate = factory.make(row.params, proposer=row.proposer or "builtin", source="rerun")
-    if not row.patch_sha:
-        return candidate
-    saved = rootdir / row.trial_dir / PATCH_FILE
-    try:
-        files = tuple(sorted(json.loads(saved.read_text()).items()))
-    except (OSError, ValueError) as exc:
-        raise AutoFLError(
-            f"row {row.row_id} has a patch, but its saved copy {saved} is unreadable: {exc}"
-        ) from None
-    candidate = replace(candidate, files=files, family=candidate.family + "+patch")
-    if candidate.patch_sha != row.patch_sha:
-        raise AutoFLError(f"{saved} does not hash to the row's patch_sha {row.patch_sha[:12]}")
-    return candidate
 
 
 def run_again(search: Search, row: Row) -> TrialResult:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pytest_autofl.core.candidate import Candidate, CandidateFactory
+from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.verdict import SCREENED, Verdict
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.parallel import run_batch
@@ -18,24 +19,25 @@ from pytest_autofl.run.runner import Runner, beside
 from pytest_autofl.search.trial import TrialResult
 
 ScreenRunnerFor = Callable[..., Runner]  # (candidate, trial_dir, label, reuse, contract) -> runner
+CandidateOf = Callable[[Row], Candidate]  # a ledger row's candidate, patch included (state.candidate_of)
 
 
 class Screening:
     def __init__(
-        self, contract: Contract, factory: CandidateFactory, runner_for: ScreenRunnerFor, parallel: int
+        self, contract: Contract, candidate_of: CandidateOf, runner_for: ScreenRunnerFor, parallel: int
     ):
         screen = contract.screen
         assert screen is not None
         self.screen, self.screened, self.higher = screen, contract.screened(), contract.higher_is_better
-        self.factory, self.runner_for, self.parallel = factory, runner_for, parallel
+        self.candidate_of, self.runner_for, self.parallel = candidate_of, runner_for, parallel
         self._incumbent: dict[str, float] = {}  # incumbent id -> its screen score (run once per incumbent)
 
     @classmethod
     def of(
-        cls, contract: Contract, factory: CandidateFactory, runner_for: ScreenRunnerFor, parallel: int
+        cls, contract: Contract, candidate_of: CandidateOf, runner_for: ScreenRunnerFor, parallel: int
     ) -> Screening | None:
         """The contract's screen, or None if it names none."""
-        return cls(contract, factory, runner_for, parallel) if contract.screen else None
+        return cls(contract, candidate_of, runner_for, parallel) if contract.screen else None
 
     def drops(self, result: TrialResult, incumbent: Row) -> bool:
         """Run the candidate's screen (and the incumbent's, once); True when the trial ends here: screened
@@ -44,7 +46,10 @@ class Screening:
         jobs = [(self._runner(result, "screen", label, result.candidate), self.screen.seed, "")]
         known = self._incumbent.get(incumbent.candidate_id)
         if known is None:
-            inc = self.factory.make(incumbent.params)
+            try:
+                inc = self.candidate_of(incumbent)
+            except AutoFLError:  # its patch copy is gone: no screen to compare with, the candidate goes on
+                return False
             jobs.append(
                 (self._runner(result, "screen-incumbent", f"{label} incumbent", inc), self.screen.seed, "")
             )

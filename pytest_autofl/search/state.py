@@ -4,14 +4,19 @@ incumbent are derived from the rows, never stored beside them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory, candidate_key
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.core.schema import Schema
 from pytest_autofl.core.verdict import CRASH
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers.base import CampaignView, Running, tried_keys
+from pytest_autofl.run.surface import PATCH_FILE
 
 
 class CampaignState:
@@ -62,3 +67,21 @@ class CampaignState:
         self, contract: Contract, schema: Schema, factory: CandidateFactory, surface: Mapping[str, str]
     ) -> CampaignView:
         return CampaignView(contract, schema, factory, surface, tuple(self.known), self.running)
+
+
+def candidate_of(row: Row, factory: CandidateFactory, rootdir: Path) -> Candidate:
+    """The row's candidate, with its patch read back from the trial's saved copy (checked against patch_sha)."""
+    candidate = factory.make(row.params, proposer=row.proposer or "builtin", source="rerun")
+    if not row.patch_sha:
+        return candidate
+    saved = rootdir / row.trial_dir / PATCH_FILE
+    try:
+        files = tuple(sorted(json.loads(saved.read_text()).items()))
+    except (OSError, ValueError) as exc:
+        raise AutoFLError(
+            f"row {row.row_id} has a patch, but its saved copy {saved} is unreadable: {exc}"
+        ) from None
+    candidate = replace(candidate, files=files, family=candidate.family + "+patch")
+    if candidate.patch_sha != row.patch_sha:
+        raise AutoFLError(f"{saved} does not hash to the row's patch_sha {row.patch_sha[:12]}")
+    return candidate
