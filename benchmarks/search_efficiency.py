@@ -4,8 +4,9 @@ repeated with several proposer seeds, on real NVFlare runs.
     python benchmarks/search_efficiency.py [--benchmark digits-skew] [--proposers builtin optuna:tpe optuna:random]
         [--seeds 0 1 2] [--budget 20] [--parallel 2] [--out .autofl/search-efficiency]
 
-Runnable in parts: each (proposer, seed) run writes ``<out>/<proposer>-s<seed>.json`` when it finishes and is
-skipped when that file exists, so a 2-core machine can do it over several sessions (pass one proposer, one seed).
+Runnable in parts: each (proposer, seed) run writes ``<out>/<proposer>-s<seed>.json`` after every candidate; an
+interrupted run continues where it stopped (its campaign resumes from its own ledger), a finished one is skipped,
+so a 2-core machine can do it over several sessions (pass one proposer, one seed).
 Every run prints and the script ends with the table over what ``<out>`` holds: the best confirmed validation
 score (the incumbent: keeps are confirmed on fresh seeds) after k = 5, 10, 20 candidates, the held-out test score
 of the final best, wall time, simulations run and the time to reach the target (baseline + ``--target-gain``);
@@ -22,6 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,10 +34,14 @@ from pytest_autofl.search.campaign import Search  # noqa: E402
 LOOKS = (5, 10, 20)
 
 
-def run_one(args: argparse.Namespace, proposer: str, seed: int) -> dict:
-    """One search of ``args.budget`` candidates; its best-so-far curve and costs."""
+def run_one(args: argparse.Namespace, proposer: str, seed: int, path: Path) -> dict:
+    """One search of ``args.budget`` candidates; its best-so-far curve and costs, written to ``path`` after
+    every candidate (``done`` false until the last): an interrupted run continues its campaign from its ledger."""
     name, _, sampler = proposer.partition(":")
     label = f"{proposer.replace(':', '-')}-s{seed}"
+    record: dict[str, Any] = {"proposer": proposer, "seed": seed, "curve": []}
+    if path.exists():
+        record = json.loads(path.read_text())
     search = Search(
         rootdir=ROOT,
         benchmarks_dir=ROOT / "benchmarks",
@@ -50,18 +56,23 @@ def run_one(args: argparse.Namespace, proposer: str, seed: int) -> dict:
         sandbox="off",  # knob-only candidates: the surface's own code
         options=ProposerOptions(sampler=sampler or "tpe", seed=seed, cards_dir=None),
     )
-    started, curve, sims = time.monotonic(), [], 0
-    for k in range(1, args.budget + 1):
+    curve = record["curve"]
+    wall, sims = (curve[-1]["wall"], curve[-1]["sims"]) if curve else (0.0, 0)
+    for k in range(len(curve) + 1, args.budget + 1):
+        started = time.monotonic()
         result = search.run(search.next_candidate(), k)
         search.record(result)
-        sims += len(result.runs) + len(result.extra_runs) + (result.control is not None)
+        sims += sum(1 for _ in [*result.screen_runs, *result.runs, *result.extra_runs])
+        sims += (result.control is not None) + (result.reference is not None)
+        wall += time.monotonic() - started
         best = search.incumbent.score if search.incumbent else None
-        curve.append({"k": k, "best": best, "wall": time.monotonic() - started, "sims": sims})
+        curve.append({"k": k, "best": best, "wall": wall, "sims": sims})
         assert result.row is not None
         print(f"{label} {k:2d}: {result.row.status:8s} {result.row.score}  best {best}", flush=True)
-    tests = search.test_scores() or {}
-    baseline = search.baseline.score if search.baseline else None
-    return {"proposer": proposer, "seed": seed, "baseline": baseline, "curve": curve, "test": tests}
+        record["baseline"] = search.baseline.score if search.baseline else None
+        path.write_text(json.dumps(record, indent=1))
+    record.update(test=search.test_scores() or {}, done=True)
+    return record
 
 
 def reached(record: dict, gain: float, higher: bool) -> float | None:
@@ -150,9 +161,9 @@ def main() -> None:
     for proposer in args.proposers:
         for seed in args.seeds:
             path = args.out / f"{proposer.replace(':', '-')}-s{seed}.json"
-            if not path.exists():
-                path.write_text(json.dumps(run_one(args, proposer, seed), indent=1))
-    records = [json.loads(p.read_text()) for p in sorted(args.out.glob("*-s*.json"))]
+            if not (path.exists() and json.loads(path.read_text()).get("done")):
+                path.write_text(json.dumps(run_one(args, proposer, seed, path), indent=1))
+    records = [r for p in sorted(args.out.glob("*-s*.json")) if (r := json.loads(p.read_text())).get("done")]
     from pytest_autofl.core.contract import load_contract
 
     higher = load_contract(ROOT / "benchmarks", args.benchmark).higher_is_better
