@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pytest_autofl.core.schema import Knob
-from pytest_autofl.core.verdict import CRASH, INVALID
+from pytest_autofl.core.verdict import CRASH, INVALID, SCREENED
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers.base import CampaignView
 
@@ -78,12 +78,14 @@ def ledger_view(history: Sequence[Row]) -> str:
     lines += [_row_line(r) for r in history[-RECENT_ROWS:]]
     worse: dict[str, int] = {}
     for row in history:
-        if row.status == "discard" or (row.status in (CRASH, INVALID) and row.candidate_id != "rejected"):
+        if row.status in ("discard", SCREENED) or (
+            row.status in (CRASH, INVALID) and row.candidate_id != "rejected"
+        ):
             family = row.candidate_id.rsplit("-", 1)[0]
             worse[family] = worse.get(family, 0) + 1
     if worse:
         lines.append(
-            "Families that were discarded, crashed or invalid (count): "
+            "Families that were discarded, screened out, crashed or invalid (count): "
             + ", ".join(f"{f} ({n})" for f, n in sorted(worse.items()))
         )
     return "\n".join(lines)
