@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
-from typing import Protocol
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
@@ -25,20 +23,7 @@ from pytest_autofl.search.calibration import Calibration
 from pytest_autofl.search.coordination import Coordination
 from pytest_autofl.search.screen import Screening
 from pytest_autofl.search.state import CampaignState
-from pytest_autofl.search.trial import TrialResult
-
-
-class RunnerFor(Protocol):
-    """A runner for a candidate in a trial directory; ``reuse`` off runs again what was already run."""
-
-    def __call__(
-        self,
-        candidate: Candidate,
-        trial_dir: Path,
-        label: str,
-        reuse: bool = True,
-        contract: Contract | None = None,
-    ) -> Runner: ...
+from pytest_autofl.search.trial import RunnerFor, TrialResult
 
 
 class SeedProtocol:

@@ -16,16 +16,13 @@ from pytest_autofl.core.verdict import SCREENED, Verdict
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.parallel import run_batch
 from pytest_autofl.run.runner import Runner, beside
-from pytest_autofl.search.trial import TrialResult
+from pytest_autofl.search.trial import RunnerFor, TrialResult
 
-ScreenRunnerFor = Callable[..., Runner]  # (candidate, trial_dir, label, reuse, contract) -> runner
 CandidateOf = Callable[[Row], Candidate]  # a ledger row's candidate, patch included (state.candidate_of)
 
 
 class Screening:
-    def __init__(
-        self, contract: Contract, candidate_of: CandidateOf, runner_for: ScreenRunnerFor, parallel: int
-    ):
+    def __init__(self, contract: Contract, candidate_of: CandidateOf, runner_for: RunnerFor, parallel: int):
         screen = contract.screen
         assert screen is not None
         self.screen, self.screened, self.higher = screen, contract.screened(), contract.higher_is_better
@@ -34,7 +31,7 @@ class Screening:
 
     @classmethod
     def of(
-        cls, contract: Contract, candidate_of: CandidateOf, runner_for: ScreenRunnerFor, parallel: int
+        cls, contract: Contract, candidate_of: CandidateOf, runner_for: RunnerFor, parallel: int
     ) -> Screening | None:
         """The contract's screen, or None if it names none."""
         return cls(contract, candidate_of, runner_for, parallel) if contract.screen else None

@@ -5,11 +5,27 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.verdict import CRASH, INVALID, SCREENED, Verdict
 from pytest_autofl.ledger.row import Row
+from pytest_autofl.run.runner import Runner
 from pytest_autofl.run.seedrun import SeedRun
+
+
+class RunnerFor(Protocol):
+    """A runner for a candidate in a trial directory; ``reuse`` off runs again what was already run."""
+
+    def __call__(
+        self,
+        candidate: Candidate,
+        trial_dir: Path,
+        label: str,
+        reuse: bool = True,
+        contract: Contract | None = None,
+    ) -> Runner: ...
 
 
 @dataclass
