@@ -2,11 +2,14 @@
 repeated with several proposer seeds, on real NVFlare runs.
 
     python benchmarks/search_efficiency.py [--benchmark digits-skew] [--proposers builtin optuna:tpe optuna:random]
-        [--seeds 0 1 2] [--budget 20] [--parallel 2] [--out .autofl/search-efficiency]
+        [--seeds 0 1 2] [--budget 20] [--parallel 2] [--out benchmarks/results/search-efficiency]
+        [--work .autofl/search-efficiency]
 
-Runnable in parts: each (proposer, seed) run writes ``<out>/<proposer>-s<seed>.json`` after every candidate; an
-interrupted run continues where it stopped (its campaign resumes from its own ledger), a finished one is skipped,
-so a 2-core machine can do it over several sessions (pass one proposer, one seed).
+Runnable in parts: each (proposer, seed) run writes its record ``<out>/<proposer>-s<seed>.json`` after every
+candidate (the records are small and kept in the repository, so results accumulate across machines and
+sessions); its ledger and runs stay in ``<work>``. An interrupted run continues where it stopped (its campaign
+resumes from its ledger; without the ledger it starts over), a finished one is skipped, so a 2-core machine can
+do it over several sessions (pass one proposer, one seed).
 Every run prints and the script ends with the table over what ``<out>`` holds: the best confirmed validation
 score (the incumbent: keeps are confirmed on fresh seeds) after k = 5, 10, 20 candidates, the held-out test score
 of the final best, wall time, simulations run and the time to reach the target (baseline + ``--target-gain``);
@@ -40,15 +43,16 @@ def run_one(args: argparse.Namespace, proposer: str, seed: int, path: Path) -> d
     name, _, sampler = proposer.partition(":")
     label = f"{proposer.replace(':', '-')}-s{seed}"
     record: dict[str, Any] = {"proposer": proposer, "seed": seed, "curve": []}
-    if path.exists():
+    ledger = args.work / f"{label}.tsv"
+    if path.exists() and ledger.exists():  # a partial record without its ledger (another machine) starts over
         record = json.loads(path.read_text())
     search = Search(
         rootdir=ROOT,
         benchmarks_dir=ROOT / "benchmarks",
         benchmark=args.benchmark,
         surface_dir=ROOT / "surfaces",
-        workdir=args.out / "work",
-        ledger_path=args.out / f"{label}.tsv",
+        workdir=args.work / "work",
+        ledger_path=ledger,
         progress=lambda line: None,
         force=True,  # no seed run reused from another proposer's search
         parallel=args.parallel,
@@ -155,7 +159,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--target-gain", type=float, default=0.20)
-    parser.add_argument("--out", type=Path, default=ROOT / ".autofl" / "search-efficiency")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search-efficiency")
+    parser.add_argument("--work", type=Path, default=ROOT / ".autofl" / "search-efficiency")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for proposer in args.proposers:

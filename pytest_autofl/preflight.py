@@ -14,6 +14,7 @@ from pytest_autofl.core.surface_rules import check_surface
 from pytest_autofl.data.split import planned_shards
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.chain import harness_key, head_path
+from pytest_autofl.ledger.writer import Seal
 from pytest_autofl.literature.cards import card_problems, load_cards
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 from pytest_autofl.run.sandbox import probe as sandbox_probe
@@ -126,5 +127,5 @@ def _check_ledger(path: Path, workdir: Path) -> tuple[list[str], list[str]]:
         return [
             f"ledger {path}: well-formed ({rows} rows); chain not verified: no harness key in {workdir}"
         ], []
-    problems = ledger.Seal(key, head_path(workdir, path)).verify(path)
+    problems = Seal(key, head_path(workdir, path)).verify(path)
     return ([f"ledger {path}: well-formed ({rows} rows), chain verified"] if not problems else []), problems

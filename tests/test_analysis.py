@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_autofl.core.errors import LedgerError
-from pytest_autofl.ledger import analysis
+from pytest_autofl.ledger import analysis, writer
 from pytest_autofl.ledger import store as ledger
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke20.tsv"  # a real 20-candidate digits-smoke search
@@ -44,7 +44,7 @@ def make_row(i: int, status: str, score: float | None, **extra: str) -> dict[str
 
 def write(path: Path, rows: list[dict[str, str]]) -> Path:
     for row in rows:
-        ledger.append_fields(path, row)
+        writer.append_fields(path, row)
     return path
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger import writer
 from pytest_autofl.ledger.columns import COLUMNS_0_2, EARLIER_COLUMNS
 
 
@@ -46,7 +47,7 @@ def test_first_eight_columns_are_nvflare_autofl_layout():
 def test_any_text_round_trips(tmp_path, text):
     path = tmp_path / f"r{abs(hash(text))}.tsv"
     path.unlink(missing_ok=True)  # a replayed example starts from an empty ledger too
-    ledger.append_fields(path, row(1, description=text, reason=text + "\t\n\\"))
+    writer.append_fields(path, row(1, description=text, reason=text + "\t\n\\"))
     (back,) = ledger.read_fields(path)
     assert back["description"] == text and back["reason"] == text + "\t\n\\"
     assert path.read_text().count("\n") == 2  # header + exactly one line per row
@@ -55,7 +56,7 @@ def test_any_text_round_trips(tmp_path, text):
 def test_pandas_reads_it(tmp_path):
     path = tmp_path / "results.tsv"
     for i in range(3):
-        ledger.append_fields(
+        writer.append_fields(
             path, row(i, params='{"lr": 0.05, "aggregator": "fedavg"}', description='"quoted"')
         )
     frame = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)  # no pytest-autofl code involved
@@ -70,31 +71,31 @@ def test_foreign_header_is_refused_and_never_overwritten(tmp_path):
     original = "\t".join(ledger.AUTOFL_RESEARCH_COLUMNS) + "\nabc\t0.9\t1\tb\tkeep\tt\td\ta\n"
     path.write_text(original)
     with pytest.raises(LedgerError, match="NVFlare Auto-FL ledger"):
-        ledger.append_fields(path, row(1))
+        writer.append_fields(path, row(1))
     assert path.read_text() == original
 
 
 def test_malformed_middle_row_is_an_error_naming_the_line(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_fields(path, row(1))
-    ledger.append_fields(path, row(2))
+    writer.append_fields(path, row(1))
+    writer.append_fields(path, row(2))
     lines = path.read_text().splitlines(keepends=True)
     lines[1] = "only\tthree\tfields\n"
     broken = "".join(lines)
     path.write_text(broken)
     with pytest.raises(LedgerError, match=r"results.tsv:2: malformed row: 3 fields"):
-        ledger.append_fields(path, row(3))
+        writer.append_fields(path, row(3))
     assert path.read_text() == broken
     assert "malformed row" in ledger.validate(path)[0]
 
 
 def test_torn_tail_from_a_killed_writer_is_set_aside(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_fields(path, row(1))
+    writer.append_fields(path, row(1))
     with open(path, "a") as fh:
         fh.write("abc\t0.5\tpartial")  # a writer died mid-row
     assert len(ledger.read_fields(path)) == 1
-    ledger.append_fields(path, row(2))
+    writer.append_fields(path, row(2))
     assert [r["candidate_id"] for r in ledger.read_fields(path)] == ["c1", "c2"]
     (aside,) = tmp_path.glob("results.tsv.torn-*")
     assert aside.read_text() == "abc\t0.5\tpartial"
@@ -102,9 +103,9 @@ def test_torn_tail_from_a_killed_writer_is_set_aside(tmp_path):
 
 def test_validate_flags_bad_status_numbers_and_duplicates(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_fields(path, row(1, status="maybe"))
-    ledger.append_fields(path, row(2, score="high", row_id="dup"))
-    ledger.append_fields(path, row(3, row_id="dup"))
+    writer.append_fields(path, row(1, status="maybe"))
+    writer.append_fields(path, row(2, score="high", row_id="dup"))
+    writer.append_fields(path, row(3, row_id="dup"))
     problems = "\n".join(ledger.validate(path))
     assert "unknown status 'maybe'" in problems
     assert "column score = 'high'" in problems
@@ -115,7 +116,7 @@ def _writer(path: str, worker: int, count: int, spans: multiprocessing.Queue) ->
     from pathlib import Path
 
     for i in range(count):
-        ledger.append_fields(Path(path), row(worker * 1000 + i, row_id=f"w{worker}:{i}"))
+        writer.append_fields(Path(path), row(worker * 1000 + i, row_id=f"w{worker}:{i}"))
         spans.put(worker)
 
 
@@ -151,7 +152,7 @@ def test_an_earlier_ledger_is_read_and_upgraded_once_on_its_next_append(tmp_path
     _earlier_ledger(path, old)
     assert [r["candidate_id"] for r in ledger.read_fields(path)] == ["c1", "c2"]
     assert ledger.read_fields(path)[0]["proposer"] == "" and ledger.validate(path) == []
-    ledger.append_fields(path, row(3, proposer="builtin", source="narrow", cites='["Li 2020"]'))
+    writer.append_fields(path, row(3, proposer="builtin", source="narrow", cites='["Li 2020"]'))
     lines = path.read_text().splitlines()
     assert lines[0].split("\t") == list(ledger.COLUMNS)
     back = ledger.read_fields(path)
@@ -163,15 +164,15 @@ def test_an_earlier_ledger_is_read_and_upgraded_once_on_its_next_append(tmp_path
 
 def test_a_chained_ledger_of_0_2_gains_the_cpu_column_and_its_chain_still_holds(tmp_path):
     path = tmp_path / "results.tsv"
-    seal = ledger.Seal.of(tmp_path / ".autofl", path)
+    seal = writer.Seal.of(tmp_path / ".autofl", path)
     for i in (1, 2):
-        ledger.append_fields(path, row(i), seal)
+        writer.append_fields(path, row(i), seal)
     cut = len(COLUMNS_0_2)  # the same rows as 0.2 wrote them: no cpu_seconds column
     path.write_text(
         "".join("\t".join(line.split("\t")[:cut]) + "\n" for line in path.read_text().splitlines())
     )
     assert seal.verify(path) == []
-    ledger.append_fields(path, row(3, cpu_seconds="8.25"), seal)
+    writer.append_fields(path, row(3, cpu_seconds="8.25"), seal)
     assert seal.verify(path) == [] and ledger.read_rows(path)[2].cpu_seconds == 8.25
     lines = path.read_text().splitlines()
     lines[3] = lines[3].replace("\t8.25", "\t1.00")  # a measured cost is chained like every other field
@@ -181,8 +182,8 @@ def test_a_chained_ledger_of_0_2_gains_the_cpu_column_and_its_chain_still_holds(
 
 def test_a_row_that_does_not_parse_stops_typed_reading_with_its_line(tmp_path):
     path = tmp_path / "results.tsv"
-    ledger.append_fields(path, row(1))
-    ledger.append_fields(path, row(2, seed_scores="{not json"))
+    writer.append_fields(path, row(1))
+    writer.append_fields(path, row(2, seed_scores="{not json"))
     with pytest.raises(LedgerError, match=r"results.tsv:3: column seed_scores = .* is not JSON"):
         ledger.read_rows(path)
     assert "results.tsv:3: column seed_scores" in ledger.validate(path)[0]
@@ -231,9 +232,9 @@ def test_a_row_reads_back_as_it_was_written(status, score, scores, delta, n_para
 
 def _sealed(tmp_path, n):
     path = tmp_path / "results.tsv"
-    seal = ledger.Seal.of(tmp_path / ".autofl", path)
+    seal = writer.Seal.of(tmp_path / ".autofl", path)
     for i in range(n):
-        ledger.append_fields(path, row(i, description=f"candidate {i}"), seal)
+        writer.append_fields(path, row(i, description=f"candidate {i}"), seal)
     return path, seal
 
 
@@ -261,17 +262,17 @@ def test_a_tampered_ledger_is_named_with_its_line_and_nothing_is_appended(tmp_pa
     assert "results.tsv:" in problems[0]
     before = path.read_text()
     with pytest.raises(LedgerError, match="Nothing was appended"):
-        ledger.append_fields(path, row(7), seal)
+        writer.append_fields(path, row(7), seal)
     assert path.read_text() == before
 
 
 def test_a_row_from_another_writer_is_caught_and_rows_before_chaining_are_covered(tmp_path):
     path = tmp_path / "results.tsv"
     _earlier_ledger(path, [row(1), row(2)])  # rows from before chaining: no chain
-    seal = ledger.Seal.of(tmp_path / ".autofl", path)
-    ledger.append_fields(path, row(3), seal)
+    seal = writer.Seal.of(tmp_path / ".autofl", path)
+    writer.append_fields(path, row(3), seal)
     assert seal.verify(path) == []
-    ledger.append_fields(path, row(4))  # the harness' own code, without the key
+    writer.append_fields(path, row(4))  # the harness' own code, without the key
     assert "results.tsv:5: a row without a chain after chained rows" in seal.verify(path)[0]
     _rewrite(path, lambda lines: [lines[0].replace("c1", "cX"), *lines[1:3]])  # an earlier row edited
     assert "results.tsv:4: its chain does not verify" in seal.verify(path)[0]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.ledger import writer
 
 
 def test_help_lists_the_option_group(pytester):
@@ -192,7 +193,7 @@ def test_candidate_files_are_not_part_of_a_normal_run(pytester, project):
 
 
 def test_check_names_a_tampered_ledger_row(pytester, project):
-    from pytest_autofl.ledger.store import Seal
+    from pytest_autofl.ledger.writer import Seal
 
     path = project / "results.tsv"
     seal = Seal.of(project / ".autofl", path)
@@ -201,7 +202,7 @@ def test_check_names_a_tampered_ledger_row(pytester, project):
         fields.update(
             status="keep", score=f"0.{i}00000", candidate_id=f"c{i}", row_id=f"r{i}", runtime_seconds="1.0"
         )
-        ledger.append_fields(path, fields, seal)
+        writer.append_fields(path, fields, seal)
     assert "chain verified" in pytester.runpytest("--autofl-check").stdout.str()
     path.write_text(path.read_text().replace("0.100000", "0.900000"))
     result = pytester.runpytest("--autofl-check")

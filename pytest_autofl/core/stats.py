@@ -17,8 +17,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _scipy_stats
-
 KEEP, NARROW, DISCARD = "keep", "narrow", "discard"
 
 
@@ -39,6 +37,10 @@ def t_interval(gains: Sequence[float], alpha_one_sided: float) -> Interval:
     if n < 2:
         return Interval(n, mean, -math.inf, math.inf)
     var = math.fsum((g - mean) ** 2 for g in gains) / (n - 1)
+    # Imported here: scipy.stats takes over a second to import, and the ledger's readers and writers (and the
+    # processes in the sandbox) import this module for the verdict names only.
+    from scipy import stats as _scipy_stats
+
     half = float(_scipy_stats.t.ppf(1 - alpha_one_sided, n - 1)) * math.sqrt(var / n)
     return Interval(n, mean, mean - half, mean + half)
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pytest_autofl.core.candidate import family_of_id
@@ -19,6 +20,7 @@ from pytest_autofl.core.stats import Interval, t_interval
 from pytest_autofl.core.verdict import LITERATURE, ROW_STATUSES
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.columns import COLUMNS, NUMERIC_COLUMNS
+from pytest_autofl.ledger.row import TypedColumns
 
 RAN = ("keep", "narrow", "discard")  # statuses whose score is a real measurement
 
@@ -31,15 +33,16 @@ def load_ledger(path: Path) -> pd.DataFrame:
     """
     if not path.exists():
         raise LedgerError(f"{path}: no such ledger")
-    rows = ledger.read_fields(path)
-    problems = ledger.validate(path)
+    with ledger.bulk():
+        table = ledger.read_table(path)
+        typed = TypedColumns(table.columns, table.count)
+    problems = ledger.problems_of(path, table, typed)
     if problems:
-        raise LedgerError("; ".join(problems))
-    if not rows:
+        raise LedgerError(ledger.summary(problems))
+    if not table.count:
         raise LedgerError(f"{path}: the ledger has no rows yet")
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for column in NUMERIC_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column].replace("", math.nan), errors="raise")
+    numbers = {c: np.array(typed.numbers[c], dtype=float) for c in NUMERIC_COLUMNS}  # None -> NaN
+    frame = pd.DataFrame({c: numbers[c] if c in numbers else table.columns[c] for c in COLUMNS})
     frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     frame["timestamp_utc"] = pd.to_datetime(frame["timestamp_utc"], utc=True, errors="coerce")
     frame["status"] = pd.Categorical(frame["status"], categories=list(ROW_STATUSES))

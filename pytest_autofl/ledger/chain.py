@@ -49,9 +49,15 @@ def link(key: bytes, previous: str, fields: Mapping[str, str], columns: Sequence
     return hmac.new(key, f"{previous}\n{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def broken(key: bytes, rows: Sequence[Mapping[str, str]], columns: Sequence[str]) -> tuple[int, str] | None:
-    """The first row (its 0-based index) whose chain does not verify, and why; None if the chain holds."""
-    previous, chained = "", False
+def broken(
+    key: bytes,
+    rows: Sequence[Mapping[str, str]],
+    columns: Sequence[str],
+    previous: str = "",
+    chained: bool = False,
+) -> tuple[int, str] | None:
+    """The first row (its 0-based index) whose chain does not verify, and why; None if the chain holds.
+    ``previous`` and ``chained``: where the chain stood before ``rows`` (the rows of a file after a known part)."""
     for index, fields in enumerate(rows):
         expected = link(key, previous, fields, columns)
         if fields.get("chain"):

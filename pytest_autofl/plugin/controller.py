@@ -35,7 +35,7 @@ class Controller:
     def writer(self) -> Any:
         """The LedgerWriter, made on first use (a run that records nothing creates no harness key)."""
         if self._writer is None:
-            from pytest_autofl.ledger.store import LedgerWriter, Seal
+            from pytest_autofl.ledger.writer import LedgerWriter, Seal
 
             settings = self.config.stash[SETTINGS]
             self._writer = LedgerWriter(settings.ledger, Seal.of(settings.workdir, settings.ledger))

@@ -19,7 +19,7 @@ from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
 from pytest_autofl.data import datasets
 from pytest_autofl.data.split import Shards, write_shards
-from pytest_autofl.ledger import store
+from pytest_autofl.ledger import store, writer
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers import PROPOSERS
 from pytest_autofl.proposers.base import DEFAULT_OPTIONS, CampaignView, ProposerOptions, ProposerSetup
@@ -98,8 +98,8 @@ class Search:
         )
         self.proposer = PROPOSERS.get(proposer)(setup)
         self.coordination: Coordination = coordination or Solo()
-        self._seal = store.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search here
-        self.sink = sink or store.LedgerWriter(ledger_path, self._seal).write
+        self._seal = writer.Seal.checked(workdir, ledger_path)  # a tampered ledger stops the search here
+        self.sink = sink or writer.LedgerWriter(ledger_path, self._seal).write
         self.sandbox = _sandbox(sandbox, workdir, ledger_path, self.contract)
         self.state = CampaignState(store.read_rows(ledger_path), self.contract.sha)
         self.surface_sha = surface_sha(surface_dir)  # of the user's surface, as the session started
