@@ -55,7 +55,7 @@ def _start(script: Path, path: Path, work: Path, name: str, start: int, stop: in
         str(stop),
         "1" if tear else "0",
     ]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.subprocess
@@ -91,6 +91,8 @@ def test_writers_killed_at_random_lose_no_acknowledged_row_and_leave_no_torn_one
             if procs[w].poll() is None:
                 procs[w].send_signal(signal.SIGKILL)
                 kills += 1
+            elif procs[w].returncode != 0:  # it failed by itself: the ledger refused it
+                pytest.fail(f"writer w{w} failed: {procs[w].stderr.read()[-600:]}")
             procs.pop(w).wait()
             time.sleep(0.05)  # the reader thread takes the last lines
             if len(acked[w]) < quota:
