@@ -7,7 +7,8 @@ import time
 import psutil
 import pytest
 
-from pytest_autofl.run.processes import python_env, run_tree
+from pytest_autofl.core.contract import Limits
+from pytest_autofl.run.processes import Watch, python_env, run_tree
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
@@ -60,3 +61,72 @@ def test_child_env_puts_paths_first(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/already")
     env = python_env([tmp_path], FOO="bar")
     assert env["PYTHONPATH"].split(":") == [str(tmp_path), "/already"] and env["FOO"] == "bar"
+
+
+# Candidates that take the machine: each grows slowly enough for a measurement to see it, and forever.
+GREEDY = {
+    "memory": "import time\nheld = []\nwhile True:\n    held.append(bytearray(32 << 20))\n    time.sleep(0.05)",
+    "processes": textwrap.dedent(
+        """
+        import os, time
+        while True:
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+            time.sleep(0.02)
+        """
+    ),
+    "disk": textwrap.dedent(
+        """
+        import time
+        for i in range(10000):
+            with open(f"chunk-{i}", "wb") as fh:
+                fh.write(b"x" * (1 << 20))
+            time.sleep(0.01)
+        """
+    ),
+}
+
+
+@pytest.mark.parametrize("resource", sorted(GREEDY))
+def test_a_tree_past_its_limit_is_stopped_and_named(tmp_path, resource):
+    watch = Watch(Limits(memory_mb=256, processes=12, disk_mb=24), tmp_path)
+    started = time.monotonic()
+    result = run_tree(
+        [sys.executable, "-c", GREEDY[resource]],
+        cwd=tmp_path,
+        env=python_env([]),
+        log_path=tmp_path / "log.txt",
+        timeout=120,
+        watch=watch,
+    )
+    named = {"memory": "memory limit", "processes": "process limit", "disk": "disk limit"}[resource]
+    assert result.exceeded is not None and result.exceeded.startswith(named), result
+    assert result.returncode is None and not result.timed_out
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if GREEDY[resource][:40] in " ".join(p.info["cmdline"] or [])
+    ]
+    assert left == []
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("bytearray(6 << 30)", "MemoryError"),  # one allocation past the address-space backstop
+        ("open('big', 'wb').write(b'x' * (40 << 20))", "File too large"),  # one file past the disk limit
+    ],
+)
+def test_the_kernel_refuses_a_single_process_past_its_limits_at_once(tmp_path, code, error):
+    result = run_tree(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=python_env([]),
+        log_path=tmp_path / "log.txt",
+        timeout=60,
+        watch=Watch(Limits(memory_mb=256, processes=12, disk_mb=24), tmp_path),
+    )
+    assert result.returncode == 1 and error in (tmp_path / "log.txt").read_text()

@@ -51,6 +51,16 @@ class Statistics:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one simulation's process tree may use: memory (MiB, proportional set size), processes, and disk
+    in its trial directory (MiB). Defaults fit a 3-client digits run (~0.5 GiB, 13 processes) many times."""
+
+    memory_mb: int
+    processes: int
+    disk_mb: int
+
+
+@dataclass(frozen=True)
 class Screen:
     """The contract's screening stage: one ``seed`` at ``rounds`` rounds; a candidate whose screen scores more
     than ``margin`` worse than the incumbent's is not run on the contract's seeds."""
@@ -108,6 +118,15 @@ class Contract:
     def max_cpu_ratio(self) -> float:
         """How many times the baseline's measured CPU seconds per run a candidate may use."""
         return float(self.raw["budget"].get("max_cpu_ratio", OPTIONAL["budget.max_cpu_ratio"][3]))
+
+    @property
+    def limits(self) -> Limits:
+        budget = self.raw["budget"]
+        value = {
+            k: budget.get(k, OPTIONAL[f"budget.{k}"][3])
+            for k in ("max_memory_mb", "max_processes", "max_disk_mb")
+        }
+        return Limits(value["max_memory_mb"], value["max_processes"], value["max_disk_mb"])
 
     @property
     def screen(self) -> Screen | None:

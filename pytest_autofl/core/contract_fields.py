@@ -71,6 +71,12 @@ OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         "must be a number >= 1",
         2.5,  # honest code changes measured 0.9x-1.2x the baseline run beside them, idle and loaded
     ),
+    # What one simulation (its whole process tree) may take of the machine: memory (proportional set size, so
+    # pages a prefork zygote shares count once), processes, and disk in its trial directory. Past a limit the
+    # tree is stopped and the candidate is a crash naming the limit.
+    "budget.max_memory_mb": (int, lambda v: v >= 256, "must be an integer >= 256 (MiB)", 4096),
+    "budget.max_processes": (int, lambda v: v >= 8, "must be an integer >= 8", 64),
+    "budget.max_disk_mb": (int, lambda v: v >= 16, "must be an integer >= 16 (MiB)", 2048),
     # The screening cascade: every candidate first runs one seed at fewer rounds; only one within ``margin``
     # (metric units) of the incumbent's screen goes on to the contract's seeds. No block: no screen.
     "screen.rounds": (int, lambda v: v >= 1, "must be >= 1", None),

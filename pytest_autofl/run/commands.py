@@ -7,7 +7,7 @@ Stdlib only: prefork's shim imports this module with ``python -S``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pytest_autofl.core.contract import site_names
@@ -27,9 +27,11 @@ def python_module(module: str, *args: str, unbuffered: bool = True) -> list[str]
     return [sys.executable, *(["-u"] if unbuffered else []), "-m", module, *args]
 
 
-def guarded(parent_pid: int, argv: Sequence[str]) -> list[str]:
-    """``argv`` under the guard, which kills its tree if ``parent_pid`` dies first."""
-    return python_module(GUARD, str(parent_pid), "--", *argv, unbuffered=False)
+def guarded(parent_pid: int, argv: Sequence[str], rlimits: Mapping[str, int] | None = None) -> list[str]:
+    """``argv`` under the guard, which kills its tree if ``parent_pid`` dies first; ``rlimits`` (``AS``,
+    ``FSIZE``: ``resource.RLIMIT_<name>``) are set on the guard and so inherited by every process of the tree."""
+    limits = [f"{name}={value}" for name, value in (rlimits or {}).items()]
+    return python_module(GUARD, str(parent_pid), *limits, "--", *argv, unbuffered=False)
 
 
 def preforked(argv: Sequence[str]) -> list[str]:

@@ -15,7 +15,7 @@ from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
 from pytest_autofl.run.meter import Meter
 from pytest_autofl.run.prefork import SHARDS_ENV
-from pytest_autofl.run.processes import python_env, run_tree
+from pytest_autofl.run.processes import Watch, python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
 from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
@@ -163,6 +163,8 @@ def run_simulation(
         timeout=float(cap),
         on_line=on_line,
         pass_fds=meter.fds,
+        # a deployment's submission runs no candidate code here; a simulation runs under the contract's limits
+        watch=None if spec.get("startup_kit") else Watch(contract.limits, Path(spec["surface_parent"])),
     )
     run.runtime_seconds = tree.seconds
     if (cpu := meter.read()) is not None:
@@ -170,6 +172,8 @@ def run_simulation(
     run.audit = read_audit(audit_path)
     if tree.timed_out:
         run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"
+    elif tree.exceeded:
+        run.error = f"seed {seed}: {tree.exceeded}; stopped {tree.killed} process(es); log: {run.log_path}"
     elif err := first_error(run.workspace):
         run.error = f"seed {seed}: {err}; log: {run.log_path}"
     elif tree.returncode != 0:
