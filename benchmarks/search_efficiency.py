@@ -46,6 +46,8 @@ def run_one(args: argparse.Namespace, proposer: str, seed: int, path: Path) -> d
     ledger = args.work / f"{label}.tsv"
     if path.exists() and ledger.exists():  # a partial record without its ledger (another machine) starts over
         record = json.loads(path.read_text())
+    elif ledger.exists():  # a ledger without its record: its campaign would not start where the record does
+        ledger.rename(ledger.with_name(f"{ledger.name}.stale-{time.strftime('%Y%m%dT%H%M%S')}"))
     search = Search(
         rootdir=ROOT,
         benchmarks_dir=ROOT / "benchmarks",

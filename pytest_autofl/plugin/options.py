@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_autofl.plugin.planned import count, planned, read_program, switch, value
+from pytest_autofl.plugin.planned import count, planned, read_program, source, switch, value
 
 PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
 
@@ -253,7 +253,9 @@ def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise pytest.UsageError(f"--autofl-llm-timeout must be a positive number of seconds, got {timeout!r}")
+        raise pytest.UsageError(
+            f"{source(config, 'autofl_llm_timeout')} must be a positive number of seconds, got {timeout!r}"
+        )
     llm = LLMSettings(
         model=value(config, "autofl_llm_model"),
         timeout=seconds,
@@ -263,7 +265,7 @@ def _proposer_options(config: pytest.Config, program: Any, root: Path) -> Any:
     )
     if (sampler := value(config, "autofl_sampler")) not in SAMPLER_NAMES:
         raise pytest.UsageError(
-            f"--autofl-sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
+            f"{source(config, 'autofl_sampler')} must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
         )
     seed = count(config, "autofl_proposer_seed", 0, auto=-1)
     cards = root / str(config.getini("autofl_cards_dir"))

@@ -43,16 +43,24 @@ def planned(config: pytest.Config, ini: str, program: Any, strict: bool) -> str:
     return chosen
 
 
+def source(config: pytest.Config, ini: str) -> str:
+    """Where a bad value of ``ini`` came from, as an error names it: the flag, or the ini key and its file (not
+    given on the command line, it is from the file: the defaults are valid)."""
+    if config.getoption(ini) is None and config.inipath is not None:
+        return f"{ini} (in {config.inipath.name})"
+    return "--" + ini.replace("_", "-")
+
+
 def switch(config: pytest.Config, ini: str) -> bool:
     raw = value(config, ini).lower()
     if raw not in ("on", "off"):
-        raise pytest.UsageError(f"--{ini.replace('_', '-')} must be on or off, got {raw!r}")
+        raise pytest.UsageError(f"{source(config, ini)} must be on or off, got {raw!r}")
     return raw == "on"
 
 
 def count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None) -> int:
     """An integer option (at least ``minimum``), or ``auto`` when the option allows it."""
-    raw, flag = value(config, ini), "--" + ini.replace("_", "-")
+    raw, flag = value(config, ini), source(config, ini)
     if auto is not None and raw == "auto":
         return auto
     try:

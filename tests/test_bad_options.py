@@ -1,0 +1,98 @@
+"""The bad-option matrix: every option read when pytest starts, with values of the wrong type or out of range,
+given on the command line and as an ini key. Each is one usage error naming the flag (or the ini key and its
+file) and the value, raised before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_autofl.plugin.options import _OPTIONS
+
+# option -> (its kind, the smallest value it takes): the cases are generated from the kind
+INTEGERS = {
+    "autofl_iterations": 0,
+    "autofl_parallel": 1,
+    "autofl_proposer_seed": 0,
+    "autofl_llm_retries": 0,
+    "autofl_llm_max_calls": 1,
+    "autofl_llm_max_tokens": 1,
+}
+SWITCHES = ("autofl_preload", "autofl_screen")
+NOT_A_NUMBER = ("lots", "1.5", "", "0x10", "ten")
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    """(ini key, bad value, what the message must say about it)."""
+    cases = []
+    for ini, minimum in INTEGERS.items():
+        cases += [(ini, bad, "must be an integer") for bad in NOT_A_NUMBER]
+        cases.append((ini, str(minimum - 1), f"must be >= {minimum}, got {minimum - 1}"))
+    cases += [(ini, bad, "must be on or off") for ini in SWITCHES for bad in ("maybe", "yes", "1")]
+    cases += [
+        ("autofl_llm_timeout", bad, "must be a positive number of seconds") for bad in ("0", "-5", "soon")
+    ]
+    cases += [("autofl_sampler", "annealing", "must be one of tpe, cmaes, gp, random, qmc")]
+    return cases
+
+
+def test_the_matrix_covers_every_typed_option():
+    flags = {ini for _, ini, _, _ in _OPTIONS}
+    typed = {ini for ini, _, _ in _cases()}
+    assert typed <= flags
+    # the rest take names (resolved when a search starts) or paths
+    assert flags - typed == {
+        "autofl_benchmark",
+        "autofl_workdir",
+        "autofl_ledger",
+        "autofl_env",
+        "autofl_startup_kit",
+        "autofl_proposer",
+        "autofl_sandbox",
+        "autofl_llm_model",
+        "autofl_program",
+        "autofl_report",
+    }
+
+
+@pytest.mark.parametrize(("ini", "bad", "said"), _cases())
+@pytest.mark.parametrize("form", ["flag", "ini"])
+def test_a_bad_value_is_one_clear_usage_error_and_nothing_is_written(pytester, ini, bad, said, form):
+    flag = "--" + ini.replace("_", "-")
+    if form == "flag":
+        args, named = [f"{flag}={bad}"], flag
+    else:
+        pytester.makeini(f"[pytest]\n{ini} = {bad}\n")
+        args, named = [], f"{ini} (in tox.ini)"
+    with pytest.raises(pytest.UsageError) as raised:
+        pytester.parseconfigure(*args)
+    message = str(raised.value)
+    assert message.startswith(named) and said in message and "\n" not in message, message
+    assert repr(bad.strip()) in message or bad.strip() in message
+    assert sorted(p.name for p in pytester.path.iterdir()) == (["tox.ini"] if form == "ini" else [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(max_value=-1)
+    | st.text(alphabet="abc.-+ 9", min_size=1, max_size=6).filter(
+        lambda t: not t.strip().lstrip("+").isdigit()
+    )
+)
+def test_any_non_count_is_refused_for_parallel(bad):
+    """Property: --autofl-parallel takes a positive integer or 'auto' and nothing else (parsed without pytest)."""
+    from pytest_autofl.plugin.planned import count
+
+    class Config:  # the two things count() reads
+        inicfg: dict = {}
+        inipath = None
+
+        @staticmethod
+        def getoption(name):
+            return str(bad)
+
+    if str(bad).strip() == "auto":
+        return
+    with pytest.raises(pytest.UsageError, match="--autofl-parallel must be"):
+        count(Config(), "autofl_parallel", 1, auto=4)  # type: ignore[arg-type]
