@@ -1,13 +1,20 @@
-"""The bad-option matrix: every option read when pytest starts, with values of the wrong type or out of range,
-given on the command line and as an ini key. Each is one usage error naming the flag (or the ini key and its
-file) and the value, raised before anything is written."""
+"""The bad-input matrix, generated: every option read when pytest starts, with values of the wrong type or out of
+range, on the command line and as an ini key (one usage error naming the flag, or the ini key and its file, and
+the value); every contract field missing, of the wrong type or a boolean (one error naming the file and the
+field). Nothing is written in either case."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_autofl.core.contract import load_contract
+from pytest_autofl.core.contract_fields import OPTIONAL, REQUIRED
+from pytest_autofl.core.errors import ContractError
 from pytest_autofl.plugin.options import _OPTIONS
 
 # option -> (its kind, the smallest value it takes): the cases are generated from the kind
@@ -96,3 +103,37 @@ def test_any_non_count_is_refused_for_parallel(bad):
         return
     with pytest.raises(pytest.UsageError, match="--autofl-parallel must be"):
         count(Config(), "autofl_parallel", 1, auto=4)  # type: ignore[arg-type]
+
+
+def _field_cases() -> list[tuple[str, str, object, str]]:
+    """(how, dotted field, the value put there, what the message must say): every field of the contract missing
+    (the required ones), of the wrong type, a boolean where a number goes."""
+    cases: list[tuple[str, str, object, str]] = []
+    for dotted in REQUIRED:
+        cases.append(("missing", dotted, None, f"missing field '{dotted}'"))
+    for dotted in [*REQUIRED, *OPTIONAL]:
+        cases.append(("wrong type", dotted, {"nested": 1}, f"field '{dotted}' = {{'nested': 1}}"))
+        cases.append(("boolean", dotted, True, f"field '{dotted}' = True"))
+    return cases
+
+
+@pytest.mark.parametrize(("how", "dotted", "bad", "said"), _field_cases())
+def test_a_broken_contract_field_is_named_and_nothing_is_written(repo, tmp_path, how, dotted, bad, said):
+    shutil.copytree(repo / "benchmarks" / "digits-skew", tmp_path / "b" / "digits-skew")
+    path = tmp_path / "b" / "digits-skew" / "contract.json"
+    raw = json.loads(path.read_text())
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+    if how == "missing":
+        node.pop(leaf)
+    else:
+        node[leaf] = bad
+    path.write_text(json.dumps(raw))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ContractError) as raised:
+        load_contract(tmp_path / "b", "digits-skew")
+    message = str(raised.value)
+    assert str(path) in message and said in message and "\n" not in message, message
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
