@@ -9,13 +9,17 @@ import json
 import shutil
 
 import pytest
-from hypothesis import given, settings
+import yaml
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.contract import load_contract
 from pytest_autofl.core.contract_fields import OPTIONAL, REQUIRED
-from pytest_autofl.core.errors import ContractError
+from pytest_autofl.core.errors import ContractError, SchemaError
+from pytest_autofl.core.schema import load_schema
 from pytest_autofl.plugin.options import _OPTIONS
+from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 # option -> (its kind, the smallest value it takes): the cases are generated from the kind
 INTEGERS = {
@@ -137,3 +141,30 @@ def test_a_broken_contract_field_is_named_and_nothing_is_written(repo, tmp_path,
     message = str(raised.value)
     assert str(path) in message and said in message and "\n" not in message, message
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+_YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.dictionaries(
+        st.sampled_from(["knobs", "cites", "description", "files", "patch", "knob", "notes"]),
+        _YAML_VALUES
+        | st.dictionaries(st.sampled_from(["lr", "aggregator", "fedprox_mu", "x"]), _YAML_VALUES),
+        max_size=4,
+    )
+)
+def test_any_candidate_file_loads_or_is_refused_naming_the_file(repo, tmp_path, data):
+    """Property: whatever an agent writes into a candidate file's fields, loading it gives a candidate or one
+    SchemaError that names the file, never another exception."""
+    path = tmp_path / "cand.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        load_candidate_file(path, CandidateFactory(load_schema(repo / "surfaces")), repo / "surfaces")
+    except SchemaError as exc:
+        assert str(exc).startswith(str(path)), exc
