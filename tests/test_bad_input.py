@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from pytest_autofl.core.candidate import CandidateFactory
 from pytest_autofl.core.contract import load_contract
 from pytest_autofl.core.contract_fields import OPTIONAL, REQUIRED
-from pytest_autofl.core.errors import ContractError, SchemaError
+from pytest_autofl.core.errors import ContractError, LedgerError, SchemaError
 from pytest_autofl.core.schema import load_schema
+from pytest_autofl.ledger import store, writer
 from pytest_autofl.plugin.options import _OPTIONS
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
@@ -168,3 +169,41 @@ def test_any_candidate_file_loads_or_is_refused_naming_the_file(repo, tmp_path, 
         load_candidate_file(path, CandidateFactory(load_schema(repo / "surfaces")), repo / "surfaces")
     except SchemaError as exc:
         assert str(exc).startswith(str(path)), exc
+
+
+def _ledger(path) -> bytes:
+    for i in range(5):
+        writer.append_fields(
+            path, {"status": "discard", "score": "0.5", "row_id": f"r{i}", "candidate_id": f"c{i}"}
+        )
+    return path.read_bytes()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    how=st.sampled_from(["foreign header", "extra field", "missing field", "cut short"]),
+    line=st.integers(min_value=2, max_value=5),  # a row in the middle (the last one, cut, is a torn tail)
+    at=st.integers(min_value=1, max_value=200),
+)
+def test_a_damaged_ledger_is_named_with_its_line_and_never_written(tmp_path_factory, how, line, at):
+    path = tmp_path_factory.mktemp("ledger") / "results.tsv"
+    lines = _ledger(path).decode().split("\n")
+    if how == "foreign header":
+        lines[0], line = "run\tscore\tnotes", 1
+    elif how == "extra field":
+        lines[line - 1] += "\textra"
+    elif how == "missing field":
+        lines[line - 1] = lines[line - 1].rsplit("\t", 1)[0]
+    else:
+        lines[line - 1] = lines[line - 1][: at % len(lines[line - 1])]
+    path.write_text("\n".join(lines))
+    damaged = path.read_bytes()
+    for attempt in (
+        lambda: store.read_rows(path),
+        lambda: writer.append_fields(path, {"status": "keep", "row_id": "new"}),
+    ):
+        with pytest.raises(LedgerError) as raised:
+            attempt()
+        assert f"{path}:{line}:" in str(raised.value) and "\n" not in str(raised.value)
+    assert path.read_bytes() == damaged
+    assert len(store.validate(path)) == 1
