@@ -207,3 +207,20 @@ def test_a_damaged_ledger_is_named_with_its_line_and_never_written(tmp_path_fact
         assert f"{path}:{line}:" in str(raised.value) and "\n" not in str(raised.value)
     assert path.read_bytes() == damaged
     assert len(store.validate(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--autofl-workdir", "blocked"), ("--autofl-ledger", "blocked/results.tsv")]
+)
+def test_a_workdir_or_ledger_that_cannot_be_written_is_one_usage_error(pytester, project, option, value):
+    (project / "blocked").write_text("a file where a directory should be")
+
+    def listing() -> list[str]:  # pytester keeps its own runpytest-N captures here
+        return sorted(p.name for p in project.iterdir() if not p.name.startswith(("runpytest", "std")))
+
+    before = listing()
+    result = pytester.runpytest("--autofl-iterations=1", f"{option}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: autofl: {option}: */blocked cannot be written: *"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert listing() == before

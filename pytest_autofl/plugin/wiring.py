@@ -4,10 +4,13 @@ the workers share the campaign through a journal."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.plugin.emit import emitter
 from pytest_autofl.plugin.options import SETTINGS, worker_input
 
@@ -31,6 +34,19 @@ def add_members(config: pytest.Config) -> None:
     config.stash[MEMBERS_ADDED] = True
 
 
+def unwritable(directory: Path) -> str | None:
+    """Why a search cannot keep its files in ``directory`` (made if missing), or None: a file is written and
+    removed to find out (a file in the way, a read-only or full disk)."""
+    probe = directory / f".autofl-probe-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"probe")
+        probe.unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def search_for(config: pytest.Config) -> Any:
     """The Search of this process; raises AutoFLError (a usage error at start-up) when it cannot be built."""
     if SEARCH in config.stash:
@@ -42,6 +58,12 @@ def search_for(config: pytest.Config) -> Any:
 
     settings = config.stash[SETTINGS]
     add_members(config)
+    for directory, option in (  # the ledger's first: it is usually there already, the workdir made here
+        (settings.ledger.parent, "--autofl-ledger"),
+        (settings.workdir, "--autofl-workdir"),
+    ):
+        if why := unwritable(directory):
+            raise AutoFLError(f"{option}: {directory} cannot be written: {why}")
     make_environment = ENVIRONMENTS.get(settings.env)
     worker = worker_input(config)
     if worker is not None:
