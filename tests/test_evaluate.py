@@ -200,3 +200,23 @@ def test_a_checkpoint_is_read_without_running_code_from_it(model_path, tmp_path)
     torch.save({"model": torch.load(path, weights_only=False)["model"], "hook": print}, rigged)
     with pytest.raises(Exception, match="Weights only load failed"):
         state_dict(str(rigged))
+
+
+def test_non_finite_weights_are_named_as_such_before_any_prediction(smoke_contract, model_path, tmp_path):
+    import torch
+
+    parent, path = model_path
+    saved = torch.load(path, weights_only=False)
+    saved["model"] = {
+        k: v.fill_(float("nan")) if k.endswith("weight") else v for k, v in saved["model"].items()
+    }
+    broken = tmp_path / "nan.pt"
+    torch.save(saved, broken)
+    with pytest.raises(RuntimeError, match=r"non-finite weights \(NaN or inf\) in .*weight"):
+        evaluate_models(
+            smoke_contract,
+            parent,
+            [{"arch": "mlp", "seed": 0, "path": str(broken), "task": DIGITS}],
+            "validation",
+            tmp_path,
+        )
