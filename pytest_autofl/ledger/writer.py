@@ -175,10 +175,8 @@ def _append(path: Path, fields: dict[str, str], seal: Seal | None, tail: Tail) -
     since = _since(path, tail) if tail.inode >= 0 else None
     known = tail if since is not None else None
     text, offset = since or (path.read_bytes().decode("utf-8"), 0)
-    header = header_line() if known else ""
-    table, torn_at, layout = parse(
-        path, header + text, known.count if known else 0
-    )  # raises: nothing written
+    header, skipped = (header_line(), known.count) if known else ("", 0)
+    table, torn_at, layout = parse(path, header + text, skipped)  # a malformed ledger raises: nothing written
     rows = table.rows()
     if seal is not None:
         if problems := seal.problems(path, rows, known):
@@ -196,7 +194,7 @@ def _append(path: Path, fields: dict[str, str], seal: Seal | None, tail: Tail) -
         _upgrade(path, text)
     line = format_row(fields).encode("utf-8")
     size = _write_whole(path, line)
-    count = (known.count if known else 0) + len(rows) + 1
+    count = skipped + len(rows) + 1
     if seal is not None:
         chain.save_head(seal.head, count, fields["chain"])
     tail.inode, tail.size, tail.last_line, tail.count = os.stat(path).st_ino, size, line, count
