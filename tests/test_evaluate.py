@@ -39,6 +39,12 @@ def model_path(repo, tmp_path):
     return parent, path
 
 
+def _evaluate_one(contract, surface_parent, path, tmp_path) -> list[dict]:
+    """One seed-0 MLP model at ``path`` scored on the validation split with the surface at ``surface_parent``."""
+    model = {"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}
+    return evaluate_models(contract, surface_parent, [model], "validation", tmp_path)
+
+
 def _evaluators() -> list[psutil.Process]:
     return [
         p
@@ -165,13 +171,7 @@ def test_outputs_that_cannot_be_scored_are_an_error_naming_the_model(
     model_py = (repo / "surfaces" / "model.py").read_text() + "\nNet.forward = lambda self, x: x[:, :1]\n"
     bad = prepare_surface(repo / "surfaces", tmp_path / "bad", (("model.py", model_py),))
     with pytest.raises(RuntimeError, match=r"outputs of shape \(\d+, 1\), expected"):
-        evaluate_models(
-            smoke_contract,
-            bad,
-            [{"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS}],
-            "validation",
-            tmp_path,
-        )
+        _evaluate_one(smoke_contract, bad, path, tmp_path)
 
 
 def test_the_untrained_model_is_scored_too_and_a_seed_that_is_ignored_shows(
@@ -213,10 +213,4 @@ def test_non_finite_weights_are_named_as_such_before_any_prediction(smoke_contra
     broken = tmp_path / "nan.pt"
     torch.save(saved, broken)
     with pytest.raises(RuntimeError, match=r"non-finite weights \(NaN or inf\) in .*weight"):
-        evaluate_models(
-            smoke_contract,
-            parent,
-            [{"arch": "mlp", "seed": 0, "path": str(broken), "task": DIGITS}],
-            "validation",
-            tmp_path,
-        )
+        _evaluate_one(smoke_contract, parent, broken, tmp_path)

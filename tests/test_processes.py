@@ -88,18 +88,22 @@ GREEDY = {
 }
 
 
-@pytest.mark.parametrize("resource", sorted(GREEDY))
-def test_a_tree_past_its_limit_is_stopped_and_named(tmp_path, resource):
-    watch = Watch(Limits(memory_mb=256, processes=12, disk_mb=24), tmp_path)
-    started = time.monotonic()
-    result = run_tree(
-        [sys.executable, "-c", GREEDY[resource]],
+def _limited(tmp_path, code: str):
+    """``code`` as a tree under small limits: 256 MiB, 12 processes, 24 MiB of disk in ``tmp_path``."""
+    return run_tree(
+        [sys.executable, "-c", code],
         cwd=tmp_path,
         env=python_env([]),
         log_path=tmp_path / "log.txt",
         timeout=120,
-        watch=watch,
+        watch=Watch(Limits(memory_mb=256, processes=12, disk_mb=24), tmp_path),
     )
+
+
+@pytest.mark.parametrize("resource", sorted(GREEDY))
+def test_a_tree_past_its_limit_is_stopped_and_named(tmp_path, resource):
+    started = time.monotonic()
+    result = _limited(tmp_path, GREEDY[resource])
     named = {"memory": "memory limit", "processes": "process limit", "disk": "disk limit"}[resource]
     assert result.exceeded is not None and result.exceeded.startswith(named), result
     assert result.returncode is None and not result.timed_out
@@ -121,12 +125,5 @@ def test_a_tree_past_its_limit_is_stopped_and_named(tmp_path, resource):
     ],
 )
 def test_the_kernel_refuses_a_single_process_past_its_limits_at_once(tmp_path, code, error):
-    result = run_tree(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=python_env([]),
-        log_path=tmp_path / "log.txt",
-        timeout=60,
-        watch=Watch(Limits(memory_mb=256, processes=12, disk_mb=24), tmp_path),
-    )
+    result = _limited(tmp_path, code)
     assert result.returncode == 1 and error in (tmp_path / "log.txt").read_text()
