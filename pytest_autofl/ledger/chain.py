@@ -82,10 +82,15 @@ def head_path(workdir: Path, ledger: Path) -> Path:
 
 
 def save_head(path: Path, rows: int, chain: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Best effort, after the row is in the ledger: a head left one row behind (a full disk) still guards every
+    row before it, so a failed save must not turn an appended row into a reported failure."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"rows": rows, "chain": chain}))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"rows": rows, "chain": chain}))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def cut(path: Path, rows: Sequence[Mapping[str, str]]) -> str | None:

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -16,6 +16,10 @@ from pytest_autofl.plugin.options import SETTINGS
 from pytest_autofl.plugin.wiring import SEARCH
 
 ROW_PROPERTY = "autofl_row"  # user property carrying a verdict row from an xdist worker to the controller
+
+
+class LedgerRefused(Exception):
+    """The ledger refused a verdict row: the session stops (the row was printed)."""
 
 
 def _shown(path: Path) -> Path:
@@ -43,7 +47,28 @@ class Controller:
 
     def sink(self, row: Any) -> None:
         """Append a verdict row of this process' search (the search counts it itself)."""
-        self.writer.write(row)
+        from pytest_autofl.core.errors import LedgerError
+
+        try:
+            self.writer.write(row)
+        except (LedgerError, OSError) as exc:
+            self._stop(row, exc)
+
+    def _stop(self, row: Any, exc: Exception) -> NoReturn:
+        """A row the ledger refused (a full disk, a ledger changed under the run) stops the search: the next
+        candidates' verdicts could not be kept either. The row is printed whole, so no result is lost, and
+        the same command run again reuses the candidate's finished seed runs."""
+        from pytest_autofl.ledger.store import format_row
+
+        sys.stderr.write(
+            f"autofl: the {row.status} row of {row.candidate_id} was not written to the ledger; "
+            f"as it would have been appended:\n{format_row(row.fields())}"
+        )
+        sys.stderr.flush()
+        raise LedgerRefused(
+            f"autofl: search stopped, the ledger refused a row: {exc} Free the space (or restore the ledger) "
+            "and run the same command again: finished seed runs are reused."
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A verdict row an xdist worker recorded: write it and count it in the summary."""
@@ -52,8 +77,18 @@ class Controller:
         for name, fields in report.user_properties:
             if name == ROW_PROPERTY and isinstance(fields, dict):
                 row = Row.parse(fields)
-                self.writer.write(row)
+                try:
+                    self.sink(row)
+                except LedgerRefused as exc:
+                    self._stop_workers(str(exc))
+                    continue
                 self.config.stash[SEARCH].receive(row)
+
+    def _stop_workers(self, why: str) -> None:
+        """xdist starts no further candidate; rows of those still running arrive, and are written or printed."""
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        if dsession is not None and not dsession.shouldstop:
+            dsession.shouldstop = why
 
     def stop_on_sigterm(self) -> None:
         """SIGTERM (a CI timeout, ``kill``) stops a search like Ctrl-C: running simulations are stopped and

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.plugin.controller import LedgerRefused
 from pytest_autofl.plugin.emit import emitter
 from pytest_autofl.plugin.options import SETTINGS, worker_input
 from pytest_autofl.plugin.wiring import search_for
@@ -52,6 +53,8 @@ def pytest_runtest_makereport(
     """The verdict is decided and the row recorded as soon as the candidate's call phase ends, so the proposer
     sees it before the next item and an interrupted search loses no finished candidate."""
     report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, LedgerRefused):
+        return _stopped(item, report, call.excinfo.value)  # a literature row, written during the call
     if call.when != "call" or RESULT not in item.stash:
         return report
     from pytest_autofl.search.rerun import outcome_line
@@ -61,12 +64,22 @@ def pytest_runtest_makereport(
         tolerance = search.contract.statistics.rerun_tolerance
         emitter(item.config)(outcome_line(item.config.stash[RERUN_ROW], result, tolerance))
         return report
-    verdict = search.record(result)
+    try:
+        verdict = search.record(result)
+    except LedgerRefused as exc:
+        return _stopped(item, report, exc)
     report.user_properties.append(("autofl_candidate", result.candidate.id))
     report.user_properties.append(("autofl_verdict", verdict.status))
     emitter(item.config)(
         f"[autofl {result.slot:02d}] {result.candidate.id}: {verdict.status.upper()} - {verdict.reason}"
     )
+    return report
+
+
+def _stopped(item: pytest.Item, report: pytest.TestReport, refused: LedgerRefused) -> pytest.TestReport:
+    """The item fails with the one-line reason and the session stops after it."""
+    report.outcome, report.longrepr = "failed", str(refused)
+    item.session.shouldstop = str(refused)
     return report
 
 

@@ -239,9 +239,9 @@ class Search:
         incumbent_id = self.incumbent.candidate_id if self.incumbent else ""
         noise = self.calibration.noise.noise if self.calibration.noise else None
         result.row = self.provenance.row(result, verdict, incumbent_id, noise, self.shards().split.sha)
+        self.sink(result.row)  # first: a row the ledger refused is not counted as recorded
         self.results.append(result)
         self.coordination.publish(self.state, result.row)
-        self.sink(result.row)
         self.proposer.tell(self.view(), result.row)
         return verdict
 
