@@ -1,16 +1,18 @@
 """The bad-input matrix, generated: every option read when pytest starts, with values of the wrong type or out of
 range, on the command line and as an ini key (one usage error naming the flag, or the ini key and its file, and
 the value); every contract field missing, of the wrong type or a boolean (one error naming the file and the
-field). Nothing is written in either case."""
+field); any field of the mutation schema or of a candidate file set to any YAML value; damaged ledgers and
+unwritable workdirs. Nothing is written in any case."""
 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_autofl.core.candidate import CandidateFactory
@@ -169,6 +171,55 @@ def test_any_candidate_file_loads_or_is_refused_naming_the_file(repo, tmp_path, 
         load_candidate_file(path, CandidateFactory(load_schema(repo / "surfaces")), repo / "surfaces")
     except SchemaError as exc:
         assert str(exc).startswith(str(path)), exc
+
+
+_KNOB_FIELDS = ["type", "default", "low", "high", "choices", "log", "applies", "doc", "step"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["knobs", "files", "control", "version", "lr", "aggregator", "server_momentum"]),
+            st.sampled_from([None, *_KNOB_FIELDS]),
+            st.none() | _YAML_VALUES | st.sampled_from([float("inf"), float("-inf"), float("nan")]),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+@example(
+    edits=[("aggregator", "choices", [["fedavg"], ["fedavgm"]])]
+)  # lists as choices, which applies names
+def test_any_broken_schema_loads_into_a_usable_schema_or_is_refused_naming_the_file(repo, tmp_path, edits):
+    """Property: the bundled schema with any field set to any YAML value (or removed) loads into a schema whose
+    defaults and samples pass its own checks, or is one SchemaError line naming the file, never another
+    exception."""
+    raw = yaml.safe_load((repo / "surfaces" / "mutation_schema.yaml").read_text())
+    for where, field, value in edits:
+        if where in ("knobs", "files", "control", "version"):
+            target, key = raw, where
+        else:
+            target, key = raw["knobs"] if isinstance(raw.get("knobs"), dict) else {}, where
+            if field is not None and isinstance(target.get(key), dict):
+                target, key = target[key], field
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+    for name in ("client_train.py", "model.py", "strategies.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "mutation_schema.yaml").write_text(yaml.safe_dump(raw))
+    try:
+        schema = load_schema(tmp_path)
+    except SchemaError as exc:
+        message = str(exc)
+        assert message.startswith(str(tmp_path / "mutation_schema.yaml")) and "\n" not in message, message
+        return
+    assert schema.problems(schema.defaults()) == []
+    for seed in range(3):
+        sampled = schema.sample(random.Random(seed))
+        assert schema.problems(sampled) == [], sampled
 
 
 def _ledger(path) -> bytes:

@@ -8,7 +8,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -118,18 +118,32 @@ class Schema:
         ]
 
 
+_KNOB_KEYS = ("type", "default", "low", "high", "choices", "log", "applies", "doc")
+_TOP_KEYS = ("version", "files", "control", "knobs")
+_SCALAR = (str, int, float, bool)
+
+
+def _scalars(values: Any) -> TypeGuard[list[Any]]:
+    """A non-empty list of YAML scalars (what a choice takes and a ledger row can hold)."""
+    return isinstance(values, list) and bool(values) and all(isinstance(v, _SCALAR) for v in values)
+
+
 def _knob(name: str, spec: Any, where: str) -> Knob:
     if not isinstance(spec, dict):
         raise SchemaError(f"{where}: knob '{name}' must be a mapping")
+    if unknown := sorted(str(k) for k in spec if k not in _KNOB_KEYS):
+        raise SchemaError(f"{where}: knob '{name}' has unknown key(s) {unknown}; known: {list(_KNOB_KEYS)}")
     kind = spec.get("type")
     if kind not in _TYPES:
         raise SchemaError(f"{where}: knob '{name}' has type {kind!r}; expected one of {list(_TYPES)}")
     if "default" not in spec:
         raise SchemaError(f"{where}: knob '{name}' has no default")
+    if not isinstance(spec.get("log", False), bool):
+        raise SchemaError(f"{where}: knob '{name}' has 'log' {spec['log']!r}; expected true or false")
     if kind == "choice":
         choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise SchemaError(f"{where}: choice knob '{name}' needs a non-empty 'choices' list")
+        if not _scalars(choices):
+            raise SchemaError(f"{where}: choice knob '{name}' needs a non-empty 'choices' list of values")
         knob = Knob(name, kind, spec["default"], choices=tuple(choices), doc=str(spec.get("doc", "")))
     elif kind == "bool":
         knob = Knob(name, kind, spec["default"], doc=str(spec.get("doc", "")))
@@ -138,17 +152,18 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
         high: Any = spec.get("high")
         if (
             not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+            or not (math.isfinite(low) and math.isfinite(high))
             or low > high
         ):
-            raise SchemaError(f"{where}: knob '{name}' needs numeric bounds with low <= high")
-        log = bool(spec.get("log", False))
+            raise SchemaError(f"{where}: knob '{name}' needs finite numeric bounds with low <= high")
+        log = spec.get("log", False)
         if log and low <= 0:
             raise SchemaError(f"{where}: log-scale knob '{name}' needs low > 0")
         knob = Knob(
             name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", ""))
         )
     applies = spec.get("applies", {})
-    if not isinstance(applies, dict) or not all(isinstance(v, list) and v for v in applies.values()):
+    if not isinstance(applies, dict) or not all(_scalars(v) for v in applies.values()):
         raise SchemaError(f"{where}: knob '{name}' has 'applies' that is not a mapping of knob: [values]")
     knob = replace(knob, applies=tuple((str(k), tuple(v)) for k, v in applies.items()))
     if why := knob.check(knob.default):
@@ -164,15 +179,22 @@ def load_schema(surface_dir: Path) -> Schema:
         raise SchemaError(f"{path}: cannot read the mutation schema: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("knobs"), dict) or not raw["knobs"]:
         raise SchemaError(f"{path}: expected a mapping with a non-empty 'knobs' mapping")
+    if unknown := sorted(str(k) for k in raw if k not in _TOP_KEYS):
+        raise SchemaError(f"{path}: unknown key(s) {unknown}; known: {list(_TOP_KEYS)}")
+    if raw.get("version", 1) != 1:
+        raise SchemaError(f"{path}: 'version' is {raw['version']!r}; this pytest-autofl reads version 1")
     files = raw.get("files", [])
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise SchemaError(f"{path}: 'files' must be a list of file names")
     for name in files:
-        if "/" in name or "\\" in name or name.startswith(".") or not (surface_dir / name).is_file():
+        if any(c in name for c in "/\\\0") or name.startswith(".") or not (surface_dir / name).is_file():
             raise SchemaError(
                 f"{path}: 'files' entry {name!r} must name a file directly inside {surface_dir}"
             )
-    zero_meta = (raw.get("control") or {}).get("zero_meta", [])
+    control = raw.get("control") or {}
+    if not isinstance(control, dict):
+        raise SchemaError(f"{path}: 'control' must be a mapping (zero_meta: [...])")
+    zero_meta = control.get("zero_meta", [])
     if not isinstance(zero_meta, list) or not all(isinstance(m, str) for m in zero_meta):
         raise SchemaError(f"{path}: 'control.zero_meta' must be a list of meta entry names")
     knobs = {str(n): _knob(str(n), s, str(path)) for n, s in raw["knobs"].items()}
