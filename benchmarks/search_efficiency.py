@@ -1,7 +1,7 @@
-"""Search efficiency: the same candidate budget for the built-in proposer, Optuna's TPE and random search, each
-repeated with several proposer seeds, on real NVFlare runs.
+"""Search efficiency: the same candidate budget for the built-in proposer, Optuna's TPE and random search and the
+hybrid (the built-in walk, then TPE), each repeated with several proposer seeds, on real NVFlare runs.
 
-    python benchmarks/search_efficiency.py [--benchmark digits-skew] [--proposers builtin optuna:tpe optuna:random]
+    python benchmarks/search_efficiency.py [--benchmark digits-skew] [--proposers builtin optuna:tpe optuna:random hybrid]
         [--seeds 0 1 2] [--budget 20] [--parallel 2] [--out benchmarks/results/search-efficiency]
         [--work .autofl/search-efficiency]
 
@@ -156,7 +156,9 @@ def plot(records: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmark", default="digits-skew")
-    parser.add_argument("--proposers", nargs="*", default=["builtin", "optuna:tpe", "optuna:random"])
+    parser.add_argument(
+        "--proposers", nargs="*", default=["builtin", "optuna:tpe", "optuna:random", "hybrid"]
+    )
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2)

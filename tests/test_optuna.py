@@ -126,3 +126,19 @@ def test_the_optuna_proposer_drives_a_scripted_search(make_session, tmp_path):
         ("optuna", "optuna:tpe")
     ] * 3
     assert all(r.status in (KEEP, NARROW, DISCARD) for r in rows)
+
+
+def test_hybrid_walks_the_families_then_the_sampler_starts_from_their_rows():
+    from pytest_autofl.proposers.builtin import CALIBRATION
+
+    setup, history, sources = setup_for(seed=0), [], []
+    proposer = PROPOSERS.get("hybrid")(setup)
+    for i in range(len(CALIBRATION) + 2):
+        candidate = proposer.propose(view(setup, history))
+        sources.append(candidate.source)
+        history.append(row(candidate, DISCARD, 0.1 + 0.01 * i))
+        proposer.tell(view(setup, history[:-1]), history[-1])
+    assert sources == ["calibration"] * len(CALIBRATION) + ["optuna:tpe"] * 2
+    trials = proposer.sampler.study.get_trials()  # the walk's rows first, then what the sampler asked for
+    assert [t.value for t in trials] == [r.score for r in history]
+    assert trials[len(CALIBRATION)].params["aggregator"] == history[len(CALIBRATION)].params["aggregator"]

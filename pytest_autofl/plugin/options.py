@@ -93,20 +93,20 @@ _OPTIONS = (
         "--autofl-proposer",
         "autofl_proposer",
         "builtin",
-        "who proposes the search's candidates: a registered proposer (builtin, optuna, llm; others from "
-        "installed packages or a conftest.py hook)",
+        "who proposes the search's candidates: a registered proposer (builtin, optuna, hybrid, llm; others "
+        "from installed packages or a conftest.py hook)",
     ),
     (
         "--autofl-sampler",
         "autofl_sampler",
         "tpe",
-        "the optuna proposer's sampler: tpe, cmaes, gp, random or qmc",
+        "the sampler of the optuna and hybrid proposers: tpe, cmaes, gp, random or qmc",
     ),
     (
         "--autofl-proposer-seed",
         "autofl_proposer_seed",
         "auto",
-        "the builtin and optuna proposers' random seed (auto: from the contract hash)",
+        "the builtin, optuna and hybrid proposers' random seed (auto: from the contract hash)",
     ),
     (
         "--autofl-sandbox",

@@ -22,6 +22,14 @@ def _optuna(setup: ProposerSetup) -> Any:
     return OptunaProposer(setup)
 
 
+def _hybrid(setup: ProposerSetup) -> Any:
+    """The calibration walk, then an Optuna sampler (optuna imported when chosen)."""
+    from pytest_autofl.proposers.hybrid import HybridProposer
+
+    return HybridProposer(setup)
+
+
 PROPOSERS.register("builtin", BuiltinProposer)
 PROPOSERS.register("optuna", _optuna)
+PROPOSERS.register("hybrid", _hybrid)
 PROPOSERS.register("llm", _llm)

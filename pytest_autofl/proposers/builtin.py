@@ -53,12 +53,16 @@ class BuiltinProposer:
 
     def propose(self, view: CampaignView) -> Candidate:
         tried = view.tried()
+        return self.walk(tried) or self._narrow(view, tried)
+
+    def walk(self, tried: set[str]) -> Candidate | None:
+        """The first untried step of the calibration walk, or None when the walk is done."""
         for _label, overrides in CALIBRATION:
             if not self.schema.problems(overrides):  # a program.md may have narrowed the schema
                 cand = self.make(overrides, "calibration")
                 if cand.key not in tried:
                     return cand
-        return self._narrow(view, tried)
+        return None
 
     def tell(self, view: CampaignView, row: Row) -> None:
         """Nothing to learn beyond the history the next view carries."""
