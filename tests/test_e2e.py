@@ -11,30 +11,13 @@ import pandas as pd
 import psutil
 import pytest
 import yaml
+from campaign import processes_under, repin
 
 from pytest_autofl.core.contract import load_contract
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.analysis import load_ledger
 
 pytestmark = pytest.mark.e2e
-
-
-def _processes_under(path) -> list[str]:
-    out = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if str(path) in cmd:
-            out.append(cmd)
-    return out
-
-
-def _repin(project, name="digits-smoke", **budget):
-    """Change the project copy's contract budget and pin it again (the visible act the search requires)."""
-    directory = project / "benchmarks" / name
-    raw = json.loads((directory / "contract.json").read_text())
-    raw["budget"].update(budget)
-    (directory / "contract.json").write_text(json.dumps(raw))
-    (directory / "contract.sha256").write_text(load_contract(project / "benchmarks", name).sha + "\n")
 
 
 def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
@@ -75,7 +58,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     audit = (project / trial_dir / "seed-0" / "audit.jsonl").read_text().splitlines()
     assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter
     assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
-    assert _processes_under(project) == []
+    assert processes_under(project) == []
 
     # A reviewer re-runs the baseline row exactly and sees the same scores, also with every simulator
     # process importing torch and nvflare itself (plain SimEnv's process model) instead of prefork's.
@@ -132,11 +115,11 @@ def test_a_crashing_candidate_is_recorded_and_the_search_goes_on(pytester, proje
     assert "injected client failure" in frame["reason"].iloc[0]
     assert math.isnan(frame["score"].iloc[0])  # a crash has no score
     assert frame["status"].iloc[1] == "keep"  # the first clean run becomes the incumbent
-    assert _processes_under(project) == []
+    assert processes_under(project) == []
 
 
 def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
-    _repin(project, wall_clock_seconds=35)
+    repin(project, wall_clock_seconds=35)
     script = project / "surfaces" / "client_train.py"
     script.write_text(
         script.read_text().replace(
@@ -151,7 +134,7 @@ def test_a_hanging_candidate_is_killed_at_the_wall_clock_cap(pytester, project):
     result.stdout.fnmatch_lines(["*wall-clock cap of 35 s exceeded; stopped * process(es)*"])
     assert load_ledger(project / "results.tsv")["status"].tolist() == ["crash"]
     time.sleep(1)
-    assert _processes_under(project) == []
+    assert processes_under(project) == []
 
 
 def test_a_client_that_overstates_its_steps_is_invalid(pytester, project):
@@ -207,7 +190,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, (masks, output[-2000:])
     assert "KeyboardInterrupt" in output
     time.sleep(1)
-    assert _processes_under(project) == []
+    assert processes_under(project) == []
     assert (
         ledger.read_fields(project / "results.tsv") == []
     )  # the unfinished candidate left no row, not half a row
@@ -285,7 +268,7 @@ def _start(project, *args):
 
 def _gone_within(project, seconds: float) -> list[str]:
     deadline = time.monotonic() + seconds
-    while (left := _processes_under(project)) and time.monotonic() < deadline:
+    while (left := processes_under(project)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return left
 
@@ -299,7 +282,7 @@ def test_a_killed_pytest_leaves_no_simulation_behind(project):
     for line in proc.stdout:
         if "round 1/2" in line:
             break
-    assert any("nvflare.private.fed.app.simulator" in c for c in _processes_under(project))
+    assert any("nvflare.private.fed.app.simulator" in c for c in processes_under(project))
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert _gone_within(project, 15) == []
@@ -327,7 +310,7 @@ def test_xdist_workers_share_one_search_and_a_crashed_worker_leaves_nothing(pyte
     )
     summary = out[out.index("autofl summary") :]
     assert all(r["candidate_id"] in summary for r in rows)
-    assert _processes_under(project) == []
+    assert processes_under(project) == []
 
     proc = _start(project, "-n", "2", "--autofl-iterations=2")
     assert proc.stdout is not None
@@ -388,7 +371,7 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
         rows = ledger.read_fields(project / "results.tsv")
         assert rows[1]["env"] == "prod" and rows[1]["status"] in ("keep", "narrow", "discard")
         assert any(
-            "simulator" not in c and "own-poc" in c for c in _processes_under(project)
+            "simulator" not in c and "own-poc" in c for c in processes_under(project)
         )  # prod stops nothing
     finally:
         deployment.stop()

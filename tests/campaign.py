@@ -1,0 +1,238 @@
+"""Faulty candidates and an unattended campaign made of them, shared by the e2e tests and
+``benchmarks/unattended.py``: the catalogue of ways a candidate's client code blows up, a proposer that mixes
+them into a built-in search, and the project and command such a campaign runs with."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_autofl.core.contract import sha256_of
+from pytest_autofl.core.errors import ProposerStopped
+from pytest_autofl.proposers.builtin import BuiltinProposer
+from pytest_autofl.proposers.candidate_file import candidate_from_mapping
+
+REPO = Path(__file__).resolve().parents[1]
+INIT = "    flare.init()\n"
+ROUND = "        round_num = int(input_model.current_round or 0)\n"
+DIFF = "        diff = {k: local_state[k] - global_state[k] for k in local_state}\n"
+# name -> (the line of client_train.py after which the code goes, the code, what the crash reason must name)
+FAULTS = {
+    "memory": (
+        INIT,
+        "import time\nheld = []\nwhile True:\n    held.append(b'x' * (32 << 20))\n    time.sleep(0.05)",
+        "memory limit exceeded",
+    ),
+    "processes": (
+        INIT,
+        "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(600)\n        os._exit(0)\n"
+        "    time.sleep(0.02)",
+        "process limit exceeded",
+    ),
+    "disk": (
+        INIT,
+        "import time\nfor i in range(100000):\n    with open(f'fill-{i}', 'wb') as fh:\n"
+        "        fh.write(b'x' * (1 << 20))\n    time.sleep(0.005)",
+        "disk limit exceeded",
+    ),
+    "import": (
+        "from __future__ import annotations\n",
+        "raise ImportError('broken at import')",
+        "broken at import",
+    ),
+    "nan": (DIFF, "diff = {k: v * float('nan') for k, v in diff.items()}", "non-finite weights"),
+    "self-kill": (ROUND, "import os\nif round_num == 1:\n    os.kill(os.getpid(), 9)", "TBD"),
+    "server-kill": (
+        ROUND,
+        "import os\nwith open(f'/proc/{os.getppid()}/stat') as fh:  # the worker's parent: the simulator\n"
+        "    server = int(fh.read().rsplit(')', 1)[1].split()[1])\nos.kill(server, 9)",
+        "TBD",
+    ),
+}
+LIMITS = {"max_memory_mb": 1024, "max_processes": 32, "max_disk_mb": 64}  # a blow-up is caught in seconds
+
+
+def blown(source: str, fault: str) -> str:
+    """``source`` (client_train.py) with the fault's code after its anchor line, indented like it."""
+    anchor, code, _ = FAULTS[fault]
+    indent = anchor[: len(anchor) - len(anchor.lstrip())]
+    changed = source.replace(anchor, anchor + textwrap.indent(code, indent) + "\n")
+    assert changed != source, anchor
+    return changed
+
+
+def repin(root: Path, name: str = "digits-smoke", **budget: Any) -> None:
+    """Change the project copy's contract budget and pin it again (the visible act the search requires)."""
+    path = root / "benchmarks" / name / "contract.json"
+    raw = json.loads(path.read_text())
+    raw["budget"].update(budget)
+    path.write_text(json.dumps(raw, indent=2))
+    (path.parent / "contract.sha256").write_text(sha256_of(raw) + "\n")
+
+
+def limited(root: Path, **budget: Any) -> None:
+    """digits-smoke with small resource limits (and ``budget`` overrides): a blow-up is caught in seconds."""
+    repin(root, **{**LIMITS, **budget})
+
+
+class Saboteur:
+    """Every third candidate a fault from the catalogue (in turn), the others the built-in proposer's; it stops
+    once the campaign (the ledger's rows under this contract) has ``AUTOFL_CAMPAIGN_SIZE`` candidates, so the
+    same command run again after an interruption finishes the campaign."""
+
+    def __init__(self, setup: Any):
+        self.builtin, self.setup = BuiltinProposer(setup), setup
+        self.size = int(os.environ["AUTOFL_CAMPAIGN_SIZE"])
+
+    def propose(self, view: Any) -> Any:
+        index = len(view.history) + len(view.running)
+        if index >= self.size:
+            raise ProposerStopped(f"the campaign has its {self.size} candidates")
+        if index % 3 != 2:
+            return self.builtin.propose(view)
+        fault = list(FAULTS)[(index // 3) % len(FAULTS)]
+        spec = {
+            "description": f"faulty: {fault}",
+            "files": {"client_train.py": blown(view.surface["client_train.py"], fault)},
+        }
+        return candidate_from_mapping(
+            spec, Path(f"<{fault}>"), self.setup.factory, self.setup.surface_dir, "saboteur", f"fault:{fault}"
+        )
+
+    def tell(self, view: Any, row: Any) -> None:
+        """The built-in proposer reads the history it needs from the next view."""
+
+
+CONFTEST = f"""
+import sys
+sys.path.insert(0, {str(REPO / "tests")!r})
+from campaign import Saboteur
+
+
+def pytest_autofl_add_proposers(proposers):
+    proposers.register("saboteur", Saboteur)
+"""
+
+
+def project(root: Path, **budget: Any) -> Path:
+    """A campaign project in ``root``: the bundled benchmarks (digits-smoke limited) and surface, the saboteur."""
+    for name in ("benchmarks", "surfaces"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    (root / "pytest.ini").write_text("[pytest]\ntestpaths = benchmarks\nautofl_benchmark = digits-smoke\n")
+    (root / "conftest.py").write_text(CONFTEST)
+    limited(root, **budget)
+    return root
+
+
+def command(size: int) -> tuple[list[str], dict[str, str]]:
+    """The campaign's command (the same for the first run and every rerun) and its environment."""
+    argv = [sys.executable, "-m", "pytest", f"--autofl-iterations={size}", "--autofl-proposer=saboteur"]
+    return [*argv, "--autofl-sandbox=on", "-p", "no:cacheprovider"], {
+        **os.environ,
+        "AUTOFL_CAMPAIGN_SIZE": str(size),
+    }
+
+
+def _tree(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def kill_whole_tree(pid: int) -> int:
+    """SIGKILL ``pid`` and every process under it at once, as ``kill -9`` of the tree would; how many."""
+    import psutil
+
+    procs = _tree(pid)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+    return len(procs)
+
+
+def unrecorded_runs(root: Path, rows: list[Any]) -> list[str]:
+    """Directories of the seed runs finished (in the resume index) whose candidate has no row yet."""
+    from pytest_autofl.core.candidate import candidate_key
+
+    recorded = {candidate_key(r.params, r.patch_sha)[:40] for r in rows}
+    out = []
+    for entry in sorted((root / ".autofl" / "finished").glob("*.json")):
+        if entry.name.split("-seed-")[0] not in recorded:
+            out.append(json.loads(entry.read_text())["facts"]["directory"])
+    return out
+
+
+def processes_under(root: Path) -> list[str]:
+    """Command lines of the processes that still name ``root`` (a campaign leaves none)."""
+    import psutil
+
+    out = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(root) in cmd:
+            out.append(cmd)
+    return out
+
+
+@dataclass
+class Interrupted:
+    """What a campaign killed once and run again left: the rows at the kill and at the end, the seed runs that
+    had finished without a row yet, and what the rerun said."""
+
+    rows_before: list[Any]
+    pending: list[str]
+    killed: int
+    rows: list[Any]
+    returncode: int
+    said: str
+    seconds: tuple[float, float]  # the first run until the kill, the rerun
+
+
+def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Interrupted:
+    """Run the campaign, SIGKILL its whole tree at a random moment (while the candidate after a random number
+    of rows runs, a random time into it), then run the same command again to the end."""
+    from pytest_autofl.ledger import store as ledger
+
+    argv, env = command(size)
+    results = root / "results.tsv"
+    started = time.monotonic()
+    with open(log, "w") as out:
+        first = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        rows_at_kill = rng.randrange(1, size)
+        while len(ledger.read_rows(results) if results.exists() else []) < rows_at_kill:
+            if first.poll() is not None:
+                raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        time.sleep(rng.uniform(0, 20))
+        killed = kill_whole_tree(first.pid)
+        first.wait()
+    killed_at = time.monotonic()
+    before = ledger.read_rows(results)  # it parses: no torn row
+    pending = unrecorded_runs(root, before)
+    again = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=4 * 3600)
+    said = again.stdout + again.stderr
+    log.with_suffix(".rerun.log").write_text(said)
+    seconds = (killed_at - started, time.monotonic() - killed_at)
+    return Interrupted(before, pending, killed, ledger.read_rows(results), again.returncode, said, seconds)
+
+
+def verdicts_line(rows: list[Any]) -> str:
+    """The summary's count line for ``rows`` (what the rerun's summary must say of the rows it wrote)."""
+    counts = Counter(r.status for r in rows)
+    return "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
