@@ -1,6 +1,7 @@
-"""A real full disk (a small tmpfs that bubblewrap mounts over a folder of the project): filling up during a
-search stops it with the refused row printed and the ledger intact, and the same command run again finishes the
-campaign with no row lost or doubled; a workdir on a full disk is refused before anything runs."""
+"""A ledger that refuses a row during a search stops it, with the refused row printed and the ledger intact:
+a real full disk (a small tmpfs that bubblewrap mounts over a folder of the project), after which the same
+command run again finishes the campaign with no row lost or doubled, and a ledger changed under the run when the
+literature loop writes its review row. A workdir on a full disk is refused before anything runs."""
 
 from __future__ import annotations
 
@@ -95,3 +96,33 @@ def test_a_workdir_on_a_full_disk_is_refused_before_anything_runs(pytester, proj
         [f"*--autofl-workdir: {disk / 'wd'} cannot be written: No space left on device*"]
     )
     assert not (project / "results.tsv").exists()
+
+
+DAMAGE = """
+import os
+
+
+def pytest_runtest_logreport(report):
+    \"\"\"Once the campaign has three rows, a line that is no ledger row is added (an edit under the run).\"\"\"
+    path = os.path.join(os.getcwd(), "results.tsv")
+    if report.when == "call" and os.path.exists(path) and len(open(path).readlines()) == 4:
+        with open(path, "a") as ledger:
+            ledger.write("edited by hand\\n")
+"""
+
+
+def test_a_literature_row_the_ledger_refuses_stops_the_search_naming_it(pytester, project, repo):
+    shutil.copytree(repo / "skills", project / "skills")
+    pytester.makeini("[pytest]\ntestpaths = benchmarks\nautofl_benchmark = digits-skew\n")
+    (project / "program.md").write_text("---\nplateau: {after: 2}\n---\n")
+    pytester.makeconftest(CONFTEST.format(tests=str(repo / "tests")) + DAMAGE)
+    result = pytester.runpytest_subprocess(*SEARCH, "--autofl-iterations=5")
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()[-3000:]
+    result.stdout.fnmatch_lines(
+        ["*Interrupted: autofl: search stopped, the ledger refused a row: *results.tsv:5:*"]
+    )
+    # written during the item's call, so shown in its report's captured stderr
+    result.stdout.fnmatch_lines(["autofl: the literature row of lit-0001 was not written to the ledger*"])
+    result.assert_outcomes(passed=3, failed=1)  # it stops at the refused review: no candidate runs after it
+    lines = (project / "results.tsv").read_text().splitlines()
+    assert len(lines) == 5 and lines[-1] == "edited by hand"  # three rows and the edit: nothing written
