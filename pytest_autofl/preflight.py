@@ -3,6 +3,8 @@ ledger validated without training anything."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from pytest_autofl.control.program import NO_PROGRAM, Program
@@ -129,3 +131,25 @@ def _check_ledger(path: Path, workdir: Path) -> tuple[list[str], list[str]]:
         ], []
     problems = Seal(key, head_path(workdir, path)).verify(path)
     return ([f"ledger {path}: well-formed ({rows} rows), chain verified"] if not problems else []), problems
+
+
+_LOCATED = re.compile(r"^(?P<file>[^\s:]+)(?::(?P<line>\d+))?: ")
+
+
+def github_annotation(problem: str, root: Path) -> str:
+    """A problem as a GitHub Actions error annotation (``::error file=..,line=..::``) on the file and line it
+    names (relative to ``root``, the checkout), so a failed check shows up on the file in the pull request."""
+    category, _, message = problem.partition(": ")
+    where = [("title", f"autofl check: {category}")]
+    located = _LOCATED.match(message)
+    if located and Path(located["file"]).is_file():
+        lines = [("line", located["line"])] if located["line"] else []
+        where = [("file", os.path.relpath(Path(located["file"]).resolve(), root.resolve())), *lines, *where]
+    properties = ",".join(f"{key}={_escaped(value, ':,')}" for key, value in where)
+    return f"::error {properties}::{_escaped(problem)}"
+
+
+def _escaped(text: str, also: str = "") -> str:
+    """GitHub's workflow-command escaping: %, CR and LF always, ``also`` in property values."""
+    codes = {"%": "%25", "\r": "%0D", "\n": "%0A", ":": "%3A", ",": "%2C"}
+    return "".join(codes[c] if c in "%\r\n" + also else c for c in text)

@@ -70,6 +70,12 @@ def _markers_tell_the_truth(request: pytest.FixtureRequest):
     _unmarked.clear()
 
 
+@pytest.fixture(autouse=True)
+def _not_on_github(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output is GitHub annotations under GitHub Actions; tests see the plain form unless they ask."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO

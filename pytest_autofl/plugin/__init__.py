@@ -106,8 +106,14 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         passed += [] if found else [f"llm proposer: model {settings.proposer_options.llm.model!r}, key set"]
     for line in passed:
         print(f"autofl check ok: {line}")
-    for line in problems:
-        print(f"autofl check FAILED: {line}")
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # one annotation per violation, on its file and line
+        from pytest_autofl.preflight import github_annotation
+
+        problems_shown = [github_annotation(line, config.rootpath) for line in problems]
+    else:
+        problems_shown = [f"autofl check FAILED: {line}" for line in problems]
+    for line in problems_shown:
+        print(line)
     if problems:
         print(f"autofl check: {len(problems)} violation(s); nothing was trained")
         return 1

@@ -68,8 +68,11 @@ def pytest_runtest_makereport(
         verdict = search.record(result)
     except LedgerRefused as exc:
         return _stopped(item, report, exc)
-    report.user_properties.append(("autofl_candidate", result.candidate.id))
-    report.user_properties.append(("autofl_verdict", verdict.status))
+    from pytest_autofl.report.summary import junit_properties
+
+    properties = junit_properties(result.row)
+    item.user_properties.extend(properties)  # --junitxml writes the item's (on the teardown report)
+    report.user_properties.extend(properties)
     emitter(item.config)(
         f"[autofl {result.slot:02d}] {result.candidate.id}: {verdict.status.upper()} - {verdict.reason}"
     )
@@ -116,7 +119,12 @@ class CandidateItem(pytest.Item):
             search = search_for(self.config)
         except AutoFLError as exc:
             raise CandidateFailure(f"autofl: {exc}") from None
+        recorded = len(search.results)
         outcome = run_candidate_file(search, self.path, self.config.stash[SETTINGS].force)
+        if len(search.results) > recorded:  # the file's own row is the last (a baseline may come first)
+            from pytest_autofl.report.summary import junit_properties
+
+            self.user_properties.extend(junit_properties(search.results[-1].row))
         if outcome.skipped:
             pytest.skip(outcome.skipped)
         if outcome.line:

@@ -11,6 +11,26 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def interval_text(row: Row) -> str:
+    """The row's confidence interval of the gain as the summary and CI reports show it ("-": none)."""
+    if row.ci_low is None or row.ci_high is None:
+        return "-"
+    return f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]"
+
+
+def junit_properties(row: Row) -> list[tuple[str, str]]:
+    """What a CI system that reads ``--junitxml`` shows of a candidate: its verdict, score, interval, reason."""
+    return [
+        ("autofl_candidate", row.candidate_id),
+        ("autofl_verdict", row.status),
+        ("autofl_score", _fmt(row.score if row.clean else None, ".4f")),
+        ("autofl_delta", _fmt(row.delta, "+.4f")),
+        ("autofl_interval", interval_text(row)),
+        ("autofl_seeds", str(len(row.seed_scores))),
+        ("autofl_reason", row.reason),
+    ]
+
+
 def summary_lines(
     rows: Sequence[Row],
     baseline: Row | None,
@@ -28,9 +48,7 @@ def summary_lines(
         f"{'verdict':<8}  {'secs':>6}  description"
     ]
     for number, r in enumerate(rows, start=1):
-        interval = (
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]" if r.ci_low is not None and r.ci_high is not None else "-"
-        )
+        interval = interval_text(r)
         lines.append(
             f"{number:>3}  {r.candidate_id:<{width}}  {_fmt(r.score if r.clean else None, '.4f'):>8}  "
             f"{_fmt(r.delta, '+.4f'):>8}  {interval:>19}  {len(r.seed_scores):>5}  {r.status:<8}  "
