@@ -50,14 +50,25 @@ FAULTS = {
     "import": (
         "from __future__ import annotations\n",
         "raise ImportError('broken at import')",
-        "broken at import",
+        "ImportError: broken at import",
     ),
-    "nan": (DIFF, "diff = {k: v * float('nan') for k, v in diff.items()}", "non-finite weights"),
-    "self-kill": (ROUND, "import os\nif round_num == 1:\n    os.kill(os.getpid(), 9)", "TBD"),
+    "nan": (
+        DIFF,
+        "diff = {k: v * float('nan') for k, v in diff.items()}",
+        "non-finite weights (NaN or inf) in body.0.weight",
+    ),
+    "self-kill": (
+        ROUND,
+        "import os\nif round_num == 1:\n    os.kill(os.getpid(), 9)",
+        "Communication error with client site-",  # the server's word for a client process gone
+    ),
     "server-kill": (
         ROUND,
-        "import os\nos.kill(os.getppid(), 9)  # the client runs in a simulator worker, whose parent is the server",
-        "TBD",
+        "import os\nfor pid in filter(str.isdigit, os.listdir('/proc')):  # the simulator: FLARE's server\n"
+        "    try:\n        argv = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
+        "    except OSError:\n        continue\n"
+        "    if b'nvflare.private.fed.app.simulator.simulator' in argv:\n        os.kill(int(pid), 9)",
+        "simulator exited with code 137 (killed by SIGKILL)",
     ),
 }
 LIMITS = {"max_memory_mb": 1024, "max_processes": 32, "max_disk_mb": 64}  # a blow-up is caught in seconds

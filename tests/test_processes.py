@@ -8,7 +8,8 @@ import psutil
 import pytest
 
 from pytest_autofl.core.contract import Limits
-from pytest_autofl.run.processes import Watch, python_env, run_tree
+from pytest_autofl.run.processes import Watch, exit_text, python_env, run_tree
+from pytest_autofl.run.seedrun import first_error
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
@@ -127,3 +128,31 @@ def test_a_tree_past_its_limit_is_stopped_and_named(tmp_path, resource):
 def test_the_kernel_refuses_a_single_process_past_its_limits_at_once(tmp_path, code, error):
     result = _limited(tmp_path, code)
     assert result.returncode == 1 and error in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (1, "code 1"),
+        (137, "code 137 (killed by SIGKILL)"),
+        (-15, "code -15 (killed by SIGTERM)"),
+        (200, "code 200"),
+    ],
+)
+def test_an_exit_status_names_the_signal_that_ended_it(code, said):
+    assert exit_text(code) == said
+
+
+def test_a_failed_run_is_named_by_the_exception_its_client_raised(tmp_path):
+    """NVFlare logs an exception at import only as a trainer thread that exited; the traceback is in the log."""
+    (tmp_path / "site-1").mkdir()
+    (tmp_path / "site-1" / "error_log.txt").write_text(
+        "2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available\n"
+    )
+    log = tmp_path / "run.log"
+    log.write_text("Traceback (most recent call last):\n  File 'x.py'\nImportError: broken at import\n")
+    assert first_error(tmp_path, log) == "site-1: ImportError: broken at import"
+    assert first_error(tmp_path) == (
+        "site-1: 2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available"
+    )
+    assert first_error(tmp_path / "site-1") is None  # no error logs: nothing failed

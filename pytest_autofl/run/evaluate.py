@@ -57,12 +57,12 @@ def state_dict(path: str) -> dict[str, Any]:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        sys.exit(f"{path}: the final global model is not a state dict of tensors")
+        sys.exit(f"the final global model is not a state dict of tensors: {path}")
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:  # named as what it is, before any prediction turns it into a score
         more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
         sys.exit(
-            f"{path}: the final global model has non-finite weights (NaN or inf) in {', '.join(broken[:3])}{more}"
+            f"the final global model has non-finite weights (NaN or inf) in {', '.join(broken[:3])}{more}: {path}"
         )
     return dict(state)
 

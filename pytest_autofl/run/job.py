@@ -15,7 +15,7 @@ from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
 from pytest_autofl.run.meter import Meter
 from pytest_autofl.run.prefork import SHARDS_ENV
-from pytest_autofl.run.processes import Watch, python_env, run_tree
+from pytest_autofl.run.processes import Watch, exit_text, python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
 from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
@@ -174,11 +174,11 @@ def run_simulation(
         run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"
     elif tree.exceeded:
         run.error = f"seed {seed}: {tree.exceeded}; stopped {tree.killed} process(es); log: {run.log_path}"
-    elif err := first_error(run.workspace):
+    elif err := first_error(run.workspace, run.log_path):
         run.error = f"seed {seed}: {err}; log: {run.log_path}"
-    elif tree.returncode != 0:
+    elif code := tree.returncode:
         tail = run.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
-        run.error = f"seed {seed}: simulator exited with code {tree.returncode}: {tail[0][:300]}"
+        run.error = f"seed {seed}: simulator exited with {exit_text(code)}: {tail[0][:300]}"
     elif not run.model_path.is_file():
         run.error = f"seed {seed}: no final global model at {run.model_path}"
     return run

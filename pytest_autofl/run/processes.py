@@ -45,6 +45,17 @@ class TreeResult:
     exceeded: str | None = None  # the resource limit it went past, and by how much (then stopped)
 
 
+def exit_text(code: int) -> str:
+    """An exit status in words, a signal named: -9 or 137 (128 + 9, as the guard and shells report it) is
+    "code 137 (killed by SIGKILL)"."""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    try:
+        killed = f" (killed by {signal.Signals(number).name})" if number else ""
+    except ValueError:
+        killed = ""
+    return f"code {code}{killed}"
+
+
 def rlimits(limits: Limits) -> dict[str, int]:
     """The kernel's per-process backstop of a tree's limits (set by the guard): a runaway process fails its
     allocation or its write at once instead of waiting for the next measurement."""

@@ -54,17 +54,26 @@ class SeedRun:
         return 4 * (up + down)
 
 
-def first_error(workspace: Path) -> str | None:
+def first_error(workspace: Path, run_log: Path | None = None) -> str | None:
     """NVFlare can fail silently with exit code 0: its error logs are the truth. Client logs come first,
-    since a client failure shows up on the server only as a consequence."""
+    since a client failure shows up on the server only as a consequence. The exception that caused it is named
+    when one is there: in the error log, else raised in a client's trainer thread and printed to ``run_log``
+    (an exception at import, say, that NVFlare logs only as "trainer thread exited")."""
     logs = sorted(workspace.glob("*/error_log.txt"), key=lambda p: (p.parent.name == "server", p.parent.name))
     for log in logs:
         lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         if lines:
-            exceptions = [ln for ln in lines if EXCEPTION_RE.match(ln)]
+            exceptions = [ln for ln in lines if EXCEPTION_RE.match(ln)] or _raised(run_log)
             detail = exceptions[0] if exceptions else next((ln for ln in lines if " ERROR " in ln), lines[0])
             return f"{log.parent.name}: {detail[:300]}"
     return None
+
+
+def _raised(run_log: Path | None) -> list[str]:
+    """The final lines of the tracebacks printed to the run's log (uncaught exceptions), first first."""
+    if run_log is None or not run_log.is_file():
+        return []
+    return [ln.strip() for ln in run_log.read_text(errors="replace").splitlines() if EXCEPTION_RE.match(ln)]
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
