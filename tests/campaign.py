@@ -177,14 +177,14 @@ def kill_whole_tree(pid: int) -> int:
 
 
 def unrecorded_runs(root: Path, rows: list[Any]) -> list[str]:
-    """Directories of the seed runs finished (in the resume index) whose candidate has no row yet."""
-    from pytest_autofl.core.candidate import candidate_key
-
-    recorded = {candidate_key(r.params, r.patch_sha)[:40] for r in rows}
+    """Directories of the seed runs finished (in the resume index) outside every recorded row's trial (its own
+    seeds, and the ``.incumbent`` / ``.reference`` runs beside it): finished work whose candidate has no row."""
+    trials = [str((root / r.trial_dir).resolve()) for r in rows if r.trial_dir]
     out = []
     for entry in sorted((root / ".autofl" / "finished").glob("*.json")):
-        if entry.name.split("-seed-")[0] not in recorded:
-            out.append(json.loads(entry.read_text())["facts"]["directory"])
+        directory = json.loads(entry.read_text())["facts"]["directory"]
+        if not any(directory.startswith(trial) for trial in trials):
+            out.append(directory)
     return out
 
 
