@@ -113,10 +113,8 @@ class Saboteur:
         if index % 3 != 2:
             return self.builtin.propose(view)
         fault = list(FAULTS)[(index // 3) % len(FAULTS)]
-        spec = {
-            "description": f"faulty: {fault}",
-            "files": {"client_train.py": blown(view.surface["client_train.py"], fault)},
-        }
+        code = blown(view.surface["client_train.py"], fault) + f"# campaign candidate {index}\n"  # its own
+        spec = {"description": f"faulty: {fault}", "files": {"client_train.py": code}}
         return candidate_from_mapping(
             spec, Path(f"<{fault}>"), self.setup.factory, self.setup.surface_dir, "saboteur", f"fault:{fault}"
         )
@@ -225,13 +223,15 @@ def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Inte
     with open(log, "w") as out:
         first = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         rows_at_kill = rng.randrange(1, size)
-        while len(ledger.read_rows(results) if results.exists() else []) < rows_at_kill:
-            if first.poll() is not None:
-                raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        time.sleep(rng.uniform(0, 20))
-        killed = kill_whole_tree(first.pid)
-        first.wait()
+        try:
+            while len(ledger.read_rows(results) if results.exists() else []) < rows_at_kill:
+                if first.poll() is not None:
+                    raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+            time.sleep(rng.uniform(0, 20))
+        finally:  # also when this process is interrupted: the campaign does not run on unattended
+            killed = kill_whole_tree(first.pid)
+            first.wait()
     killed_at = time.monotonic()
     before = ledger.read_rows(results)  # it parses: no torn row
     pending = unrecorded_runs(root, before)
