@@ -213,8 +213,9 @@ class Interrupted:
 
 
 def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Interrupted:
-    """Run the campaign, SIGKILL its whole tree at a random moment (while the candidate after a random number
-    of rows runs, a random time into it), then run the same command again to the end."""
+    """Run the campaign, SIGKILL its whole tree at a random moment (past a random number of rows, within 5 s of
+    a seed run finishing whose candidate has no row yet, so the rerun has finished work to take over), then run
+    the same command again to the end."""
     from pytest_autofl.ledger import store as ledger
 
     argv, env = command(size)
@@ -223,12 +224,15 @@ def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Inte
     with open(log, "w") as out:
         first = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         rows_at_kill = rng.randrange(1, size)
-        try:
-            while len(ledger.read_rows(results) if results.exists() else []) < rows_at_kill:
+        try:  # the moment: past that many rows, once a seed run has finished whose candidate has no row yet
+            while True:
+                rows = ledger.read_rows(results) if results.exists() else []
+                if len(rows) >= rows_at_kill and unrecorded_runs(root, rows):
+                    break
                 if first.poll() is not None:
                     raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
-            time.sleep(rng.uniform(0, 20))
+                time.sleep(0.2)
+            time.sleep(rng.uniform(0, 5))
         finally:  # also when this process is interrupted: the campaign does not run on unattended
             killed = kill_whole_tree(first.pid)
             first.wait()

@@ -150,7 +150,11 @@ def test_a_failed_run_is_named_by_the_exception_its_client_raised(tmp_path):
         "2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available\n"
     )
     log = tmp_path / "run.log"
-    log.write_text("Traceback (most recent call last):\n  File 'x.py'\nImportError: broken at import\n")
+    shim = "Traceback (most recent call last):\n  File 'shim.py'\nOSError: [Errno 22] Invalid argument\n"
+    log.write_text(shim)  # a consequence elsewhere in the run, not what the client raised
+    assert "OSError" not in (first_error(tmp_path, log) or "")
+    thread = "Exception in thread client_api_in_process_trainer:\nTraceback (most recent call last):\n"
+    log.write_text(shim + thread + "  File 'x.py'\nImportError: broken at import\n")
     assert first_error(tmp_path, log) == "site-1: ImportError: broken at import"
     assert first_error(tmp_path) == (
         "site-1: 2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available"

@@ -41,6 +41,7 @@ def shim(real_python: str) -> None:
         sys.exit(f"pytest-autofl prefork: lost the worker {pid} of {args[1]}")
     code = int(last[1])
     if code < 0:  # killed by a signal: die the same way, so the caller sees the same return code
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # those two take no handler (and need none)
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     sys.exit(code)

@@ -11,6 +11,7 @@ from typing import Any
 
 JOB_NAME = "trial"
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
+TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
 
 
 @dataclass
@@ -70,10 +71,18 @@ def first_error(workspace: Path, run_log: Path | None = None) -> str | None:
 
 
 def _raised(run_log: Path | None) -> list[str]:
-    """The final lines of the tracebacks printed to the run's log (uncaught exceptions), first first."""
+    """What the client scripts raised in NVFlare's in-process trainer threads: the last line of each such
+    traceback in the run's log (other tracebacks there are consequences, not causes)."""
     if run_log is None or not run_log.is_file():
         return []
-    return [ln.strip() for ln in run_log.read_text(errors="replace").splitlines() if EXCEPTION_RE.match(ln)]
+    raised, inside = [], False
+    for line in run_log.read_text(errors="replace").splitlines():
+        if line.startswith(TRAINER_TRACEBACK):
+            inside = True
+        elif inside and EXCEPTION_RE.match(line):
+            raised.append(line.strip())
+            inside = False
+    return raised
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:
