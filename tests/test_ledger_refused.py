@@ -22,11 +22,18 @@ pytestmark = pytest.mark.skipif(
 FILL = """
 import os
 
+WRITER = True  # this process writes the ledger: not an xdist worker (an outer xdist's variables may be set)
+
+
+def pytest_configure(config):
+    global WRITER
+    WRITER = not hasattr(config, "workerinput")
+
 
 def pytest_runtest_logreport(report):
     \"\"\"After a candidate's verdict is written, fill the disk the ledger is on (as another job would).\"\"\"
     disk = os.environ.get("FILL_AFTER_FIRST_ROW")
-    if disk and report.when == "call" and "PYTEST_XDIST_WORKER" not in os.environ:  # where rows are written
+    if disk and report.when == "call" and WRITER:
         with open(os.path.join(disk, "filler"), "ab", buffering=0) as filler:
             try:
                 while True:

@@ -82,10 +82,10 @@ class Schema:
         return {name: knob.default for name, knob in sorted(self.knobs.items())}
 
     def problems(self, params: Mapping[str, Any]) -> list[str]:
-        out = [f"unknown knob '{name}'" for name in sorted(params) if name not in self.knobs]
+        out = [f"unknown knob {name!r}" for name in sorted(params) if name not in self.knobs]
         for name, value in sorted(params.items()):
             if name in self.knobs and (why := self.knobs[name].check(value)):
-                out.append(f"knob '{name}' = {value!r} {why}")
+                out.append(f"knob {name!r} = {value!r} {why}")
         return out
 
     def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -130,20 +130,20 @@ def _scalars(values: Any) -> TypeGuard[list[Any]]:
 
 def _knob(name: str, spec: Any, where: str) -> Knob:
     if not isinstance(spec, dict):
-        raise SchemaError(f"{where}: knob '{name}' must be a mapping")
+        raise SchemaError(f"{where}: knob {name!r} must be a mapping")
     if unknown := sorted(str(k) for k in spec if k not in _KNOB_KEYS):
-        raise SchemaError(f"{where}: knob '{name}' has unknown key(s) {unknown}; known: {list(_KNOB_KEYS)}")
+        raise SchemaError(f"{where}: knob {name!r} has unknown key(s) {unknown}; known: {list(_KNOB_KEYS)}")
     kind = spec.get("type")
     if kind not in _TYPES:
-        raise SchemaError(f"{where}: knob '{name}' has type {kind!r}; expected one of {list(_TYPES)}")
+        raise SchemaError(f"{where}: knob {name!r} has type {kind!r}; expected one of {list(_TYPES)}")
     if "default" not in spec:
-        raise SchemaError(f"{where}: knob '{name}' has no default")
+        raise SchemaError(f"{where}: knob {name!r} has no default")
     if not isinstance(spec.get("log", False), bool):
-        raise SchemaError(f"{where}: knob '{name}' has 'log' {spec['log']!r}; expected true or false")
+        raise SchemaError(f"{where}: knob {name!r} has 'log' {spec['log']!r}; expected true or false")
     if kind == "choice":
         choices = spec.get("choices")
         if not _scalars(choices):
-            raise SchemaError(f"{where}: choice knob '{name}' needs a non-empty 'choices' list of values")
+            raise SchemaError(f"{where}: choice knob {name!r} needs a non-empty 'choices' list of values")
         knob = Knob(name, kind, spec["default"], choices=tuple(choices), doc=str(spec.get("doc", "")))
     elif kind == "bool":
         knob = Knob(name, kind, spec["default"], doc=str(spec.get("doc", "")))
@@ -155,19 +155,19 @@ def _knob(name: str, spec: Any, where: str) -> Knob:
             or not (math.isfinite(low) and math.isfinite(high))
             or low > high
         ):
-            raise SchemaError(f"{where}: knob '{name}' needs finite numeric bounds with low <= high")
+            raise SchemaError(f"{where}: knob {name!r} needs finite numeric bounds with low <= high")
         log = spec.get("log", False)
         if log and low <= 0:
-            raise SchemaError(f"{where}: log-scale knob '{name}' needs low > 0")
+            raise SchemaError(f"{where}: log-scale knob {name!r} needs low > 0")
         knob = Knob(
             name, kind, spec["default"], float(low), float(high), log=log, doc=str(spec.get("doc", ""))
         )
     applies = spec.get("applies", {})
     if not isinstance(applies, dict) or not all(_scalars(v) for v in applies.values()):
-        raise SchemaError(f"{where}: knob '{name}' has 'applies' that is not a mapping of knob: [values]")
+        raise SchemaError(f"{where}: knob {name!r} has 'applies' that is not a mapping of knob: [values]")
     knob = replace(knob, applies=tuple((str(k), tuple(v)) for k, v in applies.items()))
     if why := knob.check(knob.default):
-        raise SchemaError(f"{where}: default of knob '{name}' = {knob.default!r} {why}")
+        raise SchemaError(f"{where}: default of knob {name!r} = {knob.default!r} {why}")
     return knob
 
 
@@ -203,7 +203,7 @@ def load_schema(surface_dir: Path) -> Schema:
             target = knobs.get(other)
             if target is None or target.type != "choice" or not set(values) <= set(target.choices):
                 raise SchemaError(
-                    f"{path}: knob '{knob.name}' applies when '{other}' is one of {list(values)}, "
-                    f"but '{other}' is not a choice knob with those choices"
+                    f"{path}: knob {knob.name!r} applies when {other!r} is one of {list(values)}, "
+                    f"but {other!r} is not a choice knob with those choices"
                 )
     return Schema(knobs=knobs, files=tuple(files), zero_meta=tuple(zero_meta))
