@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import campaign  # noqa: E402
 
+from pytest_autofl.report.summary import verdicts_line  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -58,7 +60,7 @@ def main() -> int:
             f"reusing the finished run in {d}" in run.said for d in run.pending
         ),
         "every faulty candidate a crash row naming its fault": len(named) == len(faulty),
-        "the rerun's summary counts its rows": campaign.verdicts_line(written) in run.said,
+        "the rerun's summary counts its rows": verdicts_line(written) in run.said,
         "no process left": campaign.processes_under(root) == [],
     }
     for check, passed in checks.items():

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,9 +243,3 @@ def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Inte
     log.with_suffix(".rerun.log").write_text(said)
     seconds = (killed_at - started, time.monotonic() - killed_at)
     return Interrupted(before, pending, killed, ledger.read_rows(results), again.returncode, said, seconds)
-
-
-def verdicts_line(rows: list[Any]) -> str:
-    """The summary's count line for ``rows`` (what the rerun's summary must say of the rows it wrote)."""
-    counts = Counter(r.status for r in rows)
-    return "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from pytest_autofl.ledger.row import Row
@@ -31,6 +32,12 @@ def junit_properties(row: Row) -> list[tuple[str, str]]:
     ]
 
 
+def verdicts_line(rows: Sequence[Row]) -> str:
+    """The summary's count of verdicts: ``verdicts: crash 1, keep 2``."""
+    counts = Counter(r.status for r in rows)
+    return "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
 def summary_lines(
     rows: Sequence[Row],
     baseline: Row | None,
@@ -54,10 +61,7 @@ def summary_lines(
             f"{_fmt(r.delta, '+.4f'):>8}  {interval:>19}  {len(r.seed_scores):>5}  {r.status:<8}  "
             f"{r.runtime_seconds:>6.0f}  {r.description}"
         )
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    lines.append("verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    lines.append(verdicts_line(rows))
     if noise_line:
         lines.append(noise_line)
     if baseline and best:
