@@ -27,7 +27,7 @@ Command = Callable[[argparse.Namespace], int]
 
 def _report(args: argparse.Namespace) -> int:
     from pytest_autofl.ledger.analysis import load_ledger, one_contract
-    from pytest_autofl.report.facts import scoring_for, write_report
+    from pytest_autofl.report.facts import companions, scoring_for, write_report
 
     rows = one_contract(load_ledger(args.ledger), args.benchmark, args.contract)
     benchmark = str(rows["benchmark"].iloc[-1])
@@ -42,7 +42,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(facts))
     else:
-        print(f"autofl report: {args.out / 'report.md'}, report.json, progress.png ({facts['rows']} rows)")
+        print(f"autofl report: {args.out / 'report.md'}, {companions(facts)} ({facts['rows']} rows)")
     return 0
 
 
@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--program", type=Path, default=Path("program.md"), help="default: %(default)s")
 
     rep = commands.add_parser(
-        "report", parents=[common], help="report.md, report.json, progress.png (no training)"
+        "report", parents=[common], help="report.md, report.json, progress.png, curves.png (no training)"
     )
     rep.add_argument("ledger", type=Path, help="the ledger, e.g. results.tsv")
     rep.add_argument("--out", type=Path, default=Path("autofl-report"), help="default: %(default)s")

@@ -214,3 +214,21 @@ def test_non_finite_weights_are_named_as_such_before_any_prediction(smoke_contra
     torch.save(saved, broken)
     with pytest.raises(RuntimeError, match=r"non-finite weights \(NaN or inf\) in .*weight"):
         _evaluate_one(smoke_contract, parent, broken, tmp_path)
+
+
+def test_the_per_round_models_give_a_curve_and_a_bad_round_is_a_missing_point(
+    smoke_contract, model_path, tmp_path
+):
+    import torch
+
+    parent, path = model_path
+    weights = torch.load(path, weights_only=False)["model"]
+    torch.save(weights, tmp_path / "round-1.pt")  # as the harness' server filter saves them: a state dict
+    torch.save({k: v.clone().fill_(float("nan")) for k, v in weights.items()}, tmp_path / "round-2.pt")
+    rounds = [str(tmp_path / "round-1.pt"), str(tmp_path / "round-2.pt"), str(tmp_path / "round-3.pt")]
+    model = {"arch": "mlp", "seed": 0, "path": str(path), "task": DIGITS, "rounds": rounds}
+    (entry,) = evaluate_models(smoke_contract, parent, [model], "validation", tmp_path)
+    start, first, nan_round, missing, final = entry["curve"]
+    assert start == entry["initial"]["score"] and final == entry["score"]
+    assert first == entry["score"]  # round 1 saved the same weights as the final model
+    assert nan_round is None and missing is None  # a point of a curve is never worth a crash

@@ -116,6 +116,16 @@ def seed_scores(row: pd.Series) -> dict[int, float]:
     return {int(k): float(v) for k, v in json.loads(text).items()} if text else {}
 
 
+def curves(row: pd.Series) -> dict[int, list[float | None]]:
+    """The per-round validation curve of each seed of one row (empty where the ledger has none)."""
+    text = str(row.get("curves", "") or "")
+    return (
+        {int(k): [None if v is None else float(v) for v in c] for k, c in json.loads(text).items()}
+        if text
+        else {}
+    )
+
+
 def paired_interval(
     candidate: pd.Series, reference: pd.Series, *, confidence: float = 0.95, higher_is_better: bool = True
 ) -> Interval | None:

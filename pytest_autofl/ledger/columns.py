@@ -45,10 +45,11 @@ EARLIER_COLUMNS = AUTOFL_RESEARCH_COLUMNS + (
 COLUMNS_0_2 = EARLIER_COLUMNS + ("proposer", "source", "cites", "sandbox", "chain")
 COLUMNS_0_3 = COLUMNS_0_2 + ("cpu_seconds", "llm_calls", "llm_tokens_in", "llm_tokens_out", "llm_seconds")
 COLUMNS_0_4 = COLUMNS_0_3 + ("event",)
-COLUMNS = COLUMNS_0_4 + ("screen_score", "screen_incumbent")
+COLUMNS_0_5 = COLUMNS_0_4 + ("screen_score", "screen_incumbent")
+COLUMNS = COLUMNS_0_5 + ("curves",)
 # Every layout a ledger of ours has had, newest first: an older ledger gets the new columns (empty) at the end
 # of every line on its next append. Columns after ``chain`` are chained as name=value when set (ledger.chain).
-LAYOUTS = (COLUMNS, COLUMNS_0_4, COLUMNS_0_3, COLUMNS_0_2, EARLIER_COLUMNS)
+LAYOUTS = (COLUMNS, COLUMNS_0_5, COLUMNS_0_4, COLUMNS_0_3, COLUMNS_0_2, EARLIER_COLUMNS)
 NUMERIC_COLUMNS = (
     "score",
     "runtime_seconds",

@@ -28,7 +28,7 @@ def _opt(value: float | None, spec: str) -> str:
 # One JSON value at an offset: json.loads without its per-call overhead (four JSON columns per row).
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _NO_SCORE = (CRASH, INVALID, LITERATURE, SCREENED)  # rows without a contract score
-_JSON_COLUMNS = {"params": dict, "seed_scores": dict, "confirm": dict, "cites": list}
+_JSON_COLUMNS = {"params": dict, "seed_scores": dict, "confirm": dict, "cites": list, "curves": dict}
 
 
 def _number(text: str) -> float | None:
@@ -67,6 +67,15 @@ class TypedColumns:
             except (TypeError, ValueError, AttributeError):
                 text = self.text("seed_scores")[index]
                 self.problems.setdefault(index, f"column seed_scores = {text[:60]!r} is not seed: score")
+        for index, curves in enumerate(self.json["curves"]):
+            try:
+                self.json["curves"][index] = {
+                    int(k): tuple(None if v is None else float(v) for v in c) for k, c in curves.items()
+                }
+            except (TypeError, ValueError, AttributeError):
+                if curves is not None:
+                    text = self.text("curves")[index]
+                    self.problems.setdefault(index, f"column curves = {text[:60]!r} is not seed: [scores]")
 
     def _numbers(self, name: str) -> list[float | None]:
         texts = self.text(name)
@@ -94,7 +103,7 @@ class TypedColumns:
     def column(self, name: str) -> Sequence[Any]:
         """The values of the Row field ``name`` for every row."""
         number, js = self.numbers, self.json
-        if name in ("params", "confirm", "seed_scores"):
+        if name in ("params", "confirm", "seed_scores", "curves"):
             return [v or {} for v in js[name]] if name == "params" else js[name]
         if name == "score":
             statuses = self.text("status")
@@ -169,6 +178,7 @@ class Row:
     event: str = ""  # the literature review (``lit-0001``) this row is, or was proposed by
     screen_score: float | None = None  # its score on the contract's screen (one seed, fewer rounds)
     screen_incumbent: float | None = None  # the incumbent's on the same screen: what it was held to
+    curves: dict[int, tuple[float | None, ...]] | None = None  # validation per round, by seed (curves only)
 
     @property
     def clean(self) -> bool:
@@ -248,6 +258,9 @@ class Row:
             "event": self.event,
             "screen_score": _opt(self.screen_score, ".6f"),
             "screen_incumbent": _opt(self.screen_incumbent, ".6f"),
+            "curves": json.dumps({str(k): list(v) for k, v in sorted(self.curves.items())})
+            if self.curves
+            else "",
         }
         assert tuple(values) == COLUMNS
         return values

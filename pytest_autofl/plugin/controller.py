@@ -34,6 +34,7 @@ class Controller:
         self._writer: Any = None
         self.facts: dict[str, Any] | None = None
         self._sigterm: Any = None
+        self._mlflow: Any = None  # report.mlflow_runs.MlflowRuns once a row is written, with --autofl-mlflow
 
     @property
     def writer(self) -> Any:
@@ -53,6 +54,31 @@ class Controller:
             self.writer.write(row)
         except (LedgerError, OSError) as exc:
             self._stop(row, exc)
+        self._mirror(row)
+
+    def _mirror(self, row: Any) -> None:
+        """A written row as an MLflow run (--autofl-mlflow). MLflow is a view: the first failure is reported
+        and MLflow left alone for the rest of the session; the ledger has every row."""
+        from pytest_autofl.plugin.emit import emitter
+        from pytest_autofl.report.mlflow_runs import open_runs, redacted
+
+        settings = self.config.stash[SETTINGS]
+        if settings.mlflow is None or self._mlflow is False:
+            return
+        if self._mlflow is None:
+            self._mlflow, line = open_runs(settings.mlflow, settings.workdir, self.config.rootpath)
+            emitter(self.config)(f"[autofl] {line}")
+            if self._mlflow is None:
+                self._mlflow = False
+                return
+        try:
+            self._mlflow.log(row)
+        except Exception as exc:  # noqa: BLE001 - MLflow's client raises many kinds (HTTP, store, limits)
+            self._mlflow = False
+            emitter(self.config)(
+                f"[autofl] mlflow: the run of {row.candidate_id} was not logged ({redacted(str(exc))[:200]}); "
+                "no more MLflow runs this session (the ledger has every row)"
+            )
 
     def _stop(self, row: Any, exc: Exception) -> NoReturn:
         """A row the ledger refused (a full disk, a ledger changed under the run) stops the search: the next
@@ -134,7 +160,7 @@ class Controller:
 
     def _report(self, terminalreporter: Any, search: Any, extra: dict[str, Any]) -> None:
         from pytest_autofl.core.errors import AutoFLError
-        from pytest_autofl.report.facts import Scoring, build_facts, write_report
+        from pytest_autofl.report.facts import Scoring, build_facts, companions, write_report
 
         settings = self.config.stash[SETTINGS]
         scoring = Scoring.of(search.contract)
@@ -146,7 +172,7 @@ class Controller:
                     ledger_path, settings.report_dir, scoring, contract_sha=sha, session=extra
                 )
                 terminalreporter.write_line(
-                    f"report: {_shown(settings.report_dir) / 'report.md'} (+ report.json, progress.png)"
+                    f"report: {_shown(settings.report_dir) / 'report.md'} (+ {companions(facts)})"
                 )
             else:
                 facts, _ = build_facts(ledger_path, scoring, contract_sha=sha)

@@ -36,6 +36,7 @@ class Settings:
     proposer: str
     sandbox: str
     screen: bool
+    mlflow: str | None  # a tracking URI, "local" (a file store in the workdir), or None: no MLflow runs
     proposer_options: Any  # proposers.base.ProposerOptions (imported when read: options stay light)
 
     @property
@@ -153,6 +154,26 @@ _OPTIONS = (
 )
 
 
+_SWITCHES = (
+    (
+        "--autofl-check",
+        "validate contract, schema, surface and ledger without training; exit 1 on any violation",
+    ),
+    (
+        "--autofl-calibrate",
+        "measure the contract's noise floor again (A/A baseline runs) even if it is cached",
+    ),
+    (
+        "--autofl-force",
+        "run a candidate file even if the ledger already has a row for the same knobs under this contract",
+    ),
+    (
+        "--autofl-json",
+        "print the session's report facts as one JSON line, the last line of stdout (for CI systems)",
+    ),
+)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autofl", "pytest-autofl: federated-learning experiments on NVIDIA FLARE")
     for flag, ini, default, text in _OPTIONS:
@@ -164,20 +185,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{text}. Default: {default!r} (ini: {ini})",
         )
         parser.addini(ini, f"{text} (command line: {flag})", default=default)
-    group.addoption(
-        "--autofl-check",
-        dest="autofl_check",
-        action="store_true",
-        default=False,
-        help="validate contract, schema, surface and ledger without training; exit 1 on any violation",
-    )
-    group.addoption(
-        "--autofl-calibrate",
-        dest="autofl_calibrate",
-        action="store_true",
-        default=False,
-        help="measure the contract's noise floor again (A/A baseline runs) even if it is cached",
-    )
+    for flag, text in _SWITCHES:
+        group.addoption(flag, dest=flag[2:].replace("-", "_"), action="store_true", default=False, help=text)
     group.addoption(
         "--autofl-rerun",
         dest="autofl_rerun",
@@ -186,19 +195,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="re-run one ledger row (candidate_id or row_id) on exactly its seeds and check the scores reproduce",
     )
     group.addoption(
-        "--autofl-force",
-        dest="autofl_force",
-        action="store_true",
-        default=False,
-        help="run a candidate file even if the ledger already has a row for the same knobs under this contract",
+        "--autofl-mlflow",
+        dest="autofl_mlflow",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="URI",
+        help="one MLflow run per candidate (knobs, verdict, interval, seeds, per-round curves) at this tracking "
+        "URI; the bare flag: a file store in the workdir (ini: autofl_mlflow)",
     )
-    group.addoption(
-        "--autofl-json",
-        dest="autofl_json",
-        action="store_true",
-        default=False,
-        help="print the session's report facts as one JSON line, the last line of stdout (for CI systems)",
-    )
+    parser.addini("autofl_mlflow", "MLflow tracking URI for one run per candidate ('' = none)", default="")
     parser.addini(
         "autofl_candidates_dir", "directory whose *.yaml files are candidate test items", default="candidates"
     )
@@ -240,6 +246,7 @@ def read_settings(config: pytest.Config) -> Settings:
         proposer=planned(config, "autofl_proposer", program, strict=False),
         sandbox=value(config, "autofl_sandbox"),
         screen=switch(config, "autofl_screen"),
+        mlflow=value(config, "autofl_mlflow") or None,
         proposer_options=_proposer_options(config, program, root),
     )
 

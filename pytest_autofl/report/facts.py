@@ -19,7 +19,7 @@ import pandas as pd
 from pytest_autofl.core.contract import Contract, load_contract
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.ledger import analysis
-from pytest_autofl.report.markdown import PROGRESS_PNG, render_markdown
+from pytest_autofl.report.markdown import CURVES_PNG, PROGRESS_PNG, render_markdown
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 TOP_N = 5
@@ -181,6 +181,10 @@ def build_facts(
         **_provenance(frame, everything, scoring),
         "baseline": None if base is None else {**_row_brief(base), "seed_scores": analysis.seed_scores(base)},
         "best": None if best is None else _best(best, base, scoring, ledger_path),
+        "curves": {  # per round, by seed: the baseline's and the best's (the report's curves plot)
+            name: analysis.curves(row) if row is not None else {}
+            for name, row in (("baseline", base), ("best", best))
+        },
         "verdicts": analysis.verdict_counts(frame),
         "families": analysis.family_table(frame, None if base is None else float(base["score"]), hib),
         "runtime": _runtime(frame),
@@ -217,6 +221,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def companions(facts: dict[str, Any]) -> str:
+    """The files written beside report.md, as a report line names them."""
+    from pytest_autofl.report.markdown import has_curves
+
+    return ", ".join([REPORT_JSON, PROGRESS_PNG] + ([CURVES_PNG] if has_curves(facts) else []))
+
+
 def write_report(
     ledger_path: Path,
     out_dir: Path,
@@ -226,14 +237,17 @@ def write_report(
     contract_sha: str | None = None,
     session: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write report.json, report.md and progress.png into ``out_dir`` (each replaced atomically); return the facts."""
-    from pytest_autofl.report.plot import plot_progress
+    """Write report.json, report.md, progress.png and (when the rows have per-round curves) curves.png into
+    ``out_dir``, each replaced atomically; return the facts."""
+    from pytest_autofl.report.plot import plot_curves, plot_progress
 
     facts, frame = build_facts(ledger_path, scoring, benchmark=benchmark, contract_sha=contract_sha)
     if session is not None:
         facts["session"] = session
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write(out_dir / PROGRESS_PNG, plot_progress(frame, facts))
+    if (curves := plot_curves(facts)) is not None:
+        _atomic_write(out_dir / CURVES_PNG, curves)
     _atomic_write(out_dir / REPORT_MD, render_markdown(facts).encode())
     _atomic_write(out_dir / REPORT_JSON, (json.dumps(facts, indent=2) + "\n").encode())
     return facts

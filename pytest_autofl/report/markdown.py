@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 PROGRESS_PNG = "progress.png"
+CURVES_PNG = "curves.png"  # per-round validation, baseline vs best: only when the rows have curves
 
 
 def _cell(value: Any, spec: str = "") -> str:
@@ -153,6 +154,11 @@ def render_markdown(facts: dict[str, Any]) -> str:
             *_top(facts),
             "",
             f"![progress]({PROGRESS_PNG})",
+            *(["", f"![per-round validation: baseline vs best]({CURVES_PNG})"] if has_curves(facts) else []),
             "",
         ]
     )
+
+
+def has_curves(facts: dict[str, Any]) -> bool:
+    return any(facts.get("curves", {}).values())

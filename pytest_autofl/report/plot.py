@@ -1,5 +1,6 @@
 """``progress.png``: one point per candidate in ledger order, the kept frontier as a step line, the baseline
 with its noise band, and failures and literature-loop candidates marked where the eye finds them.
+``curves.png``: the per-round validation of the baseline and the best kept candidate, mean and range over seeds.
 
 Drawn with matplotlib's object API on an Agg canvas: no pyplot state, no display, no change to the user's
 backend.
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 # status -> (marker, face colour, edge colour, size, legend label)
@@ -143,7 +145,48 @@ def plot_progress(frame: pd.DataFrame, facts: dict[str, Any]) -> bytes:
     )
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)  # never over a point
+    return _png(fig)
+
+
+def _png(fig: Figure) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def plot_curves(facts: dict[str, Any]) -> bytes | None:
+    """The PNG bytes of the per-round curves (None: no row of the two has any)."""
+    from pytest_autofl.report.markdown import has_curves
+
+    if not has_curves(facts):
+        return None
+    fig = Figure(figsize=(8, 5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    base, best = facts["baseline"], facts["best"]
+    shown = [("baseline", "#3182bd", base)]
+    if best is not None and (base is None or best["row_id"] != base["row_id"]):
+        shown.append(("best", "#2ca02c", best))
+    for name, colour, row in shown:
+        seeds = list(facts["curves"][name].values())
+        rounds = max((len(c) for c in seeds), default=0)
+        x, mean, low, high = [], [], [], []
+        for step in range(rounds):
+            values = [v for c in seeds if step < len(c) and (v := c[step]) is not None]
+            if values:
+                x.append(step)
+                mean.append(sum(values) / len(values))
+                low.append(min(values))
+                high.append(max(values))
+        label = f"{name} {row['candidate_id']} ({len(seeds)} seeds)"
+        ax.plot(x, mean, color=colour, lw=2, marker="o", ms=4, label=label)
+        ax.fill_between(x, low, high, color=colour, alpha=0.2, lw=0)
+    m = facts["metric"]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("round (0 = the untrained start)")
+    ax.set_ylabel(f"{m['name']}: mean, range over seeds")
+    ax.set_title(f"{facts['benchmark']}: per-round validation, baseline vs best kept", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _png(fig)

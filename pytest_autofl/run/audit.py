@@ -44,3 +44,33 @@ class AuditFilter(Filter):
         finally:
             os.close(fd)
         return shareable
+
+
+class RoundModels(Filter):
+    """Saves the global model the server sends out at the start of each round after the first (the model the
+    previous round aggregated) as ``round-<k>.pt`` in ``directory``, once per round: the per-round curves are
+    scored from these by the harness' evaluator. The start (round 0) and the final model are scored anyway."""
+
+    def __init__(self, directory: str):
+        super().__init__()
+        self.directory = directory
+
+    def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        import torch
+
+        current = shareable.get_header(AppConstants.CURRENT_ROUND)
+        if not isinstance(current, int) or current < 1:
+            return shareable
+        path = os.path.join(self.directory, f"round-{current}.pt")
+        if os.path.exists(path):  # one copy per round, whichever client's task comes first
+            return shareable
+        try:
+            weights = from_shareable(shareable).data or {}
+            state = {k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
+        except Exception:  # noqa: BLE001 - a model the curve cannot read is a missing point, not a failure
+            return shareable
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = f"{path}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return shareable

@@ -14,6 +14,7 @@ model's score, chance level and output digest per model, and the final model's o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -49,22 +50,38 @@ def _numpy_globals() -> list[Any]:
     return [_reconstruct, np.ndarray, np.dtype, *{type(np.dtype(c)) for c in "?bhilqBHILQefdFD"}]
 
 
-def state_dict(path: str) -> dict[str, Any]:
-    """The final global model's state dict, read without running any code from the file (``weights_only``)."""
+def state_dict(path: str, kind: str = "final") -> dict[str, Any]:
+    """A global model's state dict, read without running any code from the file (``weights_only``)."""
     import torch
 
     with torch.serialization.safe_globals(_numpy_globals()):
         saved = torch.load(path, map_location="cpu", weights_only=True)
     state = saved["model"] if isinstance(saved, dict) and "model" in saved else saved
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        sys.exit(f"the final global model is not a state dict of tensors: {path}")
+        raise ModelError(f"the {kind} global model is not a state dict of tensors: {path}")
     broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:  # named as what it is, before any prediction turns it into a score
         more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
-        sys.exit(
-            f"the final global model has non-finite weights (NaN or inf) in {', '.join(broken[:3])}{more}: {path}"
+        raise ModelError(
+            f"the {kind} global model has non-finite weights (NaN or inf) in {', '.join(broken[:3])}{more}: {path}"
         )
     return dict(state)
+
+
+class ModelError(Exception):
+    """A checkpoint the evaluator will not score: fatal for a final model, a missing point on a curve."""
+
+
+def _round_states(model: dict[str, Any]) -> list[dict[str, Any] | None]:
+    """The per-round models of one seed run (``model["rounds"]``: a path or None per round), None where one
+    is missing or unreadable: a curve's point is never worth a crash."""
+    states: list[dict[str, Any] | None] = []
+    for path in model.get("rounds") or []:
+        try:
+            states.append(state_dict(path, "round") if path and Path(path).is_file() else None)
+        except Exception:  # noqa: BLE001 - a damaged file raises many kinds (ModelError among them)
+            states.append(None)
+    return states
 
 
 def _write_atomically(path: Path, data: Any) -> None:
@@ -113,13 +130,15 @@ class Predictor:
                 env=sandbox.env(os.environ),
             )
 
-    def outputs(self, models: list[dict[str, Any]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each model's (initial, final) outputs on the inputs; exits with the predict process' last line if
-        it failed."""
+    def outputs(self, models: list[dict[str, Any]]) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        """Each model's (initial, final) outputs on the inputs (no initial for a per-round model); exits with
+        the predict process' last line if it failed."""
         entries = [
             {
                 **m,
-                "initial": str(self.request.with_name(f"{self.request.stem}-{i}-initial.npy")),
+                "initial": None
+                if m.get("round")
+                else str(self.request.with_name(f"{self.request.stem}-{i}-initial.npy")),
                 "outputs": str(self.request.with_name(f"{self.request.stem}-{i}.npy")),
             }
             for i, m in enumerate(models)
@@ -130,9 +149,34 @@ class Predictor:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
             sys.exit(f"the predict process failed (exit {code}): {tail[0][:300]}; log: {self.log}")
         return [
-            (np.load(e["initial"], allow_pickle=False), np.load(e["outputs"], allow_pickle=False))
+            (
+                np.load(e["initial"], allow_pickle=False) if e["initial"] else None,
+                np.load(e["outputs"], allow_pickle=False),
+            )
             for e in entries
         ]
+
+
+def _weights(models: list[dict[str, Any]], work: Path, stem: str) -> tuple[list[int], list[dict[str, Any]]]:
+    """Each final model's tensors saved for the predict process (it loads nothing but tensors) and its
+    parameter count (every tensor, whatever the model says); then one entry per readable per-round model."""
+    import torch
+
+    counts, rounds = [], []
+    for i, model in enumerate(models):
+        try:
+            state = state_dict(model["path"])
+        except ModelError as exc:
+            sys.exit(str(exc))
+        counts.append(int(sum(v.numel() for v in state.values())))
+        model["weights"] = str(work / f"{stem}-{i}-weights.pt")
+        torch.save(state, model["weights"])
+        for k, round_state in enumerate(_round_states(model), start=1):
+            if round_state is not None:
+                weights = work / f"{stem}-{i}-round-{k}-weights.pt"
+                torch.save(round_state, weights)
+                rounds.append({**model, "weights": str(weights), "round": k, "model": i})
+    return counts, rounds
 
 
 def main() -> None:
@@ -148,20 +192,21 @@ def main() -> None:
     except SystemExit:
         predictor.proc.kill()
         raise
-    import torch
-
-    counts = []
-    for i, model in enumerate(models):  # predict gets the tensors alone: it loads nothing but tensors
-        state = state_dict(model["path"])
-        counts.append(int(sum(v.numel() for v in state.values())))  # every tensor, whatever the model says
-        model["weights"] = str(predictor.work / f"{request.stem}-{i}-weights.pt")
-        torch.save(state, model["weights"])
-    scored, metric = [], spec["metric"]
-    for model, n_params, (initial, outputs) in zip(models, counts, predictor.outputs(models), strict=True):
+    counts, rounds = _weights(models, predictor.work, request.stem)
+    outputs = predictor.outputs(models + rounds)
+    metric = spec["metric"]
+    curves: list[list[float | None]] = [[None] * len(m.get("rounds") or []) for m in models]
+    for entry, (_, out) in zip(rounds, outputs[len(models) :], strict=True):
+        with contextlib.suppress(OutputError):  # a point of a curve: validation only, never used to select
+            curves[entry["model"]][entry["round"] - 1] = score(metric, out, y)
+    scored = []
+    for i, (model, n_params) in enumerate(zip(models, counts, strict=True)):
+        initial, final = outputs[i]
+        assert initial is not None
         # chance: what answering the class frequencies, the same for every example, scores on this metric
-        prior = np.log(np.bincount(y, minlength=outputs.shape[1])[: outputs.shape[1]] / len(y) + 1e-12)
+        prior = np.log(np.bincount(y, minlength=final.shape[1])[: final.shape[1]] / len(y) + 1e-12)
         try:
-            value, start = score(metric, outputs, y), score(metric, initial, y)
+            value, start = score(metric, final, y), score(metric, initial, y)
             chance = score(metric, np.tile(prior, (len(y), 1)).astype(np.float32), y)
         except OutputError as exc:
             sys.exit(f"{model['path']}: {exc}")
@@ -170,10 +215,11 @@ def main() -> None:
             {
                 "path": model["path"],
                 "score": value,
-                "digest": hashlib.sha256(outputs.tobytes()).hexdigest()[:16],
+                "digest": hashlib.sha256(final.tobytes()).hexdigest()[:16],
                 "n_params": n_params,
                 "n_examples": len(y),
                 "initial": {"score": start, "chance": chance, "digest": digest},
+                "curve": [start, *curves[i], value],  # after round 0 (the start), 1, ..., the final model
             }
         )
     print(EVAL_PREFIX + json.dumps(scored), flush=True)

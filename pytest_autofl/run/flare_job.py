@@ -29,7 +29,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
     from nvflare.apis.dxo import DataKind
     from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
 
-    from pytest_autofl.run.audit import AuditFilter
+    from pytest_autofl.run.audit import AuditFilter, RoundModels
 
     knobs = spec["knobs"]
     recipe = FedAvgRecipe(
@@ -48,6 +48,8 @@ def build_recipe(spec: dict[str, Any]) -> Any:
         recipe.add_server_config({"server": {"task_request_interval": spec["task_request_interval"]}})
     if spec.get("audit_path") is not None:
         recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
+    if spec.get("rounds_dir") is not None:
+        recipe.add_server_output_filter(RoundModels(spec["rounds_dir"]), tasks=["train"])
     return recipe
 
 

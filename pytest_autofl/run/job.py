@@ -17,7 +17,7 @@ from pytest_autofl.run.meter import Meter
 from pytest_autofl.run.prefork import SHARDS_ENV
 from pytest_autofl.run.processes import Watch, exit_text, python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
-from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, SeedRun, first_error, read_audit
+from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, ROUNDS_DIR, SeedRun, first_error, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
 
 TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
@@ -71,6 +71,7 @@ def seed_spec(
         "client_config": str(client_config),
         "task_request_interval": TASK_REQUEST_INTERVAL,
         "audit_path": str(directory / "audit.jsonl"),
+        "rounds_dir": str(directory / ROUNDS_DIR),
         "workspace_root": str(directory / "ws"),
         "job_root": str(directory / "job"),
         "data_dir": str(shard_dir),

@@ -43,6 +43,8 @@ def main() -> None:
         model = Net(arch=entry["arch"], seed=entry["seed"], **entry["task"])
         model.eval()
         for weights, key in ((None, "initial"), (state, "outputs")):  # the untrained start, then the result
+            if entry[key] is None:  # a per-round model: no start of its own
+                continue
             if weights is not None:
                 model.load_state_dict(weights, strict=True)
             with torch.no_grad():

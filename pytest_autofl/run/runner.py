@@ -27,6 +27,7 @@ from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.data.datasets import task_of
+from pytest_autofl.run.curves import write_curve
 from pytest_autofl.run.evaluator import Evaluator
 from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
 from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
@@ -197,7 +198,10 @@ class CandidateRunner:
                 evaluator.cancel()
             return
         c = self.contract
-        models = [model_entry(self.candidate.params, r.seed, r.model_path, task_of(c)) for r in todo]
+        models = [
+            model_entry(self.candidate.params, r.seed, r.model_path, task_of(c), r.round_models(c.rounds))
+            for r in todo
+        ]
         if evaluator is None or not evaluator.alive:
             with self._evaluator_lock:
                 evaluator = self._new_evaluator(0.0)
@@ -209,7 +213,9 @@ class CandidateRunner:
             return
         for r, entry in zip(todo, scored, strict=True):
             r.score, r.n_params, r.initial = float(entry["score"]), int(entry["n_params"]), entry["initial"]
-            r.digest = str(entry["digest"])
+            r.digest, r.curve = str(entry["digest"]), entry.get("curve")
+            if r.curve:
+                write_curve(r.directory, f"validation/{c.raw['metric']['name']}", r.curve)
             self.progress(
                 f"seed {r.directory.name.removeprefix('seed-')}: validation {c.raw['metric']['name']} "
                 f"{r.score:.4f} ({r.runtime_seconds:.1f} s)"

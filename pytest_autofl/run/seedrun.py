@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 JOB_NAME = "trial"
+ROUNDS_DIR = "rounds"  # in a seed run's directory: the global model after each round (``audit.RoundModels``)
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
 
@@ -29,6 +30,11 @@ class SeedRun:
     digest: str | None = None  # of the final model's outputs on the held-out inputs
     cpu_seconds: float | None = None  # the clients' CPU time, as the harness' meter (the zygote) measured it
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
+    curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
+
+    def round_models(self, rounds: int) -> tuple[Path, ...]:
+        """Where the harness' server filter saved the global model after rounds 1 .. ``rounds`` - 1."""
+        return tuple(self.directory / ROUNDS_DIR / f"round-{k}.pt" for k in range(1, rounds))
 
     @property
     def log_path(self) -> Path:

@@ -16,9 +16,18 @@ SURFACE_PACKAGE = "autofl_surface"
 ARCH_KNOB = "arch"  # the surface's model is ``Net(arch, seed)`` (rule AF130): the knob that picks ``arch``
 
 
-def model_entry(params: dict[str, Any], seed: int, path: Path, task: dict[str, int]) -> dict[str, Any]:
-    """What the evaluator needs to rebuild and load one final global model."""
-    return {"arch": params[ARCH_KNOB], "seed": seed, "path": str(path), "task": task}
+def model_entry(
+    params: dict[str, Any], seed: int, path: Path, task: dict[str, int], rounds: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """What the evaluator needs to rebuild and load one final global model (and the per-round models, if
+    any, for its curve)."""
+    return {
+        "arch": params[ARCH_KNOB],
+        "seed": seed,
+        "path": str(path),
+        "task": task,
+        "rounds": [str(p) for p in rounds],
+    }
 
 
 PATCH_FILE = "patch.json"

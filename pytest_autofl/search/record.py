@@ -176,6 +176,7 @@ class Provenance:
             screen_score=result.screen.score if result.screen is not None else None,
             screen_incumbent=result.screen_incumbent,
             confirm=confirm,
+            curves=result.curves or None,
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,
             proposer=candidate.proposer,

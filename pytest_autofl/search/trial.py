@@ -65,6 +65,13 @@ class TrialResult:
         return {r.seed: r.score for r in self.runs if r.score is not None}
 
     @property
+    def curves(self) -> dict[int, tuple[float | None, ...]]:
+        """Validation after each round of every selection seed (curves to look at; never used to select)."""
+        return {
+            r.seed: tuple(None if v is None else round(v, 6) for v in r.curve) for r in self.runs if r.curve
+        }
+
+    @property
     def confirm_scores(self) -> dict[int, float]:
         selection = {r.seed for r in self.runs}
         return {r.seed: r.score for r in self.extra_runs if r.score is not None and r.seed not in selection}
