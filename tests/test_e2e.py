@@ -20,8 +20,8 @@ from pytest_autofl.ledger.analysis import load_ledger
 pytestmark = pytest.mark.e2e
 
 
-def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
-    result = pytester.runpytest("--autofl-iterations=2", "-p", "no:cacheprovider")
+def test_search_runs_real_candidates_and_writes_verdicts(pytester, project, monkeypatch):
+    result = pytester.runpytest("--autofl-iterations=2", "--autofl-mlflow", "-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
@@ -59,6 +59,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter
     assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
     assert processes_under(project) == []
+    _curves_are_in_the_ledger_tensorboard_and_mlflow(project, frame, monkeypatch)
 
     # A reviewer re-runs the baseline row exactly and sees the same scores, also with every simulator
     # process importing torch and nvflare itself (plain SimEnv's process model) instead of prefork's.
@@ -84,7 +85,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     frame = load_ledger(project / "results.tsv")
     assert len(frame) == 3 and frame["candidate_id"].nunique() == 3
     assert frame["incumbent_id"].iloc[2] != ""
-    again.stdout.fnmatch_lines(["report: out*report.md (+ report.json, progress.png)"])
+    again.stdout.fnmatch_lines(["report: out*report.md (+ report.json, progress.png, curves.png)"])
     facts = json.loads(again.stdout.lines[-1])
     assert facts["rows"] == 3 and facts["sessions"] == 2
     assert facts["session"]["row_ids"] == [frame["row_id"].iloc[2]]
@@ -95,6 +96,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     )
     assert json.loads((project / "out" / "report.json").read_text())["session"] == facts["session"]
     assert (project / "out" / "progress.png").stat().st_size > 10_000
+    assert (project / "out" / "curves.png").stat().st_size > 10_000
     assert "held-out test (this session" in (project / "out" / "report.md").read_text().lower()
 
 
@@ -376,3 +378,33 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
     finally:
         deployment.stop()
     assert _gone_within(project, 20) == []
+
+
+def _curves_are_in_the_ledger_tensorboard_and_mlflow(project: Path, frame: pd.DataFrame, monkeypatch) -> None:
+    """Each seed run's validation after rounds 0 (the start), 1 and 2 (the final model): in the ledger, as
+    TensorBoard scalars in the seed run's directory, and in one MLflow run per candidate."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for i in range(2):
+        curves, scores = json.loads(frame["curves"].iloc[i]), json.loads(frame["seed_scores"].iloc[i])
+        assert sorted(curves) == ["0", "1"] and all(len(c) == 3 and None not in c for c in curves.values())
+        assert {s: c[-1] for s, c in curves.items()} == pytest.approx(scores)
+        trial_dir = project / frame["artifacts"].iloc[i].split(";")[0]
+        for seed, curve in curves.items():
+            events = EventAccumulator(str(trial_dir / f"seed-{seed}"))
+            events.Reload()
+            points = [(e.step, e.value) for e in events.Scalars("validation/accuracy")]
+            assert points == [(step, pytest.approx(v, abs=1e-6)) for step, v in enumerate(curve)]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient((project / ".autofl" / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name("autofl-digits-smoke")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert sorted(runs) == sorted(frame["candidate_id"])
+    for i, candidate_id in enumerate(frame["candidate_id"]):
+        run = runs[candidate_id]
+        assert run.data.params == {k: str(v) for k, v in json.loads(frame["params"].iloc[i]).items()}
+        assert run.data.tags["autofl.verdict"] == frame["status"].iloc[i]
+        assert run.data.metrics["score"] == pytest.approx(float(frame["score"].iloc[i]))
+        history = client.get_metric_history(run.info.run_id, "validation_seed_0")
+        assert [m.step for m in history] == [0, 1, 2]

@@ -53,6 +53,7 @@ class MlflowRuns:
 
         if row.is_literature:
             return None
+        row = Row.parse(row.fields())  # the values exactly as the ledger has them
         run = self.client.create_run(self._experiment(row.benchmark), run_name=row.candidate_id)
         run_id = run.info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in sorted(row.params.items())]

@@ -8,8 +8,10 @@ not from anything candidate code writes about itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 
 import numpy as np
 from nvflare.apis.dxo import from_shareable
@@ -54,23 +56,26 @@ class RoundModels(Filter):
     def __init__(self, directory: str):
         super().__init__()
         self.directory = directory
+        self._lock = threading.Lock()
 
     def process(self, shareable: Shareable, fl_ctx: FLContext) -> Shareable:
+        """Never raises: the same round's tasks to several clients pass here at once, and a curve's point is
+        not worth a failed run."""
+        current = shareable.get_header(AppConstants.CURRENT_ROUND)
+        if isinstance(current, int) and current >= 1:
+            # a model the curve cannot read is a missing point
+            with self._lock, contextlib.suppress(Exception):
+                self._save(shareable, os.path.join(self.directory, f"round-{current}.pt"))
+        return shareable
+
+    def _save(self, shareable: Shareable, path: str) -> None:
         import torch
 
-        current = shareable.get_header(AppConstants.CURRENT_ROUND)
-        if not isinstance(current, int) or current < 1:
-            return shareable
-        path = os.path.join(self.directory, f"round-{current}.pt")
         if os.path.exists(path):  # one copy per round, whichever client's task comes first
-            return shareable
-        try:
-            weights = from_shareable(shareable).data or {}
-            state = {k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
-        except Exception:  # noqa: BLE001 - a model the curve cannot read is a missing point, not a failure
-            return shareable
+            return
+        weights = from_shareable(shareable).data or {}
+        state = {k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()}
         os.makedirs(self.directory, exist_ok=True)
-        tmp = f"{path}.tmp"
+        tmp = f"{path}.{os.getpid()}.tmp"
         torch.save(state, tmp)
         os.replace(tmp, path)
-        return shareable
