@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from pytest_autofl.core.contract import site_names
+from pytest_autofl.core.progress import Round
 from pytest_autofl.run.job import CONTROL_TAG
 from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.run.surface import PATCH_FILE
@@ -23,6 +24,7 @@ class Scripted:
 
     def __init__(self, candidate, contract, surface_dir, shard_dir, trial_dir, progress):
         self.candidate, self.contract, self.trial_dir = candidate, contract, trial_dir
+        self.progress = progress
         if candidate.files:  # as the real runner saves it with the artifacts
             trial_dir.mkdir(parents=True, exist_ok=True)
             (trial_dir / PATCH_FILE).write_text(json.dumps(dict(candidate.files)))
@@ -39,7 +41,9 @@ class Scripted:
             run.initial = {"score": 0.1, "chance": 0.1, "digest": "start"}
             run.digest = "moved" if self.candidate.description in Scripted.injected else "start"
             return run
-        sites = site_names(self.contract.num_clients)
+        sites, rounds = site_names(self.contract.num_clients), self.contract.rounds
+        for done in range(rounds + 1):  # as the real runner reports a seed run: started, then each round
+            self.progress(Round(f"{seed}{tag}", done, rounds, len(sites)))
         run.audit = [
             {"round": r, "site": s, "steps": 1, "tensors": 6, "values": 8970}
             for r in range(self.contract.rounds)

@@ -170,6 +170,7 @@ def test_ctrl_c_mid_run_leaves_no_process_no_partial_row_and_resumes(pytester, p
             "pytest",
             "--autofl-iterations=1",
             "--autofl-parallel=1",
+            "-v",  # a seed run's rounds are shown with -v
             "-p",
             "no:cacheprovider",
         ],
@@ -260,7 +261,7 @@ def _start(project, *args):
     import sys
 
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", *args, "-v", "-p", "no:cacheprovider"],  # -v: rounds are shown
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,6 +11,7 @@ import pytest
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.plugin import hookspec
 from pytest_autofl.plugin.controller import Controller
+from pytest_autofl.plugin.emit import DISPLAY
 from pytest_autofl.plugin.fixtures import autofl_contract, autofl_slot, autofl_split, autofl_trial
 from pytest_autofl.plugin.items import (
     RERUN_ROW,
@@ -119,6 +120,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return 1
     print("autofl check: contract, schema, surface and ledger are valid")
     return 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The live view is gone before the summary (also after Ctrl-C or a stopped session)."""
+    if DISPLAY in session.config.stash:
+        session.config.stash[DISPLAY].close()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -11,9 +11,9 @@ import pytest
 
 from pytest_autofl.core.errors import AutoFLError
 from pytest_autofl.plugin.controller import LedgerRefused
-from pytest_autofl.plugin.emit import emitter
+from pytest_autofl.plugin.emit import display, emitter
 from pytest_autofl.plugin.options import SETTINGS, worker_input
-from pytest_autofl.plugin.wiring import search_for
+from pytest_autofl.plugin.wiring import SEARCH, search_for
 
 SLOT_FIXTURE = "autofl_slot"
 RESULT = pytest.StashKey[Any]()  # the TrialResult of a candidate item
@@ -53,9 +53,22 @@ def pytest_runtest_makereport(
     """The verdict is decided and the row recorded as soon as the candidate's call phase ends, so the proposer
     sees it before the next item and an interrupted search loses no finished candidate."""
     report = yield
+    if call.when == "call" and SLOT_FIXTURE in getattr(item, "fixturenames", ()):
+        try:
+            return _recorded(item, call, report)
+        finally:  # the live view steps aside before pytest writes the outcome
+            search = item.config.stash.get(SEARCH, None)
+            best = search.incumbent if search is not None else None
+            display(item.config).candidate_finished(f"{best.candidate_id} {best.score:.4f}" if best else "")
+    if call.excinfo is not None and isinstance(call.excinfo.value, LedgerRefused):
+        return _stopped(item, report, call.excinfo.value)
+    return report
+
+
+def _recorded(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> pytest.TestReport:
     if call.excinfo is not None and isinstance(call.excinfo.value, LedgerRefused):
         return _stopped(item, report, call.excinfo.value)  # a literature row, written during the call
-    if call.when != "call" or RESULT not in item.stash:
+    if RESULT not in item.stash:
         return report
     from pytest_autofl.search.rerun import outcome_line
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.progress import Progress, Round
 from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
 from pytest_autofl.run.meter import Meter
@@ -126,7 +126,7 @@ def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox
 def run_simulation(
     spec: dict[str, Any],
     contract: Contract,
-    progress: Callable[[str], None],
+    progress: Progress,
     tag: str = "",
     preload: bool = True,
     sandbox: Sandbox = NO_SANDBOX,
@@ -142,7 +142,7 @@ def run_simulation(
 
     def on_line(line: str) -> None:
         if match := _ROUND_RE.search(line):
-            progress(f"seed {seed}{tag}: round {int(match.group(1)) + 1}/{contract.rounds}")
+            progress(Round(f"{seed}{tag}", int(match.group(1)) + 1, contract.rounds))
 
     cap = contract.budget["wall_clock_seconds"]
     meter = Meter()

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
+from pytest_autofl.core.progress import Progress, Round
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run.curves import write_curve
@@ -51,7 +52,7 @@ def beside(trial_dir: Path, what: str) -> Path:
 
 
 # (candidate, contract, surface_dir, shard_dir, trial_dir, progress) -> a Runner
-RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Callable[[str], None]], Runner]
+RunnerFactory = Callable[[Candidate, Contract, Path, Path, Path, Progress], Runner]
 
 
 class CandidateRunner:
@@ -65,7 +66,7 @@ class CandidateRunner:
         surface_dir: Path,
         shard_dir: Path,
         trial_dir: Path,
-        progress: Callable[[str], None],
+        progress: Progress,
         startup_kit: Path | None = None,
         preload: bool = True,
         sandbox: Sandbox = NO_SANDBOX,
@@ -140,9 +141,7 @@ class CandidateRunner:
         """One seed (``tag`` separates a repeat of the same seed); the error, if any, is on the SeedRun.
         ``evaluate=False`` leaves the scoring to a later ``evaluate`` call that scores several runs at once."""
         c = self.contract
-        self.progress(
-            f"seed {seed}{tag}: starting NVFlare SimEnv ({c.num_clients} clients x {c.rounds} rounds)"
-        )
+        self.progress(Round(f"{seed}{tag}", 0, c.rounds, c.num_clients))
         self._warm_evaluator()
         try:
             spec = self._spec(seed, tag)

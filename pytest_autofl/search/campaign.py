@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract, check_pin, load_contract, sha256_of
+from pytest_autofl.core.progress import Progress, labelled
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.core.verdict import Verdict
 from pytest_autofl.data import datasets
@@ -71,7 +72,7 @@ class Search:
         surface_dir: Path,
         workdir: Path,
         ledger_path: Path,
-        progress: Callable[[str], None] = print,
+        progress: Progress = print,
         calibrate: bool = False,
         force: bool = False,
         parallel: int = 1,
@@ -184,7 +185,7 @@ class Search:
         and surface are reused instead of repeated."""
         contract = contract or self.contract
         shard_dir = self.shards().directory
-        progress = lambda m: self.progress(f"{label} {m}")  # noqa: E731
+        progress = labelled(self.progress, label)
         inner = self.runner_factory(candidate, contract, self.surface_dir, shard_dir, trial_dir, progress)
         if not reuse or self.force:
             return inner

@@ -15,6 +15,7 @@ from pytest_autofl.control.program import Program
 from pytest_autofl.core.candidate import Candidate, CandidateFactory
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.errors import ProposalRejected
+from pytest_autofl.core.progress import Progress
 from pytest_autofl.data.split import Shards
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.literature.cards import RUNS, Card, load_cards, verified
@@ -34,7 +35,7 @@ class LiteratureLoop:
     surface: dict[str, str]
     after: int  # the plateau rule
     record: Callable[[Review, Plateau], bool]  # writes the event row; False if another worker wrote it first
-    progress: Callable[[str], None]
+    progress: Progress
     _told: bool = False
 
     def pending(self, rows: Sequence[Row], tried: set[str]) -> Candidate | None:
@@ -115,7 +116,7 @@ class Host(Protocol):
     coordination: Coordination
     state: CampaignState
     sink: Callable[[Row], None]
-    progress: Callable[[str], None]
+    progress: Progress
 
     def shards(self) -> Shards: ...
 

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -25,6 +24,7 @@ import yaml
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract, site_names
 from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.core.progress import Progress
 from pytest_autofl.run.commands import NVFLARE_CLI, POC_WATCHDOG, python_module
 from pytest_autofl.run.envs import EnvironmentSetup
 from pytest_autofl.run.flare_job import ADMIN
@@ -170,7 +170,7 @@ class PocEnvironment:
             surface_dir: Path,
             shard_dir: Path,
             trial_dir: Path,
-            progress: Callable[[str], None],
+            progress: Progress,
         ) -> Runner:
             kit = self.kit()
             return CandidateRunner(
