@@ -56,9 +56,12 @@ _posixsubprocess.fork_exec = _guarded_fork_exec
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Pytester tests are marked subprocess; the real-FLARE tests (minutes) run first, so that under -n the
+    short tests fill in around them instead of one long test starting last."""
     for item in items:
         if "pytester" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.subprocess)
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: the file order otherwise
 
 
 @pytest.fixture(autouse=True)

@@ -58,7 +58,8 @@ def test_the_board_draws_rounds_as_bars_and_measures_simulations_and_candidates(
     assert board.eta() == 105.0
 
 
-def test_the_live_view_draws_the_board_and_prints_lines_above_it():
+def test_the_live_view_draws_the_board_and_prints_lines_above_it(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "150")  # a StringIO has no size: rich takes $COLUMNS
     board, out = Board(total=2), io.StringIO()
     view = LiveView(board, out)
     board.round(Round("0", 1, 2, label="[autofl 01] fedavg-1 (baseline)"))

@@ -42,7 +42,10 @@ class Running:
     def look(self) -> str:
         seed = self.seeds.get(self.latest)
         where = f"seed {self.latest}: round {seed[0]}/{seed[1]}" if seed else "proposing"
-        return f"seeds {', '.join(self.seeds)} | {where}" if len(self.seeds) > 1 else where
+        if len(self.seeds) == 1:
+            return where
+        seeds = f"seeds {', '.join(self.seeds)}" if len(self.seeds) <= 3 else f"{len(self.seeds)} seed runs"
+        return f"{seeds} | {where}"
 
 
 class Board:
@@ -133,9 +136,13 @@ class LiveView:
         from rich.text import Text
 
         grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, overflow="ellipsis", max_width=60)  # the label gives way, nothing wraps
+        for _ in range(3):
+            grid.add_column(no_wrap=True)
+        grid.add_column(no_wrap=True, overflow="ellipsis")
         for label, done, total, elapsed, look in self.board.rows():
             bar = ProgressBar(total=max(total, 1), completed=done, width=24)
-            grid.add_row(Text(label[:70], style="bold"), bar, f"{done}/{total} rounds", elapsed, look)
+            grid.add_row(Text(label, style="bold"), bar, f"{done}/{total} rounds", elapsed, look)
         return Group(grid, Text(self.board.status(), style="cyan"))
 
     def print(self, line: str) -> None:
