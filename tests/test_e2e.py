@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pytest_autofl.ledger.analysis import load_ledger
 pytestmark = pytest.mark.e2e
 
 
-def test_search_runs_real_candidates_and_writes_verdicts(pytester, project, monkeypatch):
+def test_search_runs_real_candidates_and_writes_verdicts(pytester, project):
     result = pytester.runpytest("--autofl-iterations=2", "--autofl-mlflow", "-v", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
@@ -59,7 +60,7 @@ def test_search_runs_real_candidates_and_writes_verdicts(pytester, project, monk
     assert len(audit) == 4  # 2 clients x 2 rounds reached the harness' audit filter
     assert pd.read_csv(project / "results.tsv", sep="\t").shape == (2, len(ledger.COLUMNS))
     assert processes_under(project) == []
-    _curves_are_in_the_ledger_tensorboard_and_mlflow(project, frame, monkeypatch)
+    _curves_are_in_the_ledger_tensorboard_and_mlflow(project, frame)
 
     # A reviewer re-runs the baseline row exactly and sees the same scores, also with every simulator
     # process importing torch and nvflare itself (plain SimEnv's process model) instead of prefork's.
@@ -381,31 +382,64 @@ def test_poc_runs_candidates_on_a_real_deployment_then_prod_reuses_one(pytester,
     assert _gone_within(project, 20) == []
 
 
-def _curves_are_in_the_ledger_tensorboard_and_mlflow(project: Path, frame: pd.DataFrame, monkeypatch) -> None:
-    """Each seed run's validation after rounds 0 (the start), 1 and 2 (the final model): in the ledger, as
-    TensorBoard scalars in the seed run's directory, and in one MLflow run per candidate."""
-    from mlflow.tracking import MlflowClient
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+_READ_BACK = """
+import json, sys
+from pathlib import Path
+from mlflow.tracking import MlflowClient
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+project, seed_dirs = Path(sys.argv[1]), json.loads(sys.argv[2])
+curves = {}
+for seed_dir in seed_dirs:
+    events = EventAccumulator(seed_dir)
+    events.Reload()
+    curves[seed_dir] = [[e.step, e.value] for e in events.Scalars("validation/accuracy")]
+client = MlflowClient((project / ".autofl" / "mlruns").as_uri())
+experiment = client.get_experiment_by_name("autofl-digits-smoke")
+runs = {}
+for run in client.search_runs([experiment.experiment_id]):
+    history = client.get_metric_history(run.info.run_id, "validation_seed_0")
+    runs[run.info.run_name] = {
+        "params": run.data.params,
+        "verdict": run.data.tags["autofl.verdict"],
+        "score": run.data.metrics["score"],
+        "steps": [m.step for m in history],
+    }
+print(json.dumps({"tensorboard": curves, "mlflow": runs}))
+"""
+
+
+def _curves_are_in_the_ledger_tensorboard_and_mlflow(project: Path, frame: pd.DataFrame) -> None:
+    """Each seed run's validation after rounds 0 (the start), 1 and 2 (the final model): in the ledger, as
+    TensorBoard scalars in the seed run's directory (TensorBoard's reader), and in one MLflow run per candidate
+    (MLflow's client). Both read in a process of their own: pytester takes back this process' modules after
+    the test, and numpy's extension modules cannot be imported twice."""
+    import subprocess
+    import sys
+
+    expected = {}
     for i in range(2):
         curves, scores = json.loads(frame["curves"].iloc[i]), json.loads(frame["seed_scores"].iloc[i])
         assert sorted(curves) == ["0", "1"] and all(len(c) == 3 and None not in c for c in curves.values())
         assert {s: c[-1] for s, c in curves.items()} == pytest.approx(scores)
         trial_dir = project / frame["artifacts"].iloc[i].split(";")[0]
-        for seed, curve in curves.items():
-            events = EventAccumulator(str(trial_dir / f"seed-{seed}"))
-            events.Reload()
-            points = [(e.step, e.value) for e in events.Scalars("validation/accuracy")]
-            assert points == [(step, pytest.approx(v, abs=1e-6)) for step, v in enumerate(curve)]
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = MlflowClient((project / ".autofl" / "mlruns").as_uri())
-    experiment = client.get_experiment_by_name("autofl-digits-smoke")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert sorted(runs) == sorted(frame["candidate_id"])
+        expected.update({str(trial_dir / f"seed-{seed}"): curve for seed, curve in curves.items()})
+    read = subprocess.run(
+        [sys.executable, "-c", _READ_BACK, str(project), json.dumps(sorted(expected))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"},
+        check=True,
+    )
+    found = json.loads(read.stdout.splitlines()[-1])
+    for seed_dir, curve in expected.items():
+        assert found["tensorboard"][seed_dir] == [
+            [step, pytest.approx(v, abs=1e-6)] for step, v in enumerate(curve)
+        ]
+    assert sorted(found["mlflow"]) == sorted(frame["candidate_id"])
     for i, candidate_id in enumerate(frame["candidate_id"]):
-        run = runs[candidate_id]
-        assert run.data.params == {k: str(v) for k, v in json.loads(frame["params"].iloc[i]).items()}
-        assert run.data.tags["autofl.verdict"] == frame["status"].iloc[i]
-        assert run.data.metrics["score"] == pytest.approx(float(frame["score"].iloc[i]))
-        history = client.get_metric_history(run.info.run_id, "validation_seed_0")
-        assert [m.step for m in history] == [0, 1, 2]
+        run = found["mlflow"][candidate_id]
+        assert run["params"] == {k: str(v) for k, v in json.loads(frame["params"].iloc[i]).items()}
+        assert run["verdict"] == frame["status"].iloc[i]
+        assert run["score"] == pytest.approx(float(frame["score"].iloc[i]))
+        assert run["steps"] == [0, 1, 2]

@@ -12,8 +12,8 @@ it as ``results.tsv.earlier-<time>``).
 
 from __future__ import annotations
 
+import itertools
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,10 +114,25 @@ def _replace(path: Path, text: str, suffix: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _write_new(stem: Path, data: bytes) -> Path:
+    """``data`` in a new file named ``stem`` (``stem-2``, ``stem-3``, ... if taken): one set-aside never
+    replaces another (one writer may set aside two torn tails within a second)."""
+    for n in itertools.count(1):
+        target = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
+        try:
+            with open(target, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            return target
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def _set_aside_torn_tail(path: Path, torn: bytes, keep: int) -> None:
     """Move a torn last line (a writer killed mid-append) to a file beside the ledger, then cut it off."""
-    aside = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    aside.write_bytes(torn)
+    _write_new(path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"), torn)
     with open(path, "r+b") as fh:
         fh.truncate(keep)
         fh.flush()
@@ -127,7 +142,7 @@ def _set_aside_torn_tail(path: Path, torn: bytes, keep: int) -> None:
 def _upgrade(path: Path, text: str) -> None:
     """Rewrite a ledger of an earlier release with the new columns (empty) at the end of every line; the
     original is kept beside it. Atomic: readers see the old file or the new one, never a mix."""
-    shutil.copy2(path, path.with_name(f"{path.name}.earlier-{time.strftime('%Y%m%dT%H%M%S')}"))
+    _write_new(path.with_name(f"{path.name}.earlier-{time.strftime('%Y%m%dT%H%M%S')}"), path.read_bytes())
     lines = text.split("\n")[:-1]
     added = len(COLUMNS) - len(lines[0].split("\t"))
     upgraded = [header_line().rstrip("\n")] + [line + "\t" * added for line in lines[1:]]
