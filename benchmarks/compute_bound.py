@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from scratch import ROOT, scratch_search
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pytest_autofl.core.candidate import Candidate  # noqa: E402
-from pytest_autofl.literature.cards import load_cards  # noqa: E402
-from pytest_autofl.proposers.candidate_file import load_candidate_file  # noqa: E402
-from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup  # noqa: E402
-from pytest_autofl.search.campaign import Search  # noqa: E402
+from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.literature.cards import load_cards
+from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 
 def overrun_client(k: int) -> str:
@@ -54,21 +49,9 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp:
-        search = Search(
-            rootdir=ROOT,
-            benchmarks_dir=ROOT / "benchmarks",
-            benchmark=args.benchmark,
-            surface_dir=ROOT / "surfaces",
-            workdir=Path(tmp) / "work",
-            ledger_path=Path(tmp) / "results.tsv",
-            progress=lambda line: None,
-            calibrate=False,
-            force=True,
-            parallel=args.parallel,
-            sandbox="on",
+        search = scratch_search(
+            Path(tmp), args.benchmark, calibrate=False, force=True, parallel=args.parallel, sandbox="on"
         )
-        setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
-        search.runner_factory = ENVIRONMENTS.get("sim")(setup).runner_factory()
         candidates: list[tuple[str, Candidate]] = [("baseline", search.factory.make({}))]
         for knob in args.knobs:
             name, value = knob.split("=")

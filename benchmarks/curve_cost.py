@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from scratch import scratch_search
 
-import pytest_autofl.run.runner as runner_module  # noqa: E402
-from pytest_autofl.search.campaign import Search  # noqa: E402
+import pytest_autofl.run.runner as runner_module
+from pytest_autofl.search.campaign import Search
 
 _SEED_SPEC = runner_module.seed_spec
 
@@ -59,21 +57,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autofl-curve-cost-") as tmp:
-        search = Search(
-            rootdir=ROOT,
-            benchmarks_dir=ROOT / "benchmarks",
-            benchmark=args.benchmark,
-            surface_dir=ROOT / "surfaces",
-            workdir=Path(tmp) / "work",
-            ledger_path=Path(tmp) / "results.tsv",
-            progress=lambda event: None,
-            force=True,
-            sandbox="auto",
-        )
-        from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
-
-        setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
-        search.runner_factory = ENVIRONMENTS.get("sim")(setup).runner_factory()
+        search = scratch_search(Path(tmp), args.benchmark, force=True, sandbox="auto")
         sims: dict[bool, list[float]] = {True: [], False: []}
         scoring: dict[bool, list[float]] = {True: [], False: []}
         scores: dict[bool, dict[int, float]] = {}

@@ -11,44 +11,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pytest_autofl.search.campaign import Search  # noqa: E402
+from scratch import scratch_search
 
 
 def one(mode: str, benchmark: str, tmp: Path) -> tuple[float, list[float], dict[int, float]]:
-    search = Search(
-        rootdir=ROOT,
-        benchmarks_dir=ROOT / "benchmarks",
-        benchmark=benchmark,
-        surface_dir=ROOT / "surfaces",
-        workdir=tmp / mode / "work",
-        ledger_path=tmp / mode / "results.tsv",
-        progress=lambda line: None,
-        calibrate=True,
-        force=True,
-        parallel=3,
-        sandbox=mode,
-    )
-    search.runner_factory = _factory(search)
+    search = scratch_search(tmp / mode, benchmark, calibrate=True, force=True, parallel=3, sandbox=mode)
     started = time.monotonic()
     result = search.run(search.factory.make({}), 1)
     wall = time.monotonic() - started
     assert result.error is None, result.error
     return wall, [r.runtime_seconds for r in result.runs + result.extra_runs], result.seed_scores
-
-
-def _factory(search: Search):  # the SimEnv runner with this search's sandbox, as --autofl-env sim builds it
-    from pytest_autofl.run.envs import ENVIRONMENTS, EnvironmentSetup
-
-    setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
-    return ENVIRONMENTS.get("sim")(setup).runner_factory()
 
 
 def main() -> None:
