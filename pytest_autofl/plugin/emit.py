@@ -80,8 +80,8 @@ class Live:
         self._fresh = True
 
     def close(self) -> None:
+        """The view is erased; a line that still comes (the summary's) prints plainly on the same terminal."""
         self.view.hide()
-        self.view.console.file.close()
 
 
 def display(config: pytest.Config) -> Plain | Live:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -40,8 +41,8 @@ class Running:
         return sum(t for _, t in self.seeds.values())
 
     def look(self) -> str:
-        seed = self.seeds.get(self.latest)
-        where = f"seed {self.latest}: round {seed[0]}/{seed[1]}" if seed else "proposing"
+        done, total = self.seeds[self.latest]
+        where = f"seed {self.latest}: round {done}/{total}"
         if len(self.seeds) == 1:
             return where
         seeds = f"seeds {', '.join(self.seeds)}" if len(self.seeds) <= 3 else f"{len(self.seeds)} seed runs"
@@ -51,7 +52,7 @@ class Running:
 class Board:
     """What the live view shows, fed by round events and finished candidates; ``now`` is injectable."""
 
-    def __init__(self, total: int, now: Any = time.monotonic):
+    def __init__(self, total: int, now: Callable[[], float] = time.monotonic):
         self.total, self.now = total, now
         self.finished = 0
         self.incumbent = ""
@@ -80,6 +81,7 @@ class Board:
             if started:
                 self.candidate_seconds.append(now - min(started))
             self.running.clear()
+            self._run_started.clear()  # a seed run that crashed never reached its last round
             self.finished += 1
             self.incumbent = incumbent
 

@@ -12,10 +12,11 @@ import os
 import re
 from pathlib import Path
 
+from pytest_autofl.core.verdict import CRASH, INVALID
 from pytest_autofl.ledger.row import Row
 
 LOCAL_STORE = "mlruns"  # under the work directory, when --autofl-mlflow names no URI
-_FAILED = ("crash", "invalid")
+_FAILED = (CRASH, INVALID)
 _CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
 
 
