@@ -132,3 +132,9 @@ def test_a_tracking_uri_mlflow_cannot_use_is_one_line_and_no_runs(tmp_path):
 
 def test_the_ledger_layout_grows_by_the_curves_column():
     assert ledger.COLUMNS[-1] == "curves"
+
+
+def test_a_bare_mlflow_flag_that_swallowed_a_test_path_is_a_usage_error(pytester, project):
+    with pytest.raises(pytest.UsageError, match="--autofl-mlflow took 'benchmarks' .* --autofl-mlflow=URI"):
+        pytester.parseconfigure("--autofl-mlflow", "benchmarks")
+    assert pytester.parseconfigure("--autofl-mlflow=http://127.0.0.1:5000", "benchmarks")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_autofl.plugin.planned import count, planned, read_program, source, switch, value
+from pytest_autofl.plugin.planned import count, planned, read_program, source, switch, tracking_uri, value
 
 PER_CORE = 3  # simulations per core for --autofl-parallel=auto: a run keeps a core busy ~1/3 of its wall time
 
@@ -246,7 +246,7 @@ def read_settings(config: pytest.Config) -> Settings:
         proposer=planned(config, "autofl_proposer", program, strict=False),
         sandbox=value(config, "autofl_sandbox"),
         screen=switch(config, "autofl_screen"),
-        mlflow=value(config, "autofl_mlflow") or None,
+        mlflow=tracking_uri(config, root),
         proposer_options=_proposer_options(config, program, root),
     )
 

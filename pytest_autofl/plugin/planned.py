@@ -71,3 +71,14 @@ def count(config: pytest.Config, ini: str, minimum: int, auto: int | None = None
     if number < minimum:
         raise pytest.UsageError(f"{flag} must be >= {minimum}, got {number}")
     return number
+
+
+def tracking_uri(config: pytest.Config, root: Path) -> str | None:
+    """The MLflow tracking URI; a bare ``--autofl-mlflow`` before a test path would take the path as its URI."""
+    uri = value(config, "autofl_mlflow")
+    if uri and ":" not in uri and (root / uri).exists():
+        raise pytest.UsageError(
+            f"--autofl-mlflow took {uri!r} (a path in the project) as its tracking URI; "
+            "write --autofl-mlflow=URI, or put the bare flag after the test paths"
+        )
+    return uri or None
