@@ -12,6 +12,7 @@ it as ``results.tsv.earlier-<time>``).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -115,8 +116,9 @@ def _replace(path: Path, text: str, suffix: str) -> None:
 
 
 def _write_new(stem: Path, data: bytes) -> Path:
-    """``data`` in a new file named ``stem`` (``stem-2``, ``stem-3``, ... if taken): one set-aside never
-    replaces another (one writer may set aside two torn tails within a second)."""
+    """``data`` in a new file named ``stem`` (``stem-2``, ``stem-3``, ... if taken by other bytes): a set-aside
+    never replaces another, and the same bytes set aside again (a writer killed between setting a torn tail
+    aside and cutting it off, the next one finding it) stay one file."""
     for n in itertools.count(1):
         target = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
         try:
@@ -126,13 +128,17 @@ def _write_new(stem: Path, data: bytes) -> Path:
                 os.fsync(fh.fileno())
             return target
         except FileExistsError:
-            continue
+            if target.read_bytes() == data:
+                return target
     raise AssertionError("unreachable")
 
 
 def _set_aside_torn_tail(path: Path, torn: bytes, keep: int) -> None:
-    """Move a torn last line (a writer killed mid-append) to a file beside the ledger, then cut it off."""
-    _write_new(path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"), torn)
+    """Move a torn last line (a writer killed mid-append) to a file beside the ledger, named by where it
+    starts and what it holds (found again after a writer died before cutting it off, it is the same file),
+    then cut it off."""
+    name = f"{path.name}.torn-at-{keep}-{hashlib.sha256(torn).hexdigest()[:12]}"
+    _write_new(path.with_name(name), torn)
     with open(path, "r+b") as fh:
         fh.truncate(keep)
         fh.flush()
