@@ -65,6 +65,7 @@ class RoundModels(Filter):
         if isinstance(current, int) and current >= 1:
             # a model the curve cannot read is a missing point
             with self._lock, contextlib.suppress(Exception):
+                # the name SeedRun.round_models reads (seedrun.py is not visible in the sandbox this runs in)
                 self._save(shareable, os.path.join(self.directory, f"round-{current}.pt"))
         return shareable
 
