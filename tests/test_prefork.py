@@ -163,11 +163,11 @@ def test_socket_directories_of_killed_launchers_are_swept(tmp_path, monkeypatch)
 def test_the_meter_reads_the_zygotes_line_and_nothing_else():
     import os
 
-    from pytest_autofl.run.meter import Meter, report
+    from pytest_autofl.run.meter import Measurement, Meter, report
 
     meter = Meter()
-    report(meter.fds[0], {"site-1": 0.25, "": 0.5})
-    assert meter.read() == {"site-1": 0.25, "": 0.5}
+    report(meter.fds[0], {"site-1": 0.25, "": 0.5}, {"site-2": "SIGKILL"})
+    assert meter.read() == Measurement({"site-1": 0.25, "": 0.5}, {"site-2": "SIGKILL"})
     silent = Meter()
     os.close(silent.fds[0])  # the zygote was killed before it reported
     assert silent.read() is None

@@ -9,7 +9,6 @@ import pytest
 
 from pytest_autofl.core.contract import Limits
 from pytest_autofl.run.processes import Watch, exit_text, python_env, run_tree
-from pytest_autofl.run.seedrun import first_error
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
@@ -141,22 +140,3 @@ def test_the_kernel_refuses_a_single_process_past_its_limits_at_once(tmp_path, c
 )
 def test_an_exit_status_names_the_signal_that_ended_it(code, said):
     assert exit_text(code) == said
-
-
-def test_a_failed_run_is_named_by_the_exception_its_client_raised(tmp_path):
-    """NVFlare logs an exception at import only as a trainer thread that exited; the traceback is in the log."""
-    (tmp_path / "site-1").mkdir()
-    (tmp_path / "site-1" / "error_log.txt").write_text(
-        "2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available\n"
-    )
-    log = tmp_path / "run.log"
-    shim = "Traceback (most recent call last):\n  File 'shim.py'\nOSError: [Errno 22] Invalid argument\n"
-    log.write_text(shim)  # a consequence elsewhere in the run, not what the client raised
-    assert "OSError" not in (first_error(tmp_path, log) or "")
-    thread = "Exception in thread client_api_in_process_trainer:\nTraceback (most recent call last):\n"
-    log.write_text(shim + thread + "  File 'x.py'\nImportError: broken at import\n")
-    assert first_error(tmp_path, log) == "site-1: ImportError: broken at import"
-    assert first_error(tmp_path) == (
-        "site-1: 2026-12-02 - ClientAPIExecutor - ERROR - in-process trainer is no longer available"
-    )
-    assert first_error(tmp_path / "site-1") is None  # no error logs: nothing failed

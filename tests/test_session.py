@@ -200,3 +200,37 @@ def test_a_code_change_incumbent_is_confirmed_against_as_the_code_it_is(make_ses
     assert s.record(s.run(s.factory.make({"aggregator": "fedavgm"}), 3)).status == "keep"
     confirm = [seed for sha, seed in Scripted.patched if sha == patch.patch_sha]
     assert confirm and all(seed >= 1000 for seed in confirm)  # the incumbent's reruns ran its patch
+
+
+def test_the_machines_retries_and_recoveries_go_in_the_row_not_in_the_verdict(make_session, monkeypatch):
+    """A seed run the machine broke and FLARE's recovered messaging errors are recorded in the row (retries,
+    their reasons, recovered, the infrastructure's fingerprint); the verdict is the one an undisturbed run gets."""
+    from pytest_autofl.run import infrastructure
+
+    s = make_session()
+    step(s, 1)
+    original = Scripted.run
+
+    def disturbed(self, seed, tag="", evaluate=True):
+        run = original(self, seed, tag, evaluate)
+        if self.candidate.description == "fedprox_mu=0.1" and seed == 1:
+            run.retries = [f"seed {seed}: simulator exited with code 1: OSError: no 2 free ports left"]
+            run.recovered = ["site-1: ... programming error: received TIMEOUT from server"] * 2
+        return run
+
+    Scripted.effects = {"fedprox_mu=0.1": 0.08}
+    monkeypatch.setattr(Scripted, "run", disturbed)
+    step(s, 2)
+    _, v = step(s, 3)
+    rows = ledger.read_rows(s.ledger_path)
+    disturbed_row, quiet = rows[-1], rows[0]
+    assert disturbed_row.candidate_id.startswith("fedavg+prox") and v.status == "keep"
+    assert disturbed_row.retry_reasons == (
+        "seed 1: simulator exited with code 1: OSError: no 2 free ports left",
+    )
+    assert disturbed_row.recovered == 2 and quiet.recovered == 0 and quiet.retry_reasons == ()
+    assert {r.infra for r in rows} == {infrastructure.fingerprint()}
+    fields = disturbed_row.fields()
+    assert fields["retries"] == "1" and json.loads(fields["retry_reasons"]) == list(
+        disturbed_row.retry_reasons
+    )

@@ -8,14 +8,17 @@ import pytest
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.schema import load_schema
-from pytest_autofl.run.job import TASK_REQUEST_INTERVAL, export_jobs, seed_spec
+from pytest_autofl.run import infrastructure
+from pytest_autofl.run.job import export_jobs, seed_spec
 from pytest_autofl.run.seedrun import JOB_NAME
 from pytest_autofl.run.surface import prepare_surface
 
 pytestmark = pytest.mark.subprocess  # process trees, prefork, the evaluator: seconds each
 
 
-def test_the_polling_interval_lands_where_the_server_reads_it(repo, smoke_contract, tmp_path):
+def test_the_infrastructure_settings_land_where_the_server_and_clients_read_them(
+    repo, smoke_contract, tmp_path
+):
     params = load_schema(repo / "surfaces").defaults()
     candidate = Candidate(params=params, family="fedavg", description="baseline")
     parent = prepare_surface(repo / "surfaces", tmp_path)
@@ -25,5 +28,10 @@ def test_the_polling_interval_lands_where_the_server_reads_it(repo, smoke_contra
     server = json.loads(config.read_text())
     # NVFlare's ServerJsonConfigurator only honours the path "server.task_request_interval"; a top-level key
     # is silently ignored (and the server keeps its 2 s default).
-    assert server["server"]["task_request_interval"] == TASK_REQUEST_INTERVAL
+    assert server["server"]["task_request_interval"] == 0.1
     assert "task_request_interval" not in server
+    # The clients' message timeouts are ConfigService variables: top-level keys of config_fed_client.json.
+    (config,) = (tmp_path / "seed-0" / "job" / JOB_NAME).rglob("config_fed_client.json")
+    client = json.loads(config.read_text())
+    assert {k: client[k] for k in infrastructure.CLIENT_CONFIG} == infrastructure.CLIENT_CONFIG
+    assert client["task_check_timeout"] == 60.0

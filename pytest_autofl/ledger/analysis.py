@@ -20,7 +20,7 @@ from pytest_autofl.core.stats import Interval, t_interval
 from pytest_autofl.core.verdict import LITERATURE, ROW_STATUSES
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.ledger.columns import COLUMNS, NUMERIC_COLUMNS
-from pytest_autofl.ledger.row import TypedColumns
+from pytest_autofl.ledger.typed_columns import TypedColumns
 
 RAN = ("keep", "narrow", "discard")  # statuses whose score is a real measurement
 

@@ -46,10 +46,11 @@ COLUMNS_0_2 = EARLIER_COLUMNS + ("proposer", "source", "cites", "sandbox", "chai
 COLUMNS_0_3 = COLUMNS_0_2 + ("cpu_seconds", "llm_calls", "llm_tokens_in", "llm_tokens_out", "llm_seconds")
 COLUMNS_0_4 = COLUMNS_0_3 + ("event",)
 COLUMNS_0_5 = COLUMNS_0_4 + ("screen_score", "screen_incumbent")
-COLUMNS = COLUMNS_0_5 + ("curves",)
+COLUMNS_0_6 = COLUMNS_0_5 + ("curves",)
+COLUMNS = COLUMNS_0_6 + ("retries", "retry_reasons", "recovered", "infra")
 # Every layout a ledger of ours has had, newest first: an older ledger gets the new columns (empty) at the end
 # of every line on its next append. Columns after ``chain`` are chained as name=value when set (ledger.chain).
-LAYOUTS = (COLUMNS, COLUMNS_0_5, COLUMNS_0_4, COLUMNS_0_3, COLUMNS_0_2, EARLIER_COLUMNS)
+LAYOUTS = (COLUMNS, COLUMNS_0_6, COLUMNS_0_5, COLUMNS_0_4, COLUMNS_0_3, COLUMNS_0_2, EARLIER_COLUMNS)
 NUMERIC_COLUMNS = (
     "score",
     "runtime_seconds",
@@ -70,4 +71,6 @@ NUMERIC_COLUMNS = (
     "llm_seconds",
     "screen_score",
     "screen_incumbent",
+    "retries",
+    "recovered",
 )

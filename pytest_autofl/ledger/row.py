@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_autofl.core.candidate import ProposalCost
 from pytest_autofl.core.contract import canonical_json
-from pytest_autofl.core.verdict import CRASH, INVALID, KEEP, LITERATURE, ROW_STATUSES, SCREENED
-from pytest_autofl.ledger.columns import COLUMNS, NUMERIC_COLUMNS
+from pytest_autofl.core.verdict import KEEP, LITERATURE
+from pytest_autofl.ledger.columns import COLUMNS
+from pytest_autofl.ledger.typed_columns import NO_SCORE, TypedColumns
 
 
 class RowFormatError(ValueError):
@@ -23,111 +24,6 @@ class RowFormatError(ValueError):
 
 def _opt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
-
-
-# One JSON value at an offset: json.loads without its per-call overhead (four JSON columns per row).
-_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_NO_SCORE = (CRASH, INVALID, LITERATURE, SCREENED)  # rows without a contract score
-_JSON_COLUMNS = {"params": dict, "seed_scores": dict, "confirm": dict, "cites": list, "curves": dict}
-
-
-def _number(text: str) -> float | None:
-    return float(text) if text else None
-
-
-def _json_value(text: str) -> Any:
-    if not text:
-        return None
-    value, end = _SCAN(text, 0)
-    if end != len(text):
-        raise ValueError("extra data")
-    return value
-
-
-class TypedColumns:
-    """The typed columns of many rows, each converted in one pass (a 10,000-row ledger in a fraction of a
-    second): ``numbers`` (None where empty), ``json``, and ``problems``, the first problem of each row that
-    does not parse, by index."""
-
-    def __init__(self, table: Mapping[str, Sequence[str]], count: int):
-        self.table, self.count = table, count
-        self.problems: dict[int, str] = {}
-        for index, status in enumerate(self.text("status")):
-            if status not in ROW_STATUSES:
-                self.problems[index] = f"unknown status {status!r}"
-        self.numbers = {name: self._numbers(name) for name in NUMERIC_COLUMNS}
-        self.json = {name: self._convert(name, _json_value, "is not JSON") for name in _JSON_COLUMNS}
-        for name, kind in _JSON_COLUMNS.items():
-            values = self.json[name]
-            for index in [i for i, v in enumerate(values) if v is not None and type(v) is not kind]:
-                self.problems.setdefault(index, f"column {name} must be a JSON {kind.__name__}")
-        for index, scores in enumerate(self.json["seed_scores"]):
-            try:
-                self.json["seed_scores"][index] = {int(k): float(v) for k, v in (scores or {}).items()}
-            except (TypeError, ValueError, AttributeError):
-                text = self.text("seed_scores")[index]
-                self.problems.setdefault(index, f"column seed_scores = {text[:60]!r} is not seed: score")
-        for index, curves in enumerate(self.json["curves"]):
-            try:
-                self.json["curves"][index] = {
-                    int(k): tuple(None if v is None else float(v) for v in c) for k, c in curves.items()
-                }
-            except (TypeError, ValueError, AttributeError):
-                if curves is not None:
-                    text = self.text("curves")[index]
-                    self.problems.setdefault(index, f"column curves = {text[:60]!r} is not seed: [scores]")
-
-    def _numbers(self, name: str) -> list[float | None]:
-        texts = self.text(name)
-        if not any(texts):
-            return [None] * self.count
-        try:  # inline, no call per value: most of the columns of a row are numbers
-            return [float(text) if text else None for text in texts]
-        except ValueError:
-            return self._convert(name, _number, "is not a number")
-
-    def _convert(self, name: str, convert: Callable[[str], Any], what: str) -> list[Any]:
-        texts = self.text(name)
-        try:
-            return [convert(text) for text in texts]
-        except (ValueError, StopIteration):  # find every row that does not parse, one by one
-            out: list[Any] = []
-            for index, text in enumerate(texts):
-                try:
-                    out.append(convert(text))
-                except (ValueError, StopIteration):
-                    out.append(None)
-                    self.problems.setdefault(index, f"column {name} = {text[:60]!r} {what}")
-            return out
-
-    def column(self, name: str) -> Sequence[Any]:
-        """The values of the Row field ``name`` for every row."""
-        number, js = self.numbers, self.json
-        if name in ("params", "confirm", "seed_scores", "curves"):
-            return [v or {} for v in js[name]] if name == "params" else js[name]
-        if name == "score":
-            statuses = self.text("status")
-            return [n if s not in _NO_SCORE else None for n, s in zip(number["score"], statuses, strict=True)]
-        if name == "runtime_seconds":
-            return [v or 0.0 for v in number[name]]
-        if name == "n_params":
-            return [None if v is None else int(v) for v in number[name]]
-        if name == "artifacts":
-            return [tuple(a for a in t.split(";") if a) for t in self.text(name)]
-        if name == "cites":
-            return [tuple(str(c) for c in v or ()) for v in js[name]]
-        if name == "cost":
-            llm = [number[f"llm_{n}"] for n in ("calls", "tokens_in", "tokens_out", "seconds")]
-            return [
-                None
-                if calls is None
-                else ProposalCost(int(calls), int(t_in or 0), int(t_out or 0), sec or 0.0)
-                for calls, t_in, t_out, sec in zip(*llm, strict=True)
-            ]
-        return number[name] if name in number else self.text(name)
-
-    def text(self, name: str) -> Sequence[str]:
-        return self.table.get(name) or [""] * self.count
 
 
 @dataclass(frozen=True)
@@ -179,11 +75,16 @@ class Row:
     screen_score: float | None = None  # its score on the contract's screen (one seed, fewer rounds)
     screen_incumbent: float | None = None  # the incumbent's on the same screen: what it was held to
     curves: dict[int, tuple[float | None, ...]] | None = None  # validation per round, by seed (curves only)
+    retry_reasons: tuple[
+        str, ...
+    ] = ()  # why each seed run the machine broke ran again (``retries``: how many)
+    recovered: int | None = None  # messaging errors FLARE recovered from in its seed runs (not failures)
+    infra: str = ""  # the fingerprint of the infrastructure settings it ran on (``run.infrastructure``)
 
     @property
     def clean(self) -> bool:
         """A row with a score: neither crash nor invalid (nor a literature event, nor dropped by the screen)."""
-        return self.status not in _NO_SCORE
+        return self.status not in NO_SCORE
 
     @property
     def is_literature(self) -> bool:
@@ -261,9 +162,19 @@ class Row:
             "curves": json.dumps({str(k): list(v) for k, v in sorted(self.curves.items())})
             if self.curves
             else "",
+            **self._infrastructure_fields(),
         }
         assert tuple(values) == COLUMNS
         return values
+
+    def _infrastructure_fields(self) -> dict[str, str]:
+        """What the machine did to its runs: retries (counted in a row that ran), recoveries, the settings."""
+        return {
+            "retries": str(len(self.retry_reasons)) if self.infra else "",
+            "retry_reasons": json.dumps(list(self.retry_reasons)) if self.retry_reasons else "",
+            "recovered": "" if self.recovered is None else str(self.recovered),
+            "infra": self.infra,
+        }
 
     @classmethod
     def parse(cls, fields: Mapping[str, str]) -> Row:

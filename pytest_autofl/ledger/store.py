@@ -21,7 +21,8 @@ from typing import Any
 
 from pytest_autofl.core.errors import LedgerError
 from pytest_autofl.ledger.columns import AUTOFL_RESEARCH_COLUMNS, COLUMNS, LAYOUTS
-from pytest_autofl.ledger.row import Row, TypedColumns, parse_rows
+from pytest_autofl.ledger.row import Row, parse_rows
+from pytest_autofl.ledger.typed_columns import TypedColumns
 
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {v[1]: k for k, v in _ESCAPES.items()}

@@ -42,10 +42,12 @@ def build_recipe(spec: dict[str, Any]) -> Any:
         aggregator=build_aggregator(knobs),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
     )
-    # Identical infrastructure settings for every candidate: only the polling interval differs from defaults.
-    # (benchmarks/bare_simenv.py passes None for both to time NVFlare's defaults without the harness.)
-    if spec.get("task_request_interval") is not None:
-        recipe.add_server_config({"server": {"task_request_interval": spec["task_request_interval"]}})
+    # Identical infrastructure settings for every candidate (``infrastructure``); benchmarks/bare_simenv.py
+    # leaves them out to time NVFlare's defaults without the harness.
+    if spec.get("flare_server_config"):
+        recipe.add_server_config(spec["flare_server_config"])
+    if spec.get("flare_client_config"):
+        recipe.add_client_config(spec["flare_client_config"])
     if spec.get("audit_path") is not None:
         recipe.add_server_input_filter(AuditFilter(spec["audit_path"]), tasks=["train"])
     if spec.get("rounds_dir") is not None:

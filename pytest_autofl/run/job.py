@@ -12,15 +12,16 @@ from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.progress import Progress, Round
 from pytest_autofl.data.datasets import task_of
+from pytest_autofl.run import infrastructure, outcome
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
-from pytest_autofl.run.meter import Meter
+from pytest_autofl.run.meter import Measurement, Meter
+from pytest_autofl.run.outcome import EXCEPTION_RE
 from pytest_autofl.run.prefork import SHARDS_ENV
-from pytest_autofl.run.processes import Watch, exit_text, python_env, run_tree
+from pytest_autofl.run.processes import Watch, python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
-from pytest_autofl.run.seedrun import EXCEPTION_RE, JOB_NAME, ROUNDS_DIR, SeedRun, first_error, read_audit
+from pytest_autofl.run.seedrun import JOB_NAME, ROUNDS_DIR, SeedRun, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
 
-TASK_REQUEST_INTERVAL = 0.1  # the same for every candidate; NVFlare's default 2 s only adds idle time
 EXPORT_TIMEOUT_SECONDS = 300.0
 _ROUND_RE = re.compile(r"Round (\d+) started")
 CONTROL_TAG = "-control"  # the zero-update control run of a code change (zero_client.py as every client)
@@ -69,7 +70,8 @@ def seed_spec(
             ZERO_CLIENT if tag == CONTROL_TAG else surface_parent / SURFACE_PACKAGE / "client_train.py"
         ),
         "client_config": str(client_config),
-        "task_request_interval": TASK_REQUEST_INTERVAL,
+        "flare_server_config": infrastructure.SERVER_CONFIG,
+        "flare_client_config": infrastructure.CLIENT_CONFIG,
         "audit_path": str(directory / "audit.jsonl"),
         "rounds_dir": str(directory / ROUNDS_DIR),
         "workspace_root": str(directory / "ws"),
@@ -168,18 +170,34 @@ def run_simulation(
         watch=None if spec.get("startup_kit") else Watch(contract.limits, Path(spec["surface_parent"])),
     )
     run.runtime_seconds = tree.seconds
-    if (cpu := meter.read()) is not None:
-        run.cpu_seconds = sum(cpu.values())
+    measured = meter.read()
+    if measured is not None:
+        run.cpu_seconds = sum(measured.cpu_seconds.values())
     run.audit = read_audit(audit_path)
     if tree.timed_out:
         run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"
-    elif tree.exceeded:
+        return run
+    if tree.exceeded:
         run.error = f"seed {seed}: {tree.exceeded}; stopped {tree.killed} process(es); log: {run.log_path}"
-    elif err := first_error(run.workspace, run.log_path):
-        run.error = f"seed {seed}: {err}; log: {run.log_path}"
-    elif code := tree.returncode:
-        tail = run.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty log)"]
-        run.error = f"seed {seed}: simulator exited with {exit_text(code)}: {tail[0][:300]}"
-    elif not run.model_path.is_file():
-        run.error = f"seed {seed}: no final global model at {run.model_path}"
+        return run
+    _judge(run, contract, tree.returncode, measured)
     return run
+
+
+def _judge(run: SeedRun, contract: Contract, returncode: int | None, measured: Measurement | None) -> None:
+    """How a run that stayed within its limits ended (``outcome``): its error, if any, and whether that error
+    is the machine's (run it again) or the candidate's; the messaging errors FLARE recovered from."""
+    log = run.log_path.read_text(errors="replace").strip().splitlines() if run.log_path.is_file() else []
+    ended = outcome.classify(
+        returncode,
+        outcome.logged_errors(run.workspace),
+        outcome.raised_in_trainer(run.log_path),
+        outcome.missing_results(run.audit, contract.rounds, contract.num_clients),
+        run.model_path.is_file(),
+        measured.killed if measured is not None else None,
+        log[-1] if log else "",
+    )
+    run.recovered = list(ended.recovered)
+    if ended.kind != outcome.OK:
+        run.error = f"seed {run.seed}: {ended.reason}; log: {run.log_path}"
+        run.transient = ended.kind == outcome.TRANSIENT

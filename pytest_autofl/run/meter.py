@@ -3,7 +3,9 @@
 Candidate code may report anything about its work (steps, epochs); the kernel's CPU accounting it cannot.
 ``prefork``'s zygote forks every client worker of a simulation and reaps it with ``wait4``: the CPU seconds
 of the worker and of everything it started (the zygote is the subreaper of the workers' orphans). At the end
-it writes one JSON line, CPU seconds per site, to a pipe only the harness reads: the pipe's write end goes
+it writes one JSON line, CPU seconds per site and the workers killed by a signal it did not relay or send
+itself (``outcome``: a client killed mid-run is the candidate's doing, not the machine's), to a pipe only the
+harness reads: the pipe's write end goes
 from the harness to the launcher (``AUTOFL_METER_FD``), which hands it to the zygote before any candidate
 code runs and closes its own; the zygote is undumpable (``seclude``) and its workers close it, so no process
 of the run can write to it. No line (the zygote was killed) means no measurement.
@@ -16,8 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 
 ENV = "AUTOFL_METER_FD"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    cpu_seconds: dict[str, float]  # per site ("" for processes no site's worker started)
+    killed: dict[str, str] = field(default_factory=dict)  # site -> the signal that killed its worker
 
 
 class Meter:
@@ -34,14 +43,17 @@ class Meter:
     def env(self) -> dict[str, str]:
         return {ENV: str(self._write)}
 
-    def read(self) -> dict[str, float] | None:
-        """CPU seconds per site ("" for processes no site's worker started), or None if nothing came."""
+    def read(self) -> Measurement | None:
+        """What the zygote measured, or None if nothing came."""
         os.set_blocking(self._read, False)
         with os.fdopen(self._read, "rb") as reader:
             data = reader.read() or b""
         try:
-            sites = json.loads(data.decode())["cpu_seconds"]
-            return {str(site): float(seconds) for site, seconds in sites.items()}
+            line = json.loads(data.decode())
+            return Measurement(
+                {str(site): float(seconds) for site, seconds in line["cpu_seconds"].items()},
+                {str(site): str(name) for site, name in line.get("killed", {}).items()},
+            )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -52,9 +64,9 @@ def take_fd() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def report(fd: int, cpu_seconds: dict[str, float]) -> None:
+def report(fd: int, cpu_seconds: dict[str, float], killed: dict[str, str] | None = None) -> None:
     """The zygote's side: the one line, then the pipe is closed."""
     try:
-        os.write(fd, json.dumps({"cpu_seconds": cpu_seconds}).encode() + b"\n")
+        os.write(fd, json.dumps({"cpu_seconds": cpu_seconds, "killed": killed or {}}).encode() + b"\n")
     finally:
         os.close(fd)

@@ -28,6 +28,7 @@ from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.progress import Progress, Round
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.data.datasets import task_of
+from pytest_autofl.run import infrastructure
 from pytest_autofl.run.curves import write_curve
 from pytest_autofl.run.evaluator import Evaluator
 from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
@@ -151,7 +152,7 @@ class CandidateRunner:
                     directory=self.trial_dir / f"seed-{seed}{tag}",
                     error=f"seed {seed}{tag}: {spec}",
                 )
-            run = run_simulation(spec, c, self.progress, tag, preload=self.preload, sandbox=self.sandbox)
+            run = self._simulate(spec, seed, tag)
         except BaseException:  # interrupted: the waiting evaluator exits now, not after its wait
             if (evaluator := self._take_evaluator()) is not None:
                 evaluator.cancel()
@@ -161,6 +162,26 @@ class CandidateRunner:
         elif evaluate:
             self.evaluate([run])
         return run
+
+    def _simulate(self, spec: dict[str, Any], seed: int, tag: str) -> SeedRun:
+        """The simulation, run again in a fresh workspace while it fails for the machine's reasons
+        (``outcome.TRANSIENT``), at most ``infrastructure.RETRIES`` times; each failed attempt is kept in
+        ``attempt-<k>/`` and its reason in ``retries``. A failure that repeats every time is a crash."""
+        retries: list[str] = []
+        while True:
+            run = run_simulation(spec, self.contract, self.progress, tag, self.preload, self.sandbox)
+            run.retries = retries
+            if not run.transient:
+                return run
+            if len(retries) == infrastructure.RETRIES:
+                run.error = f"{run.error} (an infrastructure failure on all {len(retries) + 1} attempts)"
+                return run
+            kept = run.set_aside(len(retries) + 1)  # the reason names the attempt's log where it now is
+            retries.append(str(run.error).replace(str(run.log_path), str(kept / run.log_path.name)))
+            self.progress(
+                f"seed {seed}{tag}: infrastructure failure, not the candidate's ({retries[-1]}); running it again "
+                f"in a fresh workspace ({len(retries)} of {infrastructure.RETRIES}; the failed attempt is in {kept})"
+            )
 
     def _new_evaluator(self, wait_seconds: float) -> Evaluator:
         self._evaluations += 1

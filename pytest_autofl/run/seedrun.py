@@ -1,18 +1,16 @@
-"""What one seed run of a candidate left behind, read by the harness: the run's record, the audit file its
-server filter wrote, and the first error in NVFlare's logs."""
+"""What one seed run of a candidate left behind, read by the harness: the run's record and the audit file its
+server filter wrote (how it ended is told by ``outcome``)."""
 
 from __future__ import annotations
 
 import json
-import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 JOB_NAME = "trial"
 ROUNDS_DIR = "rounds"  # in a seed run's directory: the global model after each round (``audit.RoundModels``)
-EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
-TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
 
 
 @dataclass
@@ -31,6 +29,9 @@ class SeedRun:
     cpu_seconds: float | None = None  # the clients' CPU time, as the harness' meter (the zygote) measured it
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
+    transient: bool = False  # its error is the machine's, not the candidate's (``outcome``): run it again
+    recovered: list[str] = field(default_factory=list)  # messaging errors FLARE recovered from
+    retries: list[str] = field(default_factory=list)  # why each earlier attempt of this run was run again
 
     def round_models(self, rounds: int) -> tuple[Path, ...]:
         """Where the harness' server filter saved the global model after rounds 1 .. ``rounds`` - 1."""
@@ -46,6 +47,22 @@ class SeedRun:
             self.directory / "ws" / JOB_NAME / "server" / "simulate_job" / "app_server" / "FL_global_model.pt"
         )
 
+    def set_aside(self, attempt: int) -> Path:
+        """Move what an attempt of this run left (log, audit, round models, workspace) to ``attempt-<k>/``, so
+        the next attempt starts fresh and nothing of the failed one is lost. The exported job stays."""
+        target = self.directory / f"attempt-{attempt}"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (self.log_path, self.directory / "audit.jsonl", self.directory / ROUNDS_DIR):
+            if path.exists():
+                shutil.move(path, target / path.name)
+        kept = ("startup", "local")  # what the simulator keeps of a workspace (local/: SimEnv's policy)
+        moved = [p for p in self.workspace.iterdir() if p.name not in kept] if self.workspace.is_dir() else []
+        if moved:
+            (target / "ws").mkdir(exist_ok=True)
+        for path in moved:
+            shutil.move(path, target / "ws" / path.name)
+        return target
+
     @property
     def workspace(self) -> Path:
         return self.directory / "ws" / JOB_NAME
@@ -59,36 +76,6 @@ class SeedRun:
         up = sum(int(rec.get("values") or 0) for rec in self.audit)
         down = len(self.audit) * self.n_params
         return 4 * (up + down)
-
-
-def first_error(workspace: Path, run_log: Path | None = None) -> str | None:
-    """NVFlare can fail silently with exit code 0: its error logs are the truth. Client logs come first,
-    since a client failure shows up on the server only as a consequence. The exception that caused it is named
-    when one is there: in the error log, else raised in a client's trainer thread and printed to ``run_log``
-    (an exception at import, say, that NVFlare logs only as "trainer thread exited")."""
-    logs = sorted(workspace.glob("*/error_log.txt"), key=lambda p: (p.parent.name == "server", p.parent.name))
-    for log in logs:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-        if lines:
-            exceptions = [ln for ln in lines if EXCEPTION_RE.match(ln)] or _raised(run_log)
-            detail = exceptions[0] if exceptions else next((ln for ln in lines if " ERROR " in ln), lines[0])
-            return f"{log.parent.name}: {detail[:300]}"
-    return None
-
-
-def _raised(run_log: Path | None) -> list[str]:
-    """What the client scripts raised in NVFlare's in-process trainer threads: the last line of each such
-    traceback in the run's log (other tracebacks there are consequences, not causes)."""
-    if run_log is None or not run_log.is_file():
-        return []
-    raised, inside = [], False
-    for line in run_log.read_text(errors="replace").splitlines():
-        if line.startswith(TRAINER_TRACEBACK):
-            inside = True
-        elif inside and EXCEPTION_RE.match(line):
-            raised.append(line.strip())
-            inside = False
-    return raised
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -25,6 +25,8 @@ from pytest_autofl.run.prefork_shim import HEADER
 
 PR_SET_CHILD_SUBREAPER = 36
 END_SECONDS = 10.0  # to kill and reap what is left at the end
+# How FLARE's simulator ends its workers (relayed by their shims): an end, not a kill.
+_ORDERLY = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -125,6 +127,8 @@ class Zygote:
         self.workers: dict[int, socket.socket] = {}
         self.sites: dict[int, str] = {}
         self.cpu: dict[str, float] = {}
+        self.killed: dict[str, str] = {}  # site -> signal: a worker killed by a signal nobody here sent
+        self.ours: set[int] = set()  # processes the zygote killed itself
         self.selector = selectors.DefaultSelector()
 
     def serve(self, parent: int) -> None:
@@ -148,6 +152,7 @@ class Zygote:
                         with contextlib.suppress(BlockingIOError):
                             os.read(wake_r, 4096)
                     elif not key.fileobj.recv(1):  # type: ignore[union-attr]  # the shim is gone
+                        self.ours.add(key.data)
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(key.data, signal.SIGKILL)
                         self.selector.unregister(key.fileobj)
@@ -213,6 +218,8 @@ class Zygote:
             conn = self.workers.pop(pid, None)
             if conn is None:
                 continue
+            if os.WIFSIGNALED(status) and pid not in self.ours and os.WTERMSIG(status) not in _ORDERLY:
+                self.killed.setdefault(site, signal.Signals(os.WTERMSIG(status)).name)
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(conn)
             with contextlib.suppress(OSError):
@@ -226,9 +233,10 @@ class Zygote:
         deadline = time.monotonic() + END_SECONDS
         while (children := psutil.Process().children(recursive=True)) and time.monotonic() < deadline:
             for proc in children:  # until nothing is left, zombies included
+                self.ours.add(proc.pid)
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             time.sleep(0.02)
             self._reap(block=False)
         if self.meter_fd is not None:
-            meter.report(self.meter_fd, self.cpu)
+            meter.report(self.meter_fd, self.cpu, self.killed)

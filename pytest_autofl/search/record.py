@@ -18,6 +18,7 @@ from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.verdict import CRASH, INVALID, LITERATURE, Verdict
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.literature.review import SOURCE, Review
+from pytest_autofl.run import infrastructure
 from pytest_autofl.run.surface import SURFACE_PACKAGE, surface_sha
 from pytest_autofl.search.trial import TrialResult
 
@@ -177,6 +178,9 @@ class Provenance:
             screen_incumbent=result.screen_incumbent,
             confirm=confirm,
             curves=result.curves or None,
+            retry_reasons=tuple(result.retries),
+            recovered=result.recovered,
+            infra=infrastructure.fingerprint(),
             surface_sha=surface_sha(surface_copy) if surface_copy.is_dir() else "",
             patch_sha=candidate.patch_sha,
             proposer=candidate.proposer,

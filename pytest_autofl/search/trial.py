@@ -61,6 +61,22 @@ class TrialResult:
         return next((r.error for r in [*self.screen_runs, *self.runs, *self.extra_runs] if r.error), None)
 
     @property
+    def all_runs(self) -> list[SeedRun]:
+        """Every seed run of the trial, checks included."""
+        checks = [r for r in (self.control, self.reference) if r is not None]
+        return [*self.screen_runs, *self.runs, *self.extra_runs, *checks]
+
+    @property
+    def retries(self) -> list[str]:
+        """Why each re-run seed run was run again (the machine failed it), in run order."""
+        return [reason for r in self.all_runs for reason in r.retries]
+
+    @property
+    def recovered(self) -> int:
+        """Messaging errors FLARE recovered from, over every seed run."""
+        return sum(len(r.recovered) for r in self.all_runs)
+
+    @property
     def seed_scores(self) -> dict[int, float]:
         return {r.seed: r.score for r in self.runs if r.score is not None}
 

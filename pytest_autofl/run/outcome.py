@@ -1,0 +1,172 @@
+"""How a seed run ended, told from what happened rather than from whether FLARE logged an ERROR line.
+
+A loaded machine makes FLARE's messages slow: a client's task check times out, FLARE logs an ERROR and sends the
+result anyway, and the round completes. Such a run is a success. A run is judged by its facts — did every round
+reach the server with every client's result (the harness' audit), is the final model there, did the process tree
+end cleanly — and its errors are sorted by who can have caused them:
+
+- ``OK``: the run completed; the errors it logged, if any, came from FLARE's messaging (``MESSAGING_LOGGERS``,
+  ``MESSAGING_MESSAGES``), which FLARE retried itself. They are counted (``recovered``), not failures.
+- ``CANDIDATE``: the candidate's doing: an exception raised in a client script, an error from any component that is not FLARE's messaging (the
+  aggregator, the persistor, the executor running the client script: candidate code or its consequences), a
+  process killed by a signal the harness did not send (the zygote saw it; an out-of-memory kill counts here).
+- ``TRANSIENT``: the run stopped with nothing pointing at the candidate — only messaging errors, a port in use,
+  a process or sandbox that could not start, an exit without its final model. Retried in a fresh workspace.
+
+Unknown errors never excuse a run: an error line the catalogue does not know is the candidate's. (A resource
+limit or the wall-clock cap, the contract's budget, is the candidate's too; ``job.run_simulation`` tells those
+first, from the process tree.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_autofl.run.processes import exit_text
+
+OK, CANDIDATE, TRANSIENT = "ok", "candidate", "transient"
+EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
+TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
+_ENTRY_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - (?P<logger>\S+) - (?P<level>[A-Z]+) - (?P<rest>.*)$")
+# FLARE's message passing between its cells: what it logs there it retries itself (a task check or a
+# submission that timed out, a reply that did not come), so in a completed run these are recovered.
+MESSAGING_LOGGERS = frozenset(
+    {
+        "ClientRunner",
+        "Communicator",
+        "CoreCell",
+        "Cell",
+        "AuxRunner",
+        "ConnectorManager",
+        "DownloadService",
+        "ObjectDownloader",
+        "ReliableMessage",
+        "FederatedClient",
+        "FederatedClientBase",
+    }
+)
+# Messages that say the machine, not the code, failed, whichever component logs them.
+MESSAGING_MESSAGES = re.compile(
+    r"received TIMEOUT from|will try again|Address already in use|Connection refused|Connection reset"
+    r"|Broken pipe|Cannot get cell after"
+)
+
+
+@dataclass(frozen=True)
+class LoggedError:
+    """One ERROR (or CRITICAL) entry of a site's ``error_log.txt``, with the lines that follow it."""
+
+    site: str
+    logger: str
+    text: str  # the entry's first line as logged
+    more: tuple[str, ...] = ()  # continuation lines (a traceback)
+
+    @property
+    def messaging(self) -> bool:
+        return self.logger.rsplit(".", 1)[-1] in MESSAGING_LOGGERS or bool(
+            MESSAGING_MESSAGES.search(self.text)
+        )
+
+    @property
+    def detail(self) -> str:
+        """The exception it names, if any, else the line itself."""
+        return next((ln for ln in self.more if EXCEPTION_RE.match(ln)), self.text)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    reason: str | None = None  # why it failed (CANDIDATE, TRANSIENT), without the seed
+    recovered: tuple[str, ...] = ()  # messaging errors FLARE recovered from ("site: line")
+
+
+def logged_errors(workspace: Path) -> list[LoggedError]:
+    """Every site's error log, clients first (a client failure shows on the server only as a consequence)."""
+    logs = sorted(workspace.glob("*/error_log.txt"), key=lambda p: (p.parent.name == "server", p.parent.name))
+    errors: list[LoggedError] = []
+    for log in logs:
+        site, current = log.parent.name, None
+        for raw in log.read_text(errors="replace").splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if match := _ENTRY_RE.match(line):
+                if current is not None:
+                    errors.append(current)
+                current = LoggedError(site, match["logger"], line)
+            elif current is None:  # a line before any entry: its own entry, logger unknown
+                errors.append(LoggedError(site, "", line))
+            else:
+                current = LoggedError(site, current.logger, current.text, (*current.more, line))
+        if current is not None:
+            errors.append(current)
+    return errors
+
+
+def raised_in_trainer(run_log: Path | None) -> list[str]:
+    """What the client scripts raised in NVFlare's in-process trainer threads: the last line of each such
+    traceback in the run's log (other tracebacks there are consequences, not causes)."""
+    if run_log is None or not run_log.is_file():
+        return []
+    raised, inside = [], False
+    for line in run_log.read_text(errors="replace").splitlines():
+        if line.startswith(TRAINER_TRACEBACK):
+            inside = True
+        elif inside and EXCEPTION_RE.match(line):
+            raised.append(line.strip())
+            inside = False
+    return raised
+
+
+def missing_results(audit: Iterable[Mapping[str, Any]], rounds: int, num_clients: int) -> list[str]:
+    """The (round, site) results the server never received intact, from the harness' audit: empty when every
+    round had every client's result."""
+    got = {(rec.get("round"), rec.get("site")) for rec in audit if "error" not in rec}
+    return [
+        f"round {r}: site-{c}"
+        for r in range(rounds)
+        for c in range(1, num_clients + 1)
+        if (r, f"site-{c}") not in got
+    ]
+
+
+def classify(
+    returncode: int | None,
+    errors: list[LoggedError],
+    raised: list[str],
+    missing: list[str],
+    has_model: bool,
+    killed: Mapping[str, str] | None = None,
+    last_line: str = "",
+) -> Outcome:
+    """The outcome of a seed run that ended within its limits, from its facts: the simulator's exit status,
+    the sites' logged errors, what client scripts raised, the (round, site) results the server did not get,
+    whether the final model is there, and the workers killed by a signal the harness did not send (site ->
+    signal name, as the zygote saw them); ``last_line`` of the run's log says more of an exit without errors.
+    The rules are in the module's docstring."""
+    code_errors = [e for e in errors if not e.messaging]
+    if code_errors:
+        first = code_errors[0]
+        detail = raised[0] if raised and not EXCEPTION_RE.match(first.detail) else first.detail
+        return Outcome(CANDIDATE, f"{first.site}: {detail[:300]}")
+    if raised:
+        return Outcome(CANDIDATE, f"client script raised {raised[0][:300]}")
+    if killed:
+        site, name = min(killed.items())
+        return Outcome(CANDIDATE, f"{site}: its process was killed by {name} (not by the harness)")
+    code = returncode or 0
+    if code < 0 or code > 128:  # the simulator itself killed by a signal
+        return Outcome(CANDIDATE, f"simulator exited with {exit_text(code)}")
+    recovered = tuple(f"{e.site}: {e.text[:300]}" for e in errors)
+    if code == 0 and has_model and not missing:
+        return Outcome(OK, recovered=recovered)
+    if errors:
+        return Outcome(TRANSIENT, f"{errors[0].site}: {errors[0].detail[:300]}", recovered)
+    if code:
+        return Outcome(TRANSIENT, f"simulator exited with code {code}: {last_line[:300] or '(empty log)'}")
+    what = "no final global model" if not has_model else f"results missing ({', '.join(missing[:4])})"
+    return Outcome(TRANSIENT, f"the run ended without an error but {what}")

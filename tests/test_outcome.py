@@ -1,0 +1,152 @@
+"""How a seed run ended: the candidate's fault, the machine's (run it again), or a success FLARE recovered from.
+
+The error lines are NVFlare's own, as logged in real runs: the task-check timeout is from a digits-smoke run whose
+server was stopped (SIGSTOP) for 12 s while its clients submitted; FLARE pushed the results anyway and the run
+completed with every round aggregated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_autofl.run.outcome import (
+    CANDIDATE,
+    OK,
+    TRANSIENT,
+    LoggedError,
+    classify,
+    logged_errors,
+    missing_results,
+    raised_in_trainer,
+)
+
+CONTEXT = "[identity=site-1, run=simulate_job, peer=simulator_server, peer_run=simulate_job, task_name=train]"
+TIMEOUT = f"2026-12-06 22:36:18,145 - ClientRunner - ERROR - {CONTEXT} - programming error: received TIMEOUT from server"
+RESEND = f"2026-12-06 22:36:23,201 - ClientRunner - ERROR - {CONTEXT} - failed to send task result to server - will try again"
+EXECUTOR = "2026-12-02 10:00:00,000 - ClientAPIExecutor - ERROR - [identity=site-1] - in-process trainer is no longer available"
+AGGREGATOR = (
+    "2026-12-02 10:00:00,000 - ModelAggregator - ERROR - [identity=server] - Exception in accept: bad shape"
+)
+GONE = "2026-12-02 10:00:00,000 - SimulatorRunner - ERROR - - Communication error with client site-1: Ran out of input"
+COMPLETE = [{"round": r, "site": f"site-{c}", "steps": 20} for r in range(2) for c in (1, 2)]
+
+
+def _workspace(tmp_path: Path, logs: dict[str, str]) -> Path:
+    for site, text in logs.items():
+        (tmp_path / site).mkdir(parents=True, exist_ok=True)
+        (tmp_path / site / "error_log.txt").write_text(text)
+    return tmp_path
+
+
+def _outcome(tmp_path, logs, audit=COMPLETE, code=0, model=True, killed=None, run_log=None):
+    errors = logged_errors(_workspace(tmp_path, logs))
+    return classify(code, errors, raised_in_trainer(run_log), missing_results(audit, 2, 2), model, killed)
+
+
+def test_a_run_flare_recovered_from_is_a_success_with_its_errors_counted(tmp_path):
+    ended = _outcome(tmp_path, {"site-1": TIMEOUT + "\n" + RESEND + "\n", "site-2": TIMEOUT + "\n"})
+    assert ended.kind == OK and ended.reason is None
+    assert (
+        len(ended.recovered) == 3
+        and ended.recovered[0].startswith("site-1: ")
+        and "TIMEOUT" in ended.recovered[0]
+    )
+
+
+def test_the_same_errors_in_a_run_that_stopped_are_the_machines_and_run_again(tmp_path):
+    stopped = COMPLETE[:3]  # round 1 never had site-2's result
+    ended = _outcome(tmp_path, {"site-1": TIMEOUT + "\n"}, audit=stopped, code=1)
+    assert ended.kind == TRANSIENT and "received TIMEOUT from server" in str(ended.reason)
+    assert missing_results(stopped, 2, 2) == ["round 1: site-2"]
+
+
+def test_an_error_of_any_other_component_is_the_candidates_even_in_a_completed_run(tmp_path):
+    ended = _outcome(tmp_path, {"server": AGGREGATOR + "\n", "site-1": TIMEOUT + "\n"})
+    assert ended.kind == CANDIDATE and ended.reason == f"server: {AGGREGATOR}"
+
+
+def test_a_client_script_that_raised_is_named_by_its_exception(tmp_path):
+    """NVFlare logs an exception at import only as a trainer thread that exited; the traceback is in the log."""
+    log = tmp_path / "run.log"
+    shim = "Traceback (most recent call last):\n  File 'shim.py'\nOSError: [Errno 22] Invalid argument\n"
+    thread = "Exception in thread client_api_in_process_trainer:\nTraceback (most recent call last):\n"
+    log.write_text(shim + thread + "  File 'x.py'\nImportError: broken at import\n")
+    assert raised_in_trainer(log) == ["ImportError: broken at import"]  # not the shim's consequence
+    ended = _outcome(tmp_path / "ws", {"site-1": EXECUTOR + "\n"}, audit=[], code=1, model=False, run_log=log)
+    assert (ended.kind, ended.reason) == (CANDIDATE, "site-1: ImportError: broken at import")
+    quiet = _outcome(tmp_path / "ws2", {}, audit=[], code=1, model=False, run_log=log)
+    assert (quiet.kind, quiet.reason) == (CANDIDATE, "client script raised ImportError: broken at import")
+
+
+def test_an_exception_in_a_logged_traceback_names_the_error(tmp_path):
+    traceback = (
+        f"{AGGREGATOR}\nTraceback (most recent call last):\n  File 'strategies.py'\nValueError: bad shape\n"
+    )
+    (error,) = logged_errors(_workspace(tmp_path, {"server": traceback}))
+    assert (
+        error.logger == "ModelAggregator" and error.detail == "ValueError: bad shape" and not error.messaging
+    )
+
+
+def test_a_worker_killed_by_a_signal_nobody_in_the_harness_sent_is_the_candidates(tmp_path):
+    ended = _outcome(
+        tmp_path, {"server": GONE + "\n"}, audit=COMPLETE[:2], code=0, killed={"site-1": "SIGKILL"}
+    )
+    assert ended.kind == CANDIDATE  # the server's word for it comes first; either way, not retried
+    quiet = _outcome(tmp_path / "q", {}, audit=COMPLETE[:2], model=False, killed={"site-1": "SIGKILL"})
+    assert quiet.reason == "site-1: its process was killed by SIGKILL (not by the harness)"
+    server = _outcome(tmp_path / "s", {}, audit=COMPLETE[:2], code=137, model=False)
+    assert (server.kind, server.reason) == (CANDIDATE, "simulator exited with code 137 (killed by SIGKILL)")
+
+
+def test_a_run_that_stopped_with_nothing_pointing_at_the_candidate_is_run_again(tmp_path):
+    no_model = _outcome(tmp_path, {}, model=False)
+    assert (no_model.kind, no_model.reason) == (
+        TRANSIENT,
+        "the run ended without an error but no final global model",
+    )
+    start = classify(
+        1, [], [], missing_results([], 2, 2), False, None, "OSError: no 2 free ports left in 1-9"
+    )
+    assert (start.kind, start.reason) == (
+        TRANSIENT,
+        "simulator exited with code 1: OSError: no 2 free ports left in 1-9",
+    )
+    short = _outcome(tmp_path / "x", {}, audit=COMPLETE[1:])
+    assert short.kind == TRANSIENT and "round 0: site-1" in str(short.reason)
+
+
+def test_no_error_logs_and_a_complete_run_is_a_plain_success(tmp_path):
+    assert _outcome(tmp_path, {}) == _outcome(tmp_path / "other", {"site-1": ""})
+    assert _outcome(tmp_path, {}).kind == OK and _outcome(tmp_path, {}).recovered == ()
+
+
+def test_a_malformed_audit_record_is_a_missing_result():
+    broken = [*COMPLETE[:3], {"round": 1, "site": "site-2", "error": "KeyError: 'DXO'"}]
+    assert missing_results(broken, 2, 2) == ["round 1: site-2"]
+
+
+_MESSAGING = [LoggedError("site-1", "ClientRunner", TIMEOUT), LoggedError("site-2", "CoreCell", RESEND)]
+_CODE = [LoggedError("server", "ModelAggregator", AGGREGATOR), LoggedError("site-1", "", "garbage")]
+
+
+@given(
+    errors=st.lists(st.sampled_from(_MESSAGING + _CODE), max_size=6),
+    code=st.sampled_from([0, 1, 137, -9]),
+    complete=st.booleans(),
+    model=st.booleans(),
+    killed=st.sampled_from([None, {}, {"site-2": "SIGSEGV"}]),
+)
+def test_only_a_complete_clean_exit_with_messaging_errors_alone_is_a_success(
+    errors, code, complete, model, killed
+):
+    missing = [] if complete else ["round 1: site-2"]
+    ended = classify(code, errors, [], missing, model, killed)
+    clean = code == 0 and complete and model and not killed and all(e in _MESSAGING for e in errors)
+    assert (ended.kind == OK) == clean
+    assert ended.kind != TRANSIENT or (all(e in _MESSAGING for e in errors) and not killed and code in (0, 1))
+    if any(e in _CODE for e in errors):  # an error the catalogue does not know is never excused or retried
+        assert ended.kind == CANDIDATE
