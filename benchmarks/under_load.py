@@ -103,14 +103,22 @@ def main() -> None:
     parser.add_argument("--load", type=int, nargs="+", default=[0, 1, 3, 6])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "under-load")
     args = parser.parse_args()
-    records = []
-    for load in args.load:
+    records: list[dict] = []
+    commit = git_commit(ROOT)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = args.out / f"{started[:10]}-{commit.replace('+', '-')}.json"
+    for load in args.load:  # the record is rewritten after each search: a stopped run keeps what it measured
         records.append(search(args.benchmark, args.iterations, load))
         print("\n".join(table(records)[-1:]), flush=True)
-    commit = git_commit(ROOT)
+        _write(path, commit, started, args, records)
+    print("\n".join(table(records)))
+    print(f"record: {path}")
+
+
+def _write(path: Path, commit: str, started: str, args: argparse.Namespace, records: list[dict]) -> None:
     record = {
         "commit": commit,
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_utc": started,
         "machine": {
             "cores": os.cpu_count(),
             "platform": platform.platform(),
@@ -121,11 +129,8 @@ def main() -> None:
         "iterations": args.iterations,
         "records": records,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{record['date_utc'][:10]}-{commit.replace('+', '-')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
-    print("\n".join(table(records)))
-    print(f"record: {path}")
 
 
 if __name__ == "__main__":
