@@ -55,7 +55,7 @@ class Stopper(threading.Thread):
                     found.append(proc)
         return found
 
-    def _stop(self, run: Path, whose: str) -> bool:
+    def _suspend(self, run: Path, whose: str) -> bool:
         procs = self._holders(run / "ws" / "trial" / whose / "log.txt")
         for proc in procs:
             with contextlib.suppress(psutil.Error):
@@ -76,7 +76,7 @@ class Stopper(threading.Thread):
                 if run in seen or "got task assignment" not in log.read_text(errors="replace"):
                     continue
                 seen.add(run)
-                if self._stop(run, targets[0]):
+                if self._suspend(run, targets[0]):
                     targets.pop(0)
                 break
             time.sleep(0.1)

@@ -67,7 +67,7 @@ def test_writers_killed_at_random_lose_no_acknowledged_row_and_leave_no_torn_one
     script.write_text(WRITER.format(root=str(ROOT)))
     rng = random.Random(20261202)
     quota, acked = 500, {w: [] for w in range(8)}
-    procs, deadline, generation = {}, {}, dict.fromkeys(range(8), 0)
+    procs, deadline, generation, readers = {}, {}, dict.fromkeys(range(8), 0), {}
     kills = tears = 0
 
     def read(w: int, proc: subprocess.Popen) -> None:  # acknowledged ids, as they come
@@ -79,7 +79,8 @@ def test_writers_killed_at_random_lose_no_acknowledged_row_and_leave_no_torn_one
     def launch(w: int) -> None:
         deadline.pop(w, None)
         procs[w] = _start(script, path, work, f"w{w}g{generation[w]}", len(acked[w]), quota)
-        threading.Thread(target=read, args=(w, procs[w]), daemon=True).start()
+        readers[w] = threading.Thread(target=read, args=(w, procs[w]), daemon=True)
+        readers[w].start()
 
     for w in range(8):
         launch(w)
@@ -94,7 +95,7 @@ def test_writers_killed_at_random_lose_no_acknowledged_row_and_leave_no_torn_one
             elif procs[w].returncode != 0:  # it failed by itself: the ledger refused it
                 pytest.fail(f"writer w{w} failed: {procs[w].stderr.read()[-600:]}")
             procs.pop(w).wait()
-            time.sleep(0.05)  # the reader thread takes the last lines
+            readers[w].join(10)  # the reader takes the last lines (to EOF): a busy machine may take a while
             if len(acked[w]) < quota:
                 generation[w] += 1
                 if rng.random() < 0.1:  # a writer that dies halfway through a row

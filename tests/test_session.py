@@ -10,6 +10,7 @@ import pytest
 from scripted import Scripted
 
 from pytest_autofl.ledger import store as ledger
+from pytest_autofl.report.summary import machine_line
 from pytest_autofl.search.rerun import find_row, run_again
 
 
@@ -234,3 +235,5 @@ def test_the_machines_retries_and_recoveries_go_in_the_row_not_in_the_verdict(ma
     assert fields["retries"] == "1" and json.loads(fields["retry_reasons"]) == list(
         disturbed_row.retry_reasons
     )
+    assert machine_line(rows).startswith("machine: 1 seed run(s) re-run after an infrastructure failure, 2 ")
+    assert machine_line(rows[:1]) is None  # nothing happened: no line

@@ -38,6 +38,17 @@ def verdicts_line(rows: Sequence[Row]) -> str:
     return "verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
+def machine_line(rows: Sequence[Row]) -> str | None:
+    """What the machine did to the session's runs, if anything: seed runs re-run, messaging errors recovered."""
+    retried, recovered = sum(len(r.retry_reasons) for r in rows), sum(r.recovered or 0 for r in rows)
+    if not (retried or recovered):
+        return None
+    return (
+        f"machine: {retried} seed run(s) re-run after an infrastructure failure, {recovered} messaging error(s) "
+        "FLARE recovered from (not the candidates'; columns retries, retry_reasons, recovered)"
+    )
+
+
 def summary_lines(
     rows: Sequence[Row],
     baseline: Row | None,
@@ -62,6 +73,8 @@ def summary_lines(
             f"{r.runtime_seconds:>6.0f}  {r.description}"
         )
     lines.append(verdicts_line(rows))
+    if machine := machine_line(rows):
+        lines.append(machine)
     if noise_line:
         lines.append(noise_line)
     if baseline and best:
