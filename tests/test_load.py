@@ -9,6 +9,8 @@ port left for the simulator) is made by filling the port pool the simulations re
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 from load import Stopper, busy
@@ -63,9 +65,11 @@ def test_a_run_the_machine_broke_runs_again_fresh_and_scores_as_an_undisturbed_o
     """No port left for the simulator (every port of the pool reserved by another process: this test): the
     run fails before any candidate code runs, is run again once the ports are free, and scores exactly as a run
     that was never disturbed; the failed attempt's log is kept."""
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the port reservations of this test's runs only
+    # The port reservations of this test's runs only; a short path, as the prefork socket lives there too
+    # (AF_UNIX paths are at most 107 bytes: under pytest's tmp_path it would not start at all).
+    private = tempfile.mkdtemp(prefix="autofl-", dir="/tmp")
+    monkeypatch.setenv("TMPDIR", private)
     monkeypatch.setattr("tempfile.tempdir", None)
-    (tmp_path / "tmp").mkdir()
     pool = ports._directory()
     lines: list[str] = []
 
@@ -104,6 +108,7 @@ def test_a_run_the_machine_broke_runs_again_fresh_and_scores_as_an_undisturbed_o
     assert (retried.directory / "attempt-1" / "run.log").is_file()
     assert any("infrastructure failure, not the candidate's" in line for line in lines)
     assert retried.score == undisturbed.score and retried.digest == undisturbed.digest
+    shutil.rmtree(private, ignore_errors=True)
 
 
 def _sim(repo, tmp_path, progress):
