@@ -129,8 +129,14 @@ def test_a_malformed_audit_record_is_a_missing_result():
     assert missing_results(broken, 2, 2) == ["round 1: site-2"]
 
 
-_MESSAGING = [LoggedError("site-1", "ClientRunner", TIMEOUT), LoggedError("site-2", "CoreCell", RESEND)]
-_CODE = [LoggedError("server", "ModelAggregator", AGGREGATOR), LoggedError("site-1", "", "garbage")]
+_MESSAGING = [LoggedError("site-1", "ClientRunner", TIMEOUT), LoggedError("site-2", "ClientRunner", RESEND)]
+_CODE = [
+    LoggedError("server", "ModelAggregator", AGGREGATOR),
+    LoggedError("site-1", "", "garbage"),
+    LoggedError("server", "SimulatorRunner", GONE + " (Connection reset by peer)"),  # a messaging phrase
+    LoggedError("site-1", "ClientRunner", "... - RuntimeError from executor: Aborting the job!"),
+    LoggedError("site-1", "ClientRunner", TIMEOUT, ("Traceback (most recent call last):", "ValueError: x")),
+]
 
 
 @given(
@@ -150,3 +156,60 @@ def test_only_a_complete_clean_exit_with_messaging_errors_alone_is_a_success(
     assert ended.kind != TRANSIENT or (all(e in _MESSAGING for e in errors) and not killed and code in (0, 1))
     if any(e in _CODE for e in errors):  # an error the catalogue does not know is never excused or retried
         assert ended.kind == CANDIDATE
+
+
+def _attempts(tmp_path, monkeypatch, failures: int):
+    """``CandidateRunner._simulate`` over a simulation that the machine breaks ``failures`` times, then passes:
+    each attempt leaves its log and workspace, as a real one does."""
+    from pytest_autofl.core.candidate import Candidate
+    from pytest_autofl.core.contract import load_contract
+    from pytest_autofl.core.schema import load_schema
+    from pytest_autofl.run import infrastructure, runner
+    from pytest_autofl.run.seedrun import SeedRun
+
+    repo = Path(__file__).resolve().parent.parent
+    contract = load_contract(repo / "benchmarks", "digits-smoke")
+    baseline = Candidate(
+        params=load_schema(repo / "surfaces").defaults(), family="fedavg", description="baseline"
+    )
+    monkeypatch.setattr(infrastructure, "RETRY_PAUSE_SECONDS", 0.0)
+    calls: list[int] = []
+
+    def simulation(spec, contract, progress, tag, preload, sandbox):
+        run = SeedRun(seed=0, directory=tmp_path / "trial" / "seed-0")
+        (run.workspace / "site-1").mkdir(parents=True, exist_ok=True)
+        (run.workspace / "local").mkdir(exist_ok=True)  # kept: the simulator keeps it (SimEnv's policy)
+        run.log_path.write_text(f"attempt {len(calls) + 1}\n")
+        (run.workspace / "site-1" / "log.txt").write_text(f"attempt {len(calls) + 1}\n")
+        calls.append(1)
+        if len(calls) <= failures:
+            run.error, run.transient = (
+                f"seed 0: simulator exited with code 1: no port; log: {run.log_path}",
+                True,
+            )
+        return run
+
+    monkeypatch.setattr(runner, "run_simulation", simulation)
+    said: list[str] = []
+    candidate_runner = runner.CandidateRunner(
+        baseline, contract, repo / "surfaces", tmp_path / "shards", tmp_path / "trial", said.append
+    )
+    return candidate_runner._simulate({}, 0, ""), said, len(calls)
+
+
+def test_a_transient_failure_is_run_again_with_each_attempt_kept(tmp_path, monkeypatch):
+    run, said, calls = _attempts(tmp_path, monkeypatch, failures=2)
+    assert calls == 3 and run.error is None and len(run.retries) == 2
+    for k in (1, 2):
+        kept = run.directory / f"attempt-{k}"
+        assert (kept / "run.log").read_text() == f"attempt {k}\n"
+        assert (kept / "ws" / "site-1" / "log.txt").read_text() == f"attempt {k}\n"
+        assert str(kept / "run.log") in run.retries[k - 1]  # the reason names the log where it now is
+    assert run.log_path.read_text() == "attempt 3\n" and (run.workspace / "local").is_dir()
+    assert [line.split(":")[0] for line in said] == ["seed 0", "seed 0"] and "1 of 2" in said[0]
+
+
+def test_a_failure_on_every_attempt_is_a_crash_that_says_so(tmp_path, monkeypatch):
+    run, _, calls = _attempts(tmp_path, monkeypatch, failures=5)
+    assert calls == 3 and run.transient and len(run.retries) == 2
+    assert str(run.error).endswith("(an infrastructure failure on all 3 attempts)")

@@ -180,13 +180,16 @@ def run_simulation(
     if tree.exceeded:
         run.error = f"seed {seed}: {tree.exceeded}; stopped {tree.killed} process(es); log: {run.log_path}"
         return run
-    _judge(run, contract, tree.returncode, measured)
+    _judge(run, contract, tree.returncode, measured, deployed=bool(spec.get("startup_kit")))
     return run
 
 
-def _judge(run: SeedRun, contract: Contract, returncode: int | None, measured: Measurement | None) -> None:
+def _judge(
+    run: SeedRun, contract: Contract, returncode: int | None, measured: Measurement | None, deployed: bool
+) -> None:
     """How a run that stayed within its limits ended (``outcome``): its error, if any, and whether that error
-    is the machine's (run it again) or the candidate's; the messaging errors FLARE recovered from."""
+    is the machine's (run it again) or the candidate's; the messaging errors FLARE recovered from. A deployment's
+    run (POC, production) is never run again: its clients' logs and processes are not here to tell."""
     log = run.log_path.read_text(errors="replace").strip().splitlines() if run.log_path.is_file() else []
     ended = outcome.classify(
         returncode,
@@ -200,4 +203,4 @@ def _judge(run: SeedRun, contract: Contract, returncode: int | None, measured: M
     run.recovered = list(ended.recovered)
     if ended.kind != outcome.OK:
         run.error = f"seed {run.seed}: {ended.reason}; log: {run.log_path}"
-        run.transient = ended.kind == outcome.TRANSIENT
+        run.transient = ended.kind == outcome.TRANSIENT and not deployed

@@ -6,12 +6,13 @@ reach the server with every client's result (the harness' audit), is the final m
 end cleanly — and its errors are sorted by who can have caused them:
 
 - ``OK``: the run completed; the errors it logged, if any, came from FLARE's messaging (``MESSAGING_LOGGERS``,
-  ``MESSAGING_MESSAGES``), which FLARE retried itself. They are counted (``recovered``), not failures.
+  ``CLIENT_RUNNER_MESSAGING``), which FLARE retried itself. They are counted (``recovered``), not failures.
 - ``CANDIDATE``: the candidate's doing: an exception raised in a client script, an error from any component that is not FLARE's messaging (the
   aggregator, the persistor, the executor running the client script: candidate code or its consequences), a
   process killed by a signal the harness did not send (the zygote saw it; an out-of-memory kill counts here).
-- ``TRANSIENT``: the run stopped with nothing pointing at the candidate — only messaging errors, a port in use,
-  a process or sandbox that could not start, an exit without its final model. Retried in a fresh workspace.
+- ``TRANSIENT``: the run stopped with nothing pointing at the candidate — only messaging errors, or none: a
+  port pool used up, a process or sandbox that could not start (an exit code without an error logged), an exit
+  without its final model. Retried in a fresh workspace.
 
 Unknown errors never excuse a run: an error line the catalogue does not know is the candidate's. (A resource
 limit or the wall-clock cap, the contract's budget, is the candidate's too; ``job.run_simulation`` tells those
@@ -32,11 +33,10 @@ OK, CANDIDATE, TRANSIENT = "ok", "candidate", "transient"
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
 _ENTRY_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - (?P<logger>\S+) - (?P<level>[A-Z]+) - (?P<rest>.*)$")
-# FLARE's message passing between its cells: what it logs there it retries itself (a task check or a
-# submission that timed out, a reply that did not come), so in a completed run these are recovered.
+# FLARE's message passing between its cells: what it logs there it retries itself (a reply that did not come,
+# a message that could not be sent), so in a completed run these are recovered.
 MESSAGING_LOGGERS = frozenset(
     {
-        "ClientRunner",
         "Communicator",
         "CoreCell",
         "Cell",
@@ -45,14 +45,13 @@ MESSAGING_LOGGERS = frozenset(
         "DownloadService",
         "ObjectDownloader",
         "ReliableMessage",
-        "FederatedClient",
-        "FederatedClientBase",
     }
 )
-# Messages that say the machine, not the code, failed, whichever component logs them.
-MESSAGING_MESSAGES = re.compile(
-    r"received TIMEOUT from|will try again|Address already in use|Connection refused|Connection reset"
-    r"|Broken pipe|Cannot get cell after"
+# ClientRunner also runs the executor (the candidate's client script): only its task-check and submission
+# messages are messaging (client_runner.py: _check_task_once, _try_send_result_once).
+CLIENT_RUNNER_MESSAGING = re.compile(
+    r" - (programming error: received \w+ from|failed task_check with|bad task_check reply from"
+    r"|\S+ rejected task_check|failed to send task result to .* - will try again)"
 )
 
 
@@ -67,9 +66,13 @@ class LoggedError:
 
     @property
     def messaging(self) -> bool:
-        return self.logger.rsplit(".", 1)[-1] in MESSAGING_LOGGERS or bool(
-            MESSAGING_MESSAGES.search(self.text)
-        )
+        """Logged by FLARE's messaging about its messaging (an entry with a traceback attached never is)."""
+        if self.more:
+            return False
+        logger = self.logger.rsplit(".", 1)[-1]
+        if logger == "ClientRunner":
+            return bool(CLIENT_RUNNER_MESSAGING.search(self.text))
+        return logger in MESSAGING_LOGGERS
 
     @property
     def detail(self) -> str:

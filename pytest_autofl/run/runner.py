@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -182,6 +183,7 @@ class CandidateRunner:
                 f"seed {seed}{tag}: infrastructure failure, not the candidate's ({retries[-1]}); running it again "
                 f"in a fresh workspace ({len(retries)} of {infrastructure.RETRIES}; the failed attempt is in {kept})"
             )
+            time.sleep(infrastructure.RETRY_PAUSE_SECONDS * len(retries))
 
     def _new_evaluator(self, wait_seconds: float) -> Evaluator:
         self._evaluations += 1

@@ -24,6 +24,7 @@ from pytest_autofl.ledger import store, writer
 from pytest_autofl.ledger.row import Row
 from pytest_autofl.proposers import PROPOSERS
 from pytest_autofl.proposers.base import DEFAULT_OPTIONS, CampaignView, ProposerOptions, ProposerSetup
+from pytest_autofl.run import infrastructure
 from pytest_autofl.run.resume import ResumingRunner
 from pytest_autofl.run.runner import CandidateRunner, Runner, RunnerFactory
 from pytest_autofl.run.sandbox import Sandbox
@@ -195,6 +196,7 @@ class Search:
                 "surface": self.surface_sha,
                 "candidate": candidate.key,
                 "env": self.env_name,
+                "infra": infrastructure.fingerprint(),  # a run on other settings is not this run
             }
         )
         return ResumingRunner(inner, self.workdir / "finished", key, trial_dir, progress, self._seal.key)
