@@ -79,29 +79,12 @@ def test_a_run_the_machine_broke_runs_again_fresh_and_scores_as_an_undisturbed_o
             for taken in pool.glob("*.port"):
                 taken.unlink()
 
-    search = Search(
-        rootdir=tmp_path,
-        benchmarks_dir=repo / "benchmarks",
-        benchmark="digits-smoke",
-        surface_dir=repo / "surfaces",
-        workdir=tmp_path / "work",
-        ledger_path=tmp_path / "results.tsv",
-        progress=progress,
-    )
-    setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
-    factory = ENVIRONMENTS.get("sim")(setup).runner_factory()
-    baseline = search.factory.make({}, source="baseline")
-    runner = factory(
-        baseline, search.contract, repo / "surfaces", search.shards().directory, tmp_path / "a", progress
-    )
-    undisturbed = runner.run(0)
+    search, factory = _sim(repo, tmp_path, progress)
+    undisturbed = _runner(search, factory, tmp_path / "a", progress).run(0)
     assert undisturbed.error is None and undisturbed.retries == []
     for port in ports.pool():
         (pool / f"{port}.port").write_text(str(os.getpid()))
-    runner = factory(
-        baseline, search.contract, repo / "surfaces", search.shards().directory, tmp_path / "b", progress
-    )
-    retried = runner.run(0)
+    retried = _runner(search, factory, tmp_path / "b", progress).run(0)
     assert retried.error is None, retried.error
     (reason,) = retried.retries
     assert "free ports left" in reason and str(retried.directory / "attempt-1" / "run.log") in reason
