@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_autofl.core.contract import Contract, load_contract  # noqa: E402
 from pytest_autofl.core.schema import load_schema  # noqa: E402
+from pytest_autofl.data.datasets import task_of  # noqa: E402
 from pytest_autofl.data.split import write_shards  # noqa: E402
 from pytest_autofl.run.flare_job import build_and_run  # noqa: E402
 from pytest_autofl.run.seedrun import JOB_NAME  # noqa: E402
@@ -46,6 +47,7 @@ def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: flo
                     "local_epochs": budget["local_epochs"],
                     "max_local_steps": budget["max_local_steps"],
                     "batch_size": budget["batch_size"],
+                    "task": task_of(contract),
                 }
             )
         )
@@ -58,9 +60,13 @@ def bare_run(contract: Contract, knobs: dict[str, Any], seed: int, interval: flo
             "rounds": contract.rounds,
             "train_script": str(surface_parent / SURFACE_PACKAGE / "client_train.py"),
             "client_config": str(client_config),
-            "task_request_interval": interval,
+            # NVFlare's defaults unless an interval is asked for (``run/infrastructure.py`` holds the harness')
+            "flare_server_config": None
+            if interval is None
+            else {"server": {"task_request_interval": interval}},
             "audit_path": None,
             "workspace_root": str(work / "ws"),
+            "task": task_of(contract),
         }
         # The simulator's worker processes import the surface package too.
         old = os.environ.get("PYTHONPATH")

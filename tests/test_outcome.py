@@ -43,7 +43,8 @@ def _workspace(tmp_path: Path, logs: dict[str, str]) -> Path:
 
 def _outcome(tmp_path, logs, audit=COMPLETE, code=0, model=True, killed=None, run_log=None):
     errors = logged_errors(_workspace(tmp_path, logs))
-    return classify(code, errors, raised_in_trainer(run_log), missing_results(audit, 2, 2), model, killed)
+    raised = raised_in_trainer(run_log.read_text().splitlines() if run_log else [])
+    return classify(code, errors, raised, missing_results(audit, 2, 2), model, killed)
 
 
 def test_a_run_flare_recovered_from_is_a_success_with_its_errors_counted(tmp_path):
@@ -74,7 +75,9 @@ def test_a_client_script_that_raised_is_named_by_its_exception(tmp_path):
     shim = "Traceback (most recent call last):\n  File 'shim.py'\nOSError: [Errno 22] Invalid argument\n"
     thread = "Exception in thread client_api_in_process_trainer:\nTraceback (most recent call last):\n"
     log.write_text(shim + thread + "  File 'x.py'\nImportError: broken at import\n")
-    assert raised_in_trainer(log) == ["ImportError: broken at import"]  # not the shim's consequence
+    assert raised_in_trainer(log.read_text().splitlines()) == [
+        "ImportError: broken at import"
+    ]  # not the shim's consequence
     ended = _outcome(tmp_path / "ws", {"site-1": EXECUTOR + "\n"}, audit=[], code=1, model=False, run_log=log)
     assert (ended.kind, ended.reason) == (CANDIDATE, "site-1: ImportError: broken at import")
     quiet = _outcome(tmp_path / "ws2", {}, audit=[], code=1, model=False, run_log=log)

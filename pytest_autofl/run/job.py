@@ -194,7 +194,7 @@ def _judge(
     ended = outcome.classify(
         returncode,
         outcome.logged_errors(run.workspace),
-        outcome.raised_in_trainer(run.log_path),
+        outcome.raised_in_trainer(log),
         outcome.missing_results(run.audit, contract.rounds, contract.num_clients),
         run.model_path.is_file(),
         measured.killed if measured is not None else None,

@@ -110,13 +110,11 @@ def logged_errors(workspace: Path) -> list[LoggedError]:
     return errors
 
 
-def raised_in_trainer(run_log: Path | None) -> list[str]:
+def raised_in_trainer(log_lines: Iterable[str]) -> list[str]:
     """What the client scripts raised in NVFlare's in-process trainer threads: the last line of each such
     traceback in the run's log (other tracebacks there are consequences, not causes)."""
-    if run_log is None or not run_log.is_file():
-        return []
     raised, inside = [], False
-    for line in run_log.read_text(errors="replace").splitlines():
+    for line in log_lines:
         if line.startswith(TRAINER_TRACEBACK):
             inside = True
         elif inside and EXCEPTION_RE.match(line):
