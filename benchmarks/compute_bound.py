@@ -1,30 +1,41 @@
-"""What the measured compute bound catches: the clients' CPU seconds per run (the zygote's wait4, in the
-sandbox) of honest candidates and of clients that train k times the contract's step cap while reporting the
-cap, against the baseline's.
+"""What the measured compute bound catches, and how often it wrongly flags honest code: each code change's
+trainer CPU per task (the harness' task windows, in the sandbox) against the unchanged surface with the same
+knobs run beside it.
 
-    python benchmarks/compute_bound.py [--benchmark digits] [--overruns 3 10] [--parallel 2]
+    python benchmarks/compute_bound.py [--benchmark digits-smoke] [--repeats 5] [--overruns 1.5 2] [--record]
 
-Prints, per candidate, the clients' CPU seconds per run (median and range over the selection seeds), the ratio
-to the calibration baseline's median and to the baseline run beside the candidate (a code change's compute
-reference: same load), the wall time, the mean validation score, and whether the bound flagged it.
+Honest code changes: the surface's client with a comment added (the same work), over several knob sets,
+``--repeats`` times each, and the faithful run of each ``--cards`` literature card. Attacks: clients that train
+k times the step cap and report the cap. Prints, per candidate, the later-task and first-task ratios to the
+reference, the cap, and whether the bound flagged it; ``--record`` writes the table to
+``benchmarks/results/compute-bound/`` with the commit, date, machine and command.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
 from scratch import ROOT, scratch_search
 
 from pytest_autofl.core.candidate import Candidate
+from pytest_autofl.core.invariants import task_windows
 from pytest_autofl.literature.cards import load_cards
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
+KNOBS = ([], ["fedprox_mu=0.1"], ["aggregator=scaffold"], ["arch=mlp_wide"], ["arch=cnn_small"], ["lr=0.1"])
 
-def overrun_client(k: int) -> str:
+
+def overrun_client(k: float) -> str:
     """The surface's client, training ``k`` times the step cap and reporting the cap."""
     src = (ROOT / "surfaces" / "client_train.py").read_text()
     src = src.replace("while steps < steps_per_round:", f"while steps < steps_per_round * {k}:")
@@ -36,63 +47,122 @@ def overrun_client(k: int) -> str:
     return src
 
 
+def _file(tmp: Path, name: str, description: str, client: str, knobs: list[str], search) -> Candidate:
+    path = tmp / f"{name}.yaml"
+    params = {k: yaml.safe_load(v) for k, v in (knob.split("=") for knob in knobs)}
+    spec = {"description": description, "files": {"client_train.py": client}, "knobs": params}
+    path.write_text(yaml.safe_dump(spec))
+    return load_candidate_file(path, search.factory, ROOT / "surfaces")
+
+
+def _ratios(result) -> tuple[float | None, float | None]:
+    """The later-task and first-task ratios of the candidate's medians to its reference's."""
+    if result.reference is None or not result.reference.task_seconds:
+        return None, None
+    out = []
+    for index in (1, 0):
+        used = [w for r in result.runs if r.task_seconds for w in task_windows(r.task_seconds)[index]]
+        ref = task_windows(result.reference.task_seconds)[index]
+        out.append(statistics.median(used) / statistics.median(ref) if used and ref else None)
+    return out[0], out[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", default="digits")
-    parser.add_argument("--overruns", type=int, nargs="*", default=[3, 10])
-    parser.add_argument(
-        "--knobs", nargs="*", default=["arch=cnn_small", "arch=mlp_wide", "aggregator=scaffold"]
-    )
-    parser.add_argument(
-        "--cards", nargs="*", default=[], help="card ids: their faithful run (honest code changes)"
-    )
+    parser.add_argument("--benchmark", default="digits-smoke")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--overruns", type=float, nargs="*", default=[1.5, 2.0])
+    parser.add_argument("--cards", nargs="*", default=["fedyogi", "fedadagrad"])
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
+    honest_client = (ROOT / "surfaces" / "client_train.py").read_text() + "\n# the same work, written again\n"
+    rows = []
     with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp:
         search = scratch_search(
             Path(tmp), args.benchmark, calibrate=False, force=True, parallel=args.parallel, sandbox="on"
         )
-        candidates: list[tuple[str, Candidate]] = [("baseline", search.factory.make({}))]
-        for knob in args.knobs:
-            name, value = knob.split("=")
-            candidates.append((knob, search.factory.make({name: value})))
+        candidates: list[tuple[str, str, Candidate]] = [("baseline", "baseline", search.factory.make({}))]
+        for repeat in range(args.repeats):
+            for knobs in KNOBS:
+                label = f"honest {' '.join(knobs) or 'defaults'} #{repeat}"
+                candidates.append(
+                    (
+                        "honest",
+                        label,
+                        _file(Path(tmp), f"h{len(candidates)}", label, honest_client, knobs, search),
+                    )
+                )
         cards = {card.id: card for card in load_cards(ROOT / "skills" / "literature" / "cards")}
         for card_id in args.cards:
             made = cards[card_id].candidate("faithful", search.factory, ROOT / "surfaces", search.surface, "")
-            candidates.append((f"card {card_id} (faithful)", made))
+            candidates.append(("honest", f"card {card_id} (faithful)", made))
         for k in args.overruns:
-            path = Path(tmp) / f"overrun-{k}.yaml"
-            path.write_text(
-                yaml.safe_dump({"description": f"{k}x", "files": {"client_train.py": overrun_client(k)}})
-            )
             candidates.append(
-                (f"{k}x steps, reports the cap", load_candidate_file(path, search.factory, ROOT / "surfaces"))
+                (
+                    "attack",
+                    f"{k:g}x steps",
+                    _file(Path(tmp), f"o{k:g}", f"{k:g}x", overrun_client(k), [], search),
+                )
             )
-        calibration = None
         cap = search.contract.max_cpu_ratio
-        print(f"{args.benchmark}: clients' CPU seconds per run; cap {cap:g}x the baseline's beside it")
-        for index, (label, candidate) in enumerate(candidates, start=1):
+        print(
+            f"{args.benchmark}: trainer CPU per task vs the unchanged surface beside it; cap {cap:g}x",
+            flush=True,
+        )
+        for index, (kind, label, candidate) in enumerate(candidates, start=1):
             result = search.run(candidate, index)
             if index == 1:
                 search.record(result)  # the incumbent: the others then run the full seed protocol
-            if result.error:
-                print(f"{label:32s} CRASH: {result.error}", flush=True)
                 continue
-            cpu = [r.cpu_seconds for r in result.runs if r.cpu_seconds is not None]
-            scores = [r.score for r in result.runs if r.score is not None]
-            wall = statistics.median(r.runtime_seconds for r in result.runs if r.runtime_seconds)
-            median = statistics.median(cpu)
-            calibration = calibration or median
-            beside = result.reference.cpu_seconds if result.reference else None
-            reference = beside or calibration
+            later, first = _ratios(result)
             flagged = any(v.startswith("measured compute") for v in result.violations)
-            print(
-                f"{label:32s} cpu {median:6.2f} s ({min(cpu):.2f}-{max(cpu):.2f}, n={len(cpu)})  "
-                f"{median / calibration:5.2f}x calibration  {median / reference:5.2f}x beside "
-                f"({reference:.2f} s)  wall {wall:5.1f} s  score {statistics.mean(scores):.3f}  "
-                f"{'FLAGGED' if flagged else 'within'}",
-                flush=True,
+            rows.append(
+                {
+                    "kind": kind,
+                    "label": label,
+                    "later": later,
+                    "first": first,
+                    "flagged": flagged,
+                    "error": result.error,
+                }
             )
+            shown = (
+                f"later {later:.2f}x  first {first:.2f}x" if later and first else f"no ratio ({result.error})"
+            )
+            print(f"{kind:6s} {label:40s} {shown}  {'FLAGGED' if flagged else 'within'}", flush=True)
+    honest = [r for r in rows if r["kind"] == "honest" and r["later"]]
+    false = sum(r["flagged"] for r in honest)
+    later = sorted(r["later"] for r in honest)
+    first = sorted(r["first"] for r in honest)
+    print(
+        f"honest: {false} of {len(honest)} flagged; later ratios {later[0]:.2f}-{later[-1]:.2f} "
+        f"(median {statistics.median(later):.2f}); first ratios {first[0]:.2f}-{first[-1]:.2f}"
+    )
+    if args.record:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+        out = (
+            ROOT
+            / "benchmarks"
+            / "results"
+            / "compute-bound"
+            / f"{time.strftime('%Y-%m-%d')}-{commit}-{args.benchmark}.json"
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "commit": commit,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": " ".join(["python", *sys.argv]),
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end",
+            "cap": cap,
+            "rows": rows,
+            "honest_flagged": false,
+            "honest_runs": len(honest),
+        }
+        out.write_text(json.dumps(record, indent=1))
+        print(f"recorded: {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

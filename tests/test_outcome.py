@@ -22,11 +22,12 @@ from pytest_autofl.run.outcome import (
     missing_results,
     raised_in_trainer,
 )
+from pytest_autofl.run.trainer import RAISED
 
 CONTEXT = "[identity=site-1, run=simulate_job, peer=simulator_server, peer_run=simulate_job, task_name=train]"
 TIMEOUT = f"2026-12-06 22:36:18,145 - ClientRunner - ERROR - {CONTEXT} - programming error: received TIMEOUT from server"
 RESEND = f"2026-12-06 22:36:23,201 - ClientRunner - ERROR - {CONTEXT} - failed to send task result to server - will try again"
-EXECUTOR = "2026-12-02 10:00:00,000 - ClientAPIExecutor - ERROR - [identity=site-1] - in-process trainer is no longer available"
+EXECUTOR = "2026-12-02 10:00:00,000 - TrainerExecutor - ERROR - [identity=site-1] - the client script autofl_surface/client_train.py ended without a result (exit code 1)"
 AGGREGATOR = (
     "2026-12-02 10:00:00,000 - ModelAggregator - ERROR - [identity=server] - Exception in accept: bad shape"
 )
@@ -70,10 +71,10 @@ def test_an_error_of_any_other_component_is_the_candidates_even_in_a_completed_r
 
 
 def test_a_client_script_that_raised_is_named_by_its_exception(tmp_path):
-    """NVFlare logs an exception at import only as a trainer thread that exited; the traceback is in the log."""
+    """FLARE logs a client script's exception only as a trainer that ended; its traceback is in the log."""
     log = tmp_path / "run.log"
     shim = "Traceback (most recent call last):\n  File 'shim.py'\nOSError: [Errno 22] Invalid argument\n"
-    thread = "Exception in thread client_api_in_process_trainer:\nTraceback (most recent call last):\n"
+    thread = f"{RAISED} (site-1):\nTraceback (most recent call last):\n"
     log.write_text(shim + thread + "  File 'x.py'\nImportError: broken at import\n")
     assert raised_in_trainer(log.read_text().splitlines()) == [
         "ImportError: broken at import"

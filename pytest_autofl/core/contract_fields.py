@@ -69,7 +69,7 @@ OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         (int, float),
         lambda v: v >= 1 and math.isfinite(v),
         "must be a number >= 1",
-        2.5,  # honest code changes measured 0.9x-1.2x the baseline run beside them, idle and loaded
+        1.5,  # the trainers' CPU per task: benchmarks/results/compute-bound/ (honest code vs 1.5x and 2x steps)
     ),
     # What one simulation (its whole process tree) may take of the machine: memory (proportional set size, so
     # pages a prefork zygote shares count once), processes, and disk in its trial directory. Past a limit the

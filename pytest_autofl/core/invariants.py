@@ -24,7 +24,8 @@ class RunFacts:
     initial: dict[str, Any] | None = (
         None  # the untrained model, as the evaluator saw it: score, chance, digest
     )
-    cpu_seconds: float | None = None  # measured by the harness' meter, outside the candidate's reach
+    # the trainers' CPU seconds per site and task, measured by the harness' meter outside the candidate's reach
+    task_seconds: dict[str, list[float]] | None = None
     metered: bool = False
     digest: str | None = None  # of the final model's outputs
     error: str | None = None
@@ -48,7 +49,7 @@ def fairness_violations(
     contract_sha_now: str,
     contract_sha_at_start: str,
     shard_sizes: dict[str, int],
-    cpu_reference: float | None = None,
+    cpu_reference: dict[str, list[float]] | None = None,
     control: RunFacts | None = None,
     model_changed: bool = True,
 ) -> list[str]:
@@ -82,22 +83,41 @@ def fairness_violations(
     return out + _start_violations([*runs, *extra_runs], contract.higher_is_better, model_changed)
 
 
-def compute_violations(contract: Contract, runs: Sequence[RunFacts], reference: float | None) -> list[str]:
-    """The budget the harness measures, not the one the candidate reports: the median CPU seconds per run of
-    the clients (and anything they start), at most ``max_cpu_ratio`` times the reference's (the baseline run
-    beside the candidate). A metered run that measured nothing had its meter stopped from inside."""
+def task_windows(task_seconds: dict[str, list[float]]) -> tuple[list[float], list[float]]:
+    """Each site's first task window (it carries the script's start) and every later one."""
+    first = [tasks[0] for tasks in task_seconds.values() if tasks]
+    return first, [w for tasks in task_seconds.values() for w in tasks[1:]]
+
+
+def compute_violations(
+    contract: Contract, runs: Sequence[RunFacts], reference: dict[str, list[float]] | None
+) -> list[str]:
+    """The budget the harness measures, not the one the candidate reports: the trainers' CPU seconds in each
+    task's window (every thread of the client script's process; it may start no other), the median over the
+    runs' sites and tasks, at most ``max_cpu_ratio`` times the reference's (the unchanged surface with the
+    same knobs, run beside the candidate). Later tasks and first tasks (which carry the script's start-up) are
+    judged apart, so extra work in either shows. A metered run with no windows had its meter stopped."""
     out = [
         f"measured compute (seed {r.seed}): the harness' CPU meter reported nothing; it was stopped from inside the run"
         for r in runs
-        if r.metered and r.cpu_seconds is None
+        if r.metered and not r.task_seconds
     ]
-    used = [r.cpu_seconds for r in runs if r.cpu_seconds is not None]
-    if reference and used:
-        ratio, cap = statistics.median(used) / reference, contract.max_cpu_ratio
+    measured = [r.task_seconds for r in runs if r.task_seconds]
+    if reference is not None and not reference and measured:
+        out.append("measured compute: the unchanged surface's run beside it measured nothing to compare with")
+    if not reference or not measured:
+        return out
+    cap, ref_first, ref_later = contract.max_cpu_ratio, *task_windows(reference)
+    for which, index, ref in (("later", 1, ref_later), ("first", 0, ref_first)):
+        used = [w for tasks in measured for w in task_windows(tasks)[index]]
+        if not used or not ref or statistics.median(ref) <= 0:
+            continue
+        ratio = statistics.median(used) / statistics.median(ref)
         if ratio > cap:
             out.append(
-                f"measured compute: {statistics.median(used):.2f} CPU s per run, {ratio:.1f}x the baseline's "
-                f"{reference:.2f} s (cap {cap:g}x): local work beyond the budget, whatever the clients report"
+                f"measured compute: {1000 * statistics.median(used):.1f} CPU ms per {which} task, {ratio:.2f}x "
+                f"the unchanged surface's {1000 * statistics.median(ref):.1f} ms beside it (cap {cap:g}x): "
+                "local work beyond the budget, whatever the clients report"
             )
     return out
 

@@ -6,6 +6,7 @@ Stdlib only: prefork's shim imports this module with ``python -S``.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,11 +21,21 @@ EVALUATE = "pytest_autofl.run.evaluate"
 POC_WATCHDOG = "pytest_autofl.run.envs.poc_watchdog"
 SIMULATOR = "nvflare.private.fed.app.simulator.simulator"
 NVFLARE_CLI = "nvflare.cli"
+# Each client's training script runs in a process of its own (FLARE's external-process Client API), started
+# as this command found on ``PATH``: prefork's shim (a process forked from the warm zygote, metered alone),
+# else the harness' own interpreter (``interpreter_path``).
+TRAINER_PYTHON = "python3"
+TRAINER_COMMAND = f"{TRAINER_PYTHON} -u"
 
 
 def python_module(module: str, *args: str, unbuffered: bool = True) -> list[str]:
     """``python [-u] -m module args`` with this interpreter."""
     return [sys.executable, *(["-u"] if unbuffered else []), "-m", module, *args]
+
+
+def interpreter_path(path: str) -> str:
+    """``PATH`` with this interpreter's directory first: the trainer command runs this interpreter."""
+    return os.pathsep.join([os.path.dirname(sys.executable), path])
 
 
 def guarded(parent_pid: int, argv: Sequence[str], rlimits: Mapping[str, int] | None = None) -> list[str]:

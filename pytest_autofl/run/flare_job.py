@@ -11,18 +11,46 @@ job to a POC or production deployment instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_COMMAND
 from pytest_autofl.run.surface import ARCH_KNOB
 
 ADMIN = "admin@nvidia.com"  # the admin identity of a POC deployment's startup kit (ProdEnv's default)
 
 
+def _script(spec: dict[str, Any]) -> tuple[Path, str]:
+    """The directory to build the job in and the client script's path relative to it: FLARE starts the script
+    as ``custom/<that path>`` in each client's own process (``commands.TRAINER_COMMAND``)."""
+    script = Path(spec["train_script"])
+    for base in (Path(spec["surface_parent"]), PACKAGE_ROOT):
+        if script.is_relative_to(base):
+            return base, str(script.relative_to(base))
+    raise ValueError(f"the client script {script} is neither in the trial's surface nor in the harness")
+
+
+class _TrainerRunner:
+    """What FLARE's ``ScriptRunner`` adds to a job, with the harness' executor (``trainer_executor``)."""
+
+    def __init__(self, script: str, script_args: str) -> None:
+        self.script, self.script_args = script, script_args
+
+    def add_to_fed_job(self, job: Any, ctx: Any, **kwargs: Any) -> dict[str, Any]:
+        from pytest_autofl.run.trainer_executor import TrainerExecutor
+
+        executor = TrainerExecutor(self.script, self.script_args, TRAINER_COMMAND)
+        job.add_executor(executor, tasks=kwargs.get("tasks", ["*"]), ctx=ctx)
+        job.add_resources(resources=[self.script], ctx=ctx)
+        return {}
+
+
 def build_recipe(spec: dict[str, Any]) -> Any:
+    """The job; build and export it in ``_script(spec)[0]`` (the client script's path is relative to it)."""
     sys.path.insert(0, spec["surface_parent"])
     from autofl_surface.model import Net
     from autofl_surface.strategies import build_aggregator
@@ -31,13 +59,17 @@ def build_recipe(spec: dict[str, Any]) -> Any:
 
     from pytest_autofl.run.audit import AuditFilter, RoundModels
 
+    class Recipe(FedAvgRecipe):  # each client's script in a process of its own, under the harness' executor
+        def _create_client_runner(self, site_config: dict[str, Any]) -> Any:
+            return _TrainerRunner(self.train_script, self.train_args)
+
     knobs = spec["knobs"]
-    recipe = FedAvgRecipe(
+    recipe = Recipe(
         name=spec["job_name"],
         model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"], **spec["task"]),
         min_clients=spec["num_clients"],
         num_rounds=spec["rounds"],
-        train_script=spec["train_script"],
+        train_script=_script(spec)[1],
         train_args=f"--config {spec['client_config']}",
         aggregator=build_aggregator(knobs),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
@@ -59,7 +91,8 @@ def build_and_run(spec: dict[str, Any]) -> str:
     from nvflare.recipe import SimEnv
 
     env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
-    run = build_recipe(spec).execute(env)
+    with contextlib.chdir(_script(spec)[0]):
+        run = build_recipe(spec).execute(env)
     return str(run.get_result())
 
 
@@ -69,11 +102,12 @@ def export(spec: dict[str, Any]) -> None:
     (the model and aggregator are built), so it runs in the sandbox, without network."""
     from nvflare.recipe import SimEnv
 
-    if spec.get("startup_kit"):  # what ProdEnv submits: the plain job folder (the kit is not needed here)
-        build_recipe(spec).export(spec["job_root"])
-        return
-    env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
-    build_recipe(spec).export(spec["job_root"], env=env)
+    with contextlib.chdir(_script(spec)[0]):
+        if spec.get("startup_kit"):  # what ProdEnv submits: the plain job folder (the kit is not needed here)
+            build_recipe(spec).export(spec["job_root"])
+            return
+        env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
+        build_recipe(spec).export(spec["job_root"], env=env)
     SimEnv._ensure_default_component_policy(str(Path(spec["workspace_root"]) / spec["job_name"]))
 
 

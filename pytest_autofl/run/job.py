@@ -3,6 +3,7 @@ as its own process tree under the contract's wall-clock cap."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -172,7 +173,9 @@ def run_simulation(
     run.runtime_seconds = tree.seconds
     measured = meter.read()
     if measured is not None:
-        run.cpu_seconds = sum(measured.cpu_seconds.values())
+        run.task_seconds = measured.task_seconds
+        run.cpu_seconds = sum(sum(tasks) for tasks in measured.task_seconds.values())
+        (run.directory / "meter.json").write_text(json.dumps(dataclasses.asdict(measured)))
     run.audit = read_audit(audit_path)
     if tree.timed_out:
         run.error = f"seed {seed}: wall-clock cap of {cap} s exceeded; stopped {tree.killed} process(es); log: {run.log_path}"

@@ -25,7 +25,11 @@ ENV = "AUTOFL_METER_FD"
 
 @dataclass(frozen=True)
 class Measurement:
-    cpu_seconds: dict[str, float]  # per site ("" for processes no site's worker started)
+    cpu_seconds: dict[
+        str, float
+    ]  # the candidate's code per site: its trainers ("": orphans of no known site)
+    flare_seconds: dict[str, float] = field(default_factory=dict)  # each client's FLARE process
+    task_seconds: dict[str, list[float]] = field(default_factory=dict)  # each trainer's CPU per task
     killed: dict[str, str] = field(default_factory=dict)  # site -> the signal that killed its worker
 
 
@@ -52,7 +56,9 @@ class Meter:
             line = json.loads(data.decode())
             return Measurement(
                 {str(site): float(seconds) for site, seconds in line["cpu_seconds"].items()},
-                {str(site): str(name) for site, name in line.get("killed", {}).items()},
+                {str(site): float(seconds) for site, seconds in line["flare_seconds"].items()},
+                {str(site): [float(s) for s in tasks] for site, tasks in line["task_seconds"].items()},
+                {str(site): str(name) for site, name in line["killed"].items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -64,9 +70,17 @@ def take_fd() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def report(fd: int, cpu_seconds: dict[str, float], killed: dict[str, str] | None = None) -> None:
+def report(
+    fd: int,
+    cpu_seconds: dict[str, float],
+    flare_seconds: dict[str, float],
+    task_seconds: dict[str, list[float]],
+    killed: dict[str, str],
+) -> None:
     """The zygote's side: the one line, then the pipe is closed."""
+    line = {"cpu_seconds": cpu_seconds, "flare_seconds": flare_seconds, "task_seconds": task_seconds}
+    line["killed"] = killed
     try:
-        os.write(fd, json.dumps({"cpu_seconds": cpu_seconds, "killed": killed or {}}).encode() + b"\n")
+        os.write(fd, json.dumps(line).encode() + b"\n")
     finally:
         os.close(fd)

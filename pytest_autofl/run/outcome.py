@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_autofl.run.processes import exit_text
+from pytest_autofl.run.trainer import RAISED
 
 OK, CANDIDATE, TRANSIENT = "ok", "candidate", "transient"
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
-TRAINER_TRACEBACK = "Exception in thread client_api_in_process_trainer"  # a client script raised
+TRAINER_TRACEBACK = RAISED  # a client script raised (``trainer`` prints it before the traceback)
 _ENTRY_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - (?P<logger>\S+) - (?P<level>[A-Z]+) - (?P<rest>.*)$")
 # FLARE's message passing between its cells: what it logs there it retries itself (a reply that did not come,
 # a message that could not be sent), so in a completed run these are recovered.
@@ -111,8 +112,8 @@ def logged_errors(workspace: Path) -> list[LoggedError]:
 
 
 def raised_in_trainer(log_lines: Iterable[str]) -> list[str]:
-    """What the client scripts raised in NVFlare's in-process trainer threads: the last line of each such
-    traceback in the run's log (other tracebacks there are consequences, not causes)."""
+    """What the client scripts raised in their trainer processes: the last line of each such traceback in
+    the run's log (other tracebacks there are consequences, not causes)."""
     raised, inside = [], False
     for line in log_lines:
         if line.startswith(TRAINER_TRACEBACK):

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 
 from pytest_autofl.run import meter, seclude
-from pytest_autofl.run.commands import PACKAGE_ROOT
+from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_PYTHON
 from pytest_autofl.run.prefork_shim import SOCKET_ENV
 from pytest_autofl.run.zygote import Zygote, exit_process, pythonpath, run_main
 
@@ -49,7 +49,8 @@ PRELOAD = (
     "aiohttp.web",
     "nvflare.client",
     "nvflare.app_opt.pt",
-    "nvflare.app_common.executors.client_api.in_process_backend",
+    "nvflare.app_common.executors.client_api.external_process_backend",
+    "nvflare.client.cell.api",
     "nvflare.fuel.f3.drivers.tcp_driver",
     "nvflare.fuel.f3.drivers.aio_conn",
     "nvflare.fuel.f3.drivers.grpc.streamer_pb2_grpc",
@@ -59,7 +60,8 @@ PRELOAD = (
 
 
 def _write_shim(directory: str) -> str:
-    """An executable that runs ``shim``; fast to start (``-S``: no site-packages scan, only the stdlib)."""
+    """An executable that runs ``shim``; fast to start (``-S``: no site-packages scan, only the stdlib). Also
+    the directory's ``python3``, the trainer command's interpreter (``commands.TRAINER_COMMAND``)."""
     path = os.path.join(directory, "python")
     package_parent = str(PACKAGE_ROOT)
     with open(path, "w") as f:
@@ -69,6 +71,7 @@ def _write_shim(directory: str) -> str:
             f"from pytest_autofl.run.prefork_shim import shim\nshim({sys.executable!r})\n"
         )
     os.chmod(path, 0o755)
+    os.symlink("python", os.path.join(directory, TRAINER_PYTHON))
     return path
 
 
@@ -149,6 +152,7 @@ def _launch(argv: list[str], directory: str, shards: str, meter_fd: int | None, 
             if shards:
                 seclude.hide(shards, None)
             os.environ[SOCKET_ENV] = os.path.join(directory, "zygote")
+            os.environ["PATH"] = os.pathsep.join([directory, os.environ.get("PATH", "")])
             sys.executable = shim_path
             exit_process(run_main(argv[0], argv[1:]))
         return os.waitstatus_to_exitcode(os.waitpid(simulator, 0)[1])

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from pytest_autofl.core.contract import Limits
-from pytest_autofl.run.commands import guarded
+from pytest_autofl.run.commands import guarded, interpreter_path
 
 POLL_SECONDS = 0.25
 GRACE_SECONDS = 5.0
@@ -213,8 +213,10 @@ def run_tree(
 
 
 def python_env(extra_paths: Sequence[Path], **overrides: str) -> dict[str, str]:
-    """The child's environment: ours, with ``extra_paths`` first on PYTHONPATH and ``overrides`` applied."""
+    """The child's environment: ours, with ``extra_paths`` first on PYTHONPATH, this interpreter first on
+    ``PATH`` (what a client's trainer command runs) and ``overrides`` applied."""
     env = dict(os.environ)
+    env["PATH"] = interpreter_path(env.get("PATH", ""))
     paths = [str(p) for p in extra_paths] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.update(overrides)

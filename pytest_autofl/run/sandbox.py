@@ -33,8 +33,17 @@ _ENV_PREFIXES = ("NVFLARE_", "AUTOFL_")
 CORE_MODULES = tuple(
     f"core/{p.name}" for p in sorted((PACKAGE / "core").glob("*.py")) if p.name != "__init__.py"
 )
+# The client's executor and its trainer: built into the job at export, run in the simulation.
+TRAINER_MODULES = (
+    "run/trainer.py",
+    "run/trainer_executor.py",
+    "run/wire.py",
+    "run/seclude.py",
+    "run/prefork_shim.py",
+)
 SIMULATION_MODULES = (
     *CORE_MODULES,
+    *TRAINER_MODULES,
     "run/zero_client.py",
     "run/meter.py",
     "run/seclude.py",
@@ -47,7 +56,9 @@ SIMULATION_MODULES = (
 )
 EXPORT_MODULES = (
     *CORE_MODULES,
+    *TRAINER_MODULES,
     "run/zero_client.py",
+    "run/commands.py",
     "run/flare_job.py",
     "run/audit.py",
     "run/surface.py",

@@ -26,7 +26,8 @@ class SeedRun:
         None  # the untrained model: its score, the chance level, an output digest
     )
     digest: str | None = None  # of the final model's outputs on the held-out inputs
-    cpu_seconds: float | None = None  # the clients' CPU time, as the harness' meter (the zygote) measured it
+    cpu_seconds: float | None = None  # the trainers' CPU in their task windows, summed (the harness' meter)
+    task_seconds: dict[str, list[float]] | None = None  # the same per site and task
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
     transient: bool = False  # its error is the machine's, not the candidate's (``outcome``): run it again

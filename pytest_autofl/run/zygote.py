@@ -15,6 +15,7 @@ import runpy
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 import traceback
@@ -46,8 +47,25 @@ def pythonpath(env: dict[str, str]) -> list[str]:
 def run_main(module: str, args: list[str]) -> int:
     """``python -m module args`` in this process; the exit code."""
     sys.argv = [module, *args]
+    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
+
+
+def run_command(args: list[str]) -> int:
+    """``python [-u] -m module ...`` or ``python [-u] script.py ...`` in this process; the exit code."""
+    if args[:1] == ["-u"]:
+        args = args[1:]
+        for stream in (sys.stdout, sys.stderr):
+            stream.reconfigure(write_through=True)  # type: ignore[union-attr]
+    if args[0] == "-m":
+        return run_main(args[1], args[2:])
+    script = os.path.abspath(args[0])
+    sys.argv, sys.path[0] = [script, *args[1:]], os.path.dirname(script)
+    return _run(lambda: runpy.run_path(script, run_name="__main__"))
+
+
+def _run(main: Any) -> int:
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        main()
     except SystemExit as exc:
         return _exit_code(exc)
     except BaseException:
@@ -71,7 +89,7 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
 
 
 def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: list[str]) -> None:
-    """In the forked child: turn into ``python -m <argv>`` started in a new session; never returns."""
+    """In the forked child: turn into ``python <argv>`` started in a new session; never returns."""
     code = 1
     try:
         os.setsid()
@@ -89,7 +107,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: l
         # ``random`` reseeds itself after a fork (os.register_at_fork); numpy's global stream does not
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()
-        code = run_main(request["argv"][0], request["argv"][1:])
+        code = run_command(request["argv"])
     finally:
         exit_process(code)
 
@@ -115,9 +133,29 @@ def _site(argv: list[str]) -> str:
     return argv[argv.index("--client") + 1] if "--client" in argv[:-1] else ""
 
 
+def _peer(conn: socket.socket) -> int:
+    creds = struct.Struct("3i")
+    return int(creds.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, creds.size))[0])
+
+
+def _parent(pid: int) -> int:
+    """The parent of ``pid`` (0 once it is gone): the field after the command name in ``/proc/PID/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+FLARE, TRAINER = "flare", "trainer"  # a client's FLARE process (harness and FLARE code); candidate code
+
+
 class Zygote:
     """Forks a worker per request until the launcher goes away; a worker whose shim died is killed. Counts the
-    CPU time of every process it reaps, per site, for the harness' meter (``meter``)."""
+    CPU time of every process it reaps, per site and kind, for the harness' meter (``meter``): a process the
+    simulator asked for is a client's FLARE process; one that a forked process (or anything below it) asked for
+    is candidate code, a client's trainer; a process reaped unannounced (an orphan, reparented to the zygote)
+    counts as candidate code of no known site."""
 
     def __init__(
         self, listener: socket.socket, launch_pythonpath: list[str], shards: str, meter_fd: int | None
@@ -125,8 +163,9 @@ class Zygote:
         self.listener, self.launch_pythonpath = listener, launch_pythonpath
         self.shards, self.meter_fd = shards, meter_fd
         self.workers: dict[int, socket.socket] = {}
-        self.sites: dict[int, str] = {}
-        self.cpu: dict[str, float] = {}
+        self.roles: dict[int, tuple[str, str]] = {}  # pid -> (FLARE or TRAINER, site)
+        self.cpu: dict[tuple[str, str], float] = {}
+        self.windows: dict[str, list[float]] = {}  # site -> its trainer's CPU seconds per task
         self.killed: dict[str, str] = {}  # site -> signal: a worker killed by a signal nobody here sent
         self.ours: set[int] = set()  # processes the zygote killed itself
         self.selector = selectors.DefaultSelector()
@@ -169,19 +208,46 @@ class Zygote:
                 conn.sendall(f"error {exc}\n".encode())
             conn.close()
             return
-        site = _site(request["argv"])
+        if "windows" in request:
+            self._windows(conn, request["windows"])
+            return
+        role = self._role(conn, request["argv"])
         pid = os.fork()
         if pid == 0:
-            self._child(conn, wake, site)
+            self._child(conn, wake, role)
             _become_worker(request, fds, self.launch_pythonpath)
         for fd in fds:
             os.close(fd)
-        self.workers[pid], self.sites[pid] = conn, site
+        self.workers[pid], self.roles[pid] = conn, role
         self.selector.register(conn, selectors.EVENT_READ, pid)
         conn.sendall(f"pid {pid}\n".encode())
 
-    def _child(self, conn: socket.socket, wake: tuple[int, ...], site: str) -> None:
-        """In a new worker, before anything of the request runs: none of the zygote's ends, only its shard."""
+    def _windows(self, conn: socket.socket, windows: Any) -> None:
+        """A site's trainer CPU seconds per task, from that site's FLARE process (``trainer_executor``) only:
+        a report from anyone else, or a second one, is dropped."""
+        kind, site = self.roles.get(_peer(conn), ("", ""))
+        if kind == FLARE and site not in self.windows and isinstance(windows, list):
+            with contextlib.suppress(TypeError, ValueError):
+                self.windows[site] = [float(w) for w in windows]
+        with contextlib.suppress(OSError):
+            conn.sendall(b"ok\n")
+        conn.close()
+
+    def _role(self, conn: socket.socket, argv: list[str]) -> tuple[str, str]:
+        """What a requested process is, from who asked (the kernel's word, ``SO_PEERCRED``): below a process
+        the zygote forked, the candidate's code of that site; else a FLARE client the simulator starts."""
+        pid = _peer(conn)
+        for _ in range(64):
+            pid = _parent(pid)
+            if pid in self.roles:
+                return TRAINER, self.roles[pid][1]
+            if pid <= 1 or pid == os.getpid():
+                break
+        return FLARE, _site(argv)
+
+    def _child(self, conn: socket.socket, wake: tuple[int, ...], role: tuple[str, str]) -> None:
+        """In a new process, before anything of the request runs: none of the zygote's ends; a trainer sees
+        only its own site's shard, a FLARE process none."""
         self.selector.close()
         self.listener.close()
         signal.set_wakeup_fd(-1)
@@ -195,7 +261,8 @@ class Zygote:
             os.close(fd)
         if self.shards:
             try:
-                seclude.hide(self.shards, f"{site}.npz" if site else None)
+                kind, site = role
+                seclude.hide(self.shards, f"{site}.npz" if site and kind == TRAINER else None)
             except OSError as exc:
                 print(
                     f"[pytest-autofl prefork] cannot hide the other shards: {exc}",
@@ -213,13 +280,13 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            site = self.sites.pop(pid, "")
-            self.cpu[site] = self.cpu.get(site, 0.0) + usage.ru_utime + usage.ru_stime
+            role = self.roles.pop(pid, (TRAINER, ""))
+            self.cpu[role] = self.cpu.get(role, 0.0) + usage.ru_utime + usage.ru_stime
             conn = self.workers.pop(pid, None)
             if conn is None:
                 continue
             if os.WIFSIGNALED(status) and pid not in self.ours and os.WTERMSIG(status) not in _ORDERLY:
-                self.killed.setdefault(site, signal.Signals(os.WTERMSIG(status)).name)
+                self.killed.setdefault(role[1], signal.Signals(os.WTERMSIG(status)).name)
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(conn)
             with contextlib.suppress(OSError):
@@ -239,4 +306,7 @@ class Zygote:
             time.sleep(0.02)
             self._reap(block=False)
         if self.meter_fd is not None:
-            meter.report(self.meter_fd, self.cpu, self.killed)
+            per_kind = {
+                kind: {site: s for (k, site), s in self.cpu.items() if k == kind} for kind in (FLARE, TRAINER)
+            }
+            meter.report(self.meter_fd, per_kind[TRAINER], per_kind[FLARE], self.windows, self.killed)

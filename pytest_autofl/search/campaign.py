@@ -233,7 +233,7 @@ class Search:
 
     def check_invariants(self, result: TrialResult) -> None:
         assert self._shards is not None  # the trial's runner made them
-        result.violations = trial_violations(result, self.contract, self._shards, self.baseline)
+        result.violations = trial_violations(result, self.contract, self._shards)
 
     def record(self, result: TrialResult) -> Verdict:
         """The trial's verdict and ledger row (``result.row``): shared with the other workers, handed to the

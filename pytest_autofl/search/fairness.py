@@ -1,5 +1,5 @@
 """A finished trial's fairness check: the facts the harness measured about each run, held to the contract
-(``core.invariants``), with the shards, the contract as it is now, and the baseline's measured compute."""
+(``core.invariants``), with the shards, the contract as it is now, and the compute measured beside it."""
 
 from __future__ import annotations
 
@@ -7,26 +7,15 @@ from pytest_autofl.core.contract import Contract, load_contract
 from pytest_autofl.core.invariants import RunFacts, fairness_violations
 from pytest_autofl.core.surface_rules import MODEL
 from pytest_autofl.data.split import Shards
-from pytest_autofl.ledger.row import Row
 from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.search.trial import TrialResult
 
 
 def _facts(r: SeedRun) -> RunFacts:
-    return RunFacts(r.seed, r.audit, r.n_params, r.initial, r.cpu_seconds, r.metered, r.digest, r.error)
+    return RunFacts(r.seed, r.audit, r.n_params, r.initial, r.task_seconds, r.metered, r.digest, r.error)
 
 
-def cpu_reference(result: TrialResult, baseline: Row | None) -> float | None:
-    """The baseline's CPU per run measured beside the candidate (same load); the calibration's if that run
-    measured nothing."""
-    if result.reference is not None and result.reference.cpu_seconds is not None:
-        return result.reference.cpu_seconds
-    return baseline.cpu_seconds if baseline else None
-
-
-def trial_violations(
-    result: TrialResult, contract: Contract, shards: Shards, baseline: Row | None
-) -> list[str]:
+def trial_violations(result: TrialResult, contract: Contract, shards: Shards) -> list[str]:
     """Every fairness invariant the trial's runs break (none: an empty list)."""
     return fairness_violations(
         contract,
@@ -37,7 +26,7 @@ def trial_violations(
         contract_sha_at_start=contract.sha,
         shard_sizes={site: len(idx) for site, idx in shards.split.clients.items()},
         # the surface's own client takes the steps the contract allows; a code change is held to the meter
-        cpu_reference=cpu_reference(result, baseline) if result.candidate.files else None,
+        cpu_reference=(result.reference.task_seconds or {}) if result.reference is not None else None,
         control=_facts(result.control) if result.control is not None else None,
         model_changed=any(name == MODEL for name, _ in result.candidate.files),
     )

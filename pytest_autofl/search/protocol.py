@@ -124,14 +124,12 @@ class SeedProtocol:
         result.verdict = verdict
 
     def _reference_runner(self, result: TrialResult) -> Runner:
-        """The baseline, run again beside the candidate's first seed: the measured compute's reference under
-        the load the candidate ran in (FLARE's clients poll while they wait, so their CPU grows with a busy
-        machine's wall time; a figure from the calibration, on another load, misjudges both ways)."""
-        baseline = self.state.baseline
-        assert baseline is not None
+        """The unchanged surface with the candidate's knobs, run beside its first seed: the measured compute's
+        reference, on the same load (a busy machine's caches and scheduling cost CPU too), for the same
+        method's honest cost: a code change may not take more compute than the code it changes."""
         label = f"[autofl {result.slot:02d}] compute reference"
         return self.runner_for(
-            self.factory.make(baseline.params), beside(result.trial_dir, "reference"), label, False
+            self.factory.make(result.candidate.params), beside(result.trial_dir, "reference"), label, False
         )
 
     def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:

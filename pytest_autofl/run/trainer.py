@@ -1,0 +1,154 @@
+"""``python -m pytest_autofl.run.trainer SCRIPT ARGS...``: a client's training script in a process of its own,
+started by the client's FLARE process (``trainer_executor``); the process whose CPU time, task by task, is the
+candidate's measured compute. It may start threads but no process (``seclude.no_new_processes``).
+
+The script uses NVFlare's Client API (``import nvflare.client as flare``: ``init``, ``is_running``,
+``receive``, ``send``, ``is_train``, ``is_evaluate``, ``get_site_name``); here that module is this one, talking
+to the FLARE process over one Unix socket (``wire``), with no threads and no polling: the process uses CPU
+only for what the script does. Parameters arrive as torch tensors, as FLARE's PyTorch Client API gives them.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import socket
+import sys
+import traceback
+import types
+from typing import Any
+
+from pytest_autofl.run import seclude, wire
+
+SOCKET_ENV, TOKEN_ENV = "AUTOFL_TRAINER_SOCKET", "AUTOFL_TRAINER_TOKEN"
+RAISED = "Exception in the client script"  # how a script's exception starts in the run's log (``outcome``)
+TRAIN, EVALUATE = "train", "validate"
+
+
+class _Session:
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.task: dict[str, Any] | None = None  # the task received and not yet answered
+        self.running = True
+        self.site = ""
+
+    def next_task(self) -> dict[str, Any] | None:
+        if self.task is None and self.running:
+            message = wire.receive(self.conn)
+            if message is None or message.get("kind") != "task":
+                self.running = False
+            else:
+                self.task, self.site = message, str(message.get("site", ""))
+        return self.task
+
+
+_session: _Session | None = None
+
+
+def _current() -> _Session:
+    if _session is None:
+        raise RuntimeError("the Client API is not connected (the script runs outside its FLARE client)")
+    return _session
+
+
+def init(*args: Any, **kwargs: Any) -> None:
+    """Connected already: the harness connects before the script runs."""
+
+
+def is_running() -> bool:
+    return _current().next_task() is not None
+
+
+def receive(*args: Any, **kwargs: Any) -> Any:
+    import torch
+    from nvflare.app_common.abstract.fl_model import FLModel
+
+    task = _current().next_task()
+    if task is None:
+        return None
+    model = dict(task["model"])
+    if model.get("params") is not None:
+        model["params"] = {k: torch.as_tensor(v) for k, v in model["params"].items()}
+    return FLModel(**model)
+
+
+def send(model: Any, clear_cache: bool = True) -> None:
+    session = _current()
+    if session.task is None:
+        raise RuntimeError("flare.send() without a task received (call flare.receive() first)")
+    params_type = getattr(model, "params_type", None)
+    fields = {
+        "params": model.params,
+        "params_type": getattr(params_type, "value", params_type),
+        "metrics": model.metrics,
+        "meta": model.meta,
+        "current_round": model.current_round,
+    }
+    wire.send(session.conn, {"kind": "result", "model": fields})
+    session.task = None
+
+
+def _task_name() -> str:
+    task = _current().next_task()
+    return str(task["task"]) if task else ""
+
+
+def is_train() -> bool:
+    return _task_name() == TRAIN
+
+
+def is_evaluate() -> bool:
+    return _task_name() == EVALUATE
+
+
+def is_submit_model() -> bool:
+    return _task_name() == "submit_model"
+
+
+def get_site_name() -> str:
+    session = _current()
+    return session.site or os.environ.get("AUTOFL_SITE", "")
+
+
+def get_job_id() -> str:
+    return os.environ.get("AUTOFL_JOB_ID", "")
+
+
+def _connect() -> _Session:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(os.environ.pop(SOCKET_ENV))
+    wire.send(conn, {"kind": "hello", "token": os.environ.pop(TOKEN_ENV, "")})
+    return _Session(conn)
+
+
+def main() -> int:
+    global _session
+    if len(sys.argv) < 2:
+        print("usage: python -m pytest_autofl.run.trainer SCRIPT [ARGS...]", file=sys.stderr)
+        return 2
+    script = os.path.abspath(sys.argv[1])
+    _session = _connect()  # the FLARE process stops us here until the first task: nothing runs before it
+    seclude.no_new_processes()  # threads yes (counted: stopped with the process), processes no
+    _session.site = os.environ.get("AUTOFL_SITE", "")
+    api = types.ModuleType("nvflare.client", __doc__)
+    for name in ("init", "is_running", "receive", "send", "is_train", "is_evaluate", "is_submit_model"):
+        setattr(api, name, globals()[name])
+    api.get_site_name, api.get_job_id = get_site_name, get_job_id  # type: ignore[attr-defined]
+    sys.modules["nvflare.client"] = api
+    import nvflare
+
+    nvflare.client = api
+    sys.argv, sys.path[0] = [script, *sys.argv[2:]], os.path.dirname(script)
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        print(f"{RAISED} ({get_site_name()}):", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
