@@ -38,19 +38,28 @@ def _attacks(project) -> dict[str, dict]:
         '    x = torch.from_numpy(np.concatenate([p["x"] for p in parts]))\n'
         '    y = torch.from_numpy(np.concatenate([p["y"] for p in parts]))\n',
     )
-    overrun = _client(project, "while steps < steps_per_round:", "while steps < steps_per_round * 60:")
-    overrun = overrun.replace("if steps >= steps_per_round:", "if steps >= steps_per_round * 60:")
-    overrun = overrun.replace(
-        '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
-    )
     return {
         "injected": {"description": "server adds weights", "files": {"strategies.py": injected}},
         "pooled": {"description": "client reads every shard", "files": {"client_train.py": pooled}},
         "overrun": {
-            "description": "60x the step cap, reports the cap",
-            "files": {"client_train.py": overrun},
+            "description": "2x the step cap, reports the cap",
+            "files": {"client_train.py": _overrun(project, 2)},
+        },
+        "overrun-1.5": {
+            "description": "1.5x the step cap, reports the cap",
+            "files": {"client_train.py": _overrun(project, 1.5)},
         },
     }
+
+
+def _overrun(project, k: float) -> str:
+    """The surface's client, training ``k`` times the step cap and reporting the cap (at the margin: the
+    trainer's CPU per task is what gives it away, not the step count it sends)."""
+    overrun = _client(project, "while steps < steps_per_round:", f"while steps < steps_per_round * {k}:")
+    overrun = overrun.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {k}:")
+    return overrun.replace(
+        '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
+    )
 
 
 EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
@@ -58,6 +67,8 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "pooled": ({"crash"}, "seed 0:"),
     "overrun": ({"invalid"}, "measured compute:"),
 }
+# reported either way: caught, or within the tolerance that lets it pass (the closing note gives the figures)
+MARGIN = {"overrun-1.5": "measured compute:"}
 
 
 def _digest(directory) -> str:
@@ -81,7 +92,11 @@ def test_every_attack_is_caught_and_changes_nothing_outside_its_trial(pytester, 
         assert status in statuses and named in reason, (
             f"{name}: {status}: {reason}\n{result.stdout.str()[-3000:]}"
         )
-    # each code change was measured against a baseline run beside it, not against the calibration's figure
+    for name, named in MARGIN.items():
+        status, reason = table[name]
+        print(f"{name}: {status}: {reason}")
+        assert status in {"invalid", "narrow", "discard", "keep"} and (status != "invalid" or named in reason)
+    # each code change was measured against the unchanged surface run beside it
     result.stdout.fnmatch_lines(["*compute reference seed 0: *"])
     assert _digest(project / "surfaces") == surfaces and _digest(project / "benchmarks") == benchmarks
     check = pytester.runpytest("--autofl-check", "-p", "no:cacheprovider")

@@ -92,25 +92,46 @@ def test_a_lower_is_better_metric_is_held_to_its_own_direction(smoke_contract):
     )
 
 
-def test_the_measured_compute_is_held_to_the_baseline_and_a_silenced_meter_is_named(smoke_contract):
+def test_the_measured_compute_is_held_to_the_unchanged_surface_and_a_silenced_meter_is_named(smoke_contract):
     from pytest_autofl.core.invariants import compute_violations
 
-    def metered(seed, cpu):
-        return RunFacts(seed, audit(), 8970, cpu_seconds=cpu, metered=True)
+    def metered(seed, first, later):
+        return RunFacts(
+            seed,
+            audit(),
+            8970,
+            task_seconds={"site-1": [first, later], "site-2": [first, later]},
+            metered=True,
+        )
 
+    reference = {"site-1": [0.020, 0.007], "site-2": [0.022, 0.008]}
     cap = smoke_contract.max_cpu_ratio
-    assert compute_violations(smoke_contract, [metered(0, 1.0), metered(1, 1.2)], 1.0) == []
-    (over,) = compute_violations(smoke_contract, [metered(0, 6.0), metered(1, 6.2)], 1.0)
-    assert (
-        over.startswith("measured compute: 6.10 CPU s per run, 6.1x the baseline's 1.00 s")
-        and f"cap {cap:g}x" in over
+    honest = [metered(0, 0.024, 0.0085), metered(1, 0.019, 0.0070)]
+    assert compute_violations(smoke_contract, honest, reference) == []
+    (later,) = compute_violations(
+        smoke_contract, [metered(0, 0.021, 0.0150), metered(1, 0.021, 0.0160)], reference
     )
+    assert later.startswith(
+        "measured compute: 15.5 CPU ms per later task, 2.07x the unchanged surface's 7.5 ms"
+    )
+    assert f"cap {cap:g}x" in later
+    # extra work only in the first task, where the script's start-up is, shows on its own
+    (first,) = compute_violations(
+        smoke_contract, [metered(0, 0.060, 0.0075), metered(1, 0.070, 0.0075)], reference
+    )
+    assert first.startswith("measured compute: 65.0 CPU ms per first task, 3.10x")
     assert (
-        compute_violations(smoke_contract, [metered(0, 3.0)], None) == []
-    )  # the baseline itself: no reference
-    (silent,) = compute_violations(smoke_contract, [metered(0, None), metered(1, 1.0)], 1.0)
+        compute_violations(smoke_contract, honest, None) == []
+    )  # knobs only: the surface is the user's code
+    (none,) = compute_violations(smoke_contract, honest, {})
+    assert none == "measured compute: the unchanged surface's run beside it measured nothing to compare with"
+    (silent,) = compute_violations(
+        smoke_contract, [RunFacts(0, audit(), 8970, metered=True), honest[1]], reference
+    )
     assert silent.startswith("measured compute (seed 0): the harness' CPU meter reported nothing")
-    assert compute_violations(smoke_contract, [RunFacts(0, audit(), 8970)], 1.0) == []  # not metered (prod)
+    assert (
+        compute_violations(smoke_contract, [RunFacts(0, audit(), 8970)], reference) == []
+    )  # not metered (prod)
 
 
 def test_the_zero_update_control_must_leave_the_model_where_it_began():

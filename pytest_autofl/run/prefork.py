@@ -36,8 +36,9 @@ from collections.abc import Callable
 
 from pytest_autofl.run import meter, seclude
 from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_PYTHON
+from pytest_autofl.run.interpreter import exit_process, pythonpath, run_main
 from pytest_autofl.run.prefork_shim import SOCKET_ENV
-from pytest_autofl.run.zygote import Zygote, exit_process, pythonpath, run_main
+from pytest_autofl.run.zygote import Zygote
 
 SHARDS_ENV = "AUTOFL_SHARDS"  # the run's shard directory, when each client must see only its own shard
 # What every simulator process imports and no candidate changes: the harness never preloads surface code.

@@ -1,6 +1,6 @@
 """prefork's shim: the process NVFlare starts instead of the interpreter (``sys.executable`` for the simulator's
 workers, ``python3`` on ``PATH`` for each client's trainer). It asks the zygote (``prefork``) for a forked
-process running its ``-m`` command or script, relays signals to it and exits as it exits. Stdlib only and
+process running its ``-m`` command, relays signals to it and exits as it exits. Stdlib only and
 started with ``python -S``: it must start in milliseconds."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, sign
 
 
 def forkable(args: list[str]) -> bool:
-    """An interpreter command line the zygote can run: ``[-u] -m MODULE ...`` or ``[-u] SCRIPT.py ...``."""
+    """An interpreter command line the zygote can run: ``[-u] -m MODULE ...``."""
     rest = args[1:] if args[:1] == ["-u"] else args
-    return (len(rest) >= 2 and rest[0] == "-m") or (bool(rest) and rest[0].endswith(".py"))
+    return len(rest) >= 2 and rest[0] == "-m"
 
 
 def shim(real_python: str) -> None:

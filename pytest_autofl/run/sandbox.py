@@ -40,16 +40,15 @@ TRAINER_MODULES = (
     "run/wire.py",
     "run/seclude.py",
     "run/prefork_shim.py",
+    "run/interpreter.py",
 )
 SIMULATION_MODULES = (
     *CORE_MODULES,
     *TRAINER_MODULES,
     "run/zero_client.py",
     "run/meter.py",
-    "run/seclude.py",
     "run/prefork.py",
     "run/zygote.py",
-    "run/prefork_shim.py",
     "run/ports.py",
     "run/commands.py",
     "run/audit.py",

@@ -14,11 +14,11 @@ import os
 import runpy
 import socket
 import sys
-import traceback
 import types
 from typing import Any
 
 from pytest_autofl.run import seclude, wire
+from pytest_autofl.run.interpreter import run_guarded
 
 SOCKET_ENV, TOKEN_ENV = "AUTOFL_TRAINER_SOCKET", "AUTOFL_TRAINER_TOKEN"
 RAISED = "Exception in the client script"  # how a script's exception starts in the run's log (``outcome``)
@@ -139,15 +139,7 @@ def main() -> int:
 
     nvflare.client = api
     sys.argv, sys.path[0] = [script, *sys.argv[2:]], os.path.dirname(script)
-    try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        print(f"{RAISED} ({get_site_name()}):", file=sys.stderr, flush=True)
-        traceback.print_exc()
-        return 1
-    return 0
+    return run_guarded(lambda: runpy.run_path(script, run_name="__main__"), f"{RAISED} ({get_site_name()}):")
 
 
 if __name__ == "__main__":

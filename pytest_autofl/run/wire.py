@@ -10,6 +10,7 @@ import io
 import json
 import socket
 import struct
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ def decode(data: bytes) -> Any:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         top = json.loads(arrays.pop(_TREE).tobytes().decode())
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         raise WireError(f"not a message: {exc}") from None
 
     def value(node: Any) -> Any:

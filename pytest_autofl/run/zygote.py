@@ -1,6 +1,5 @@
 """The zygote of ``prefork``: forks each worker of a simulation on request, in the worker's own view of the
-shards (``seclude``), and measures each worker's CPU time for the harness' meter (``meter``). Also what the
-launcher shares with it: running a module as ``python -m`` would, and ending a forked process. Only the
+shards (``seclude``), and measures each worker's CPU time for the harness' meter (``meter``). Only the
 standard library is imported at the top.
 """
 
@@ -11,67 +10,22 @@ import ctypes
 import importlib
 import json
 import os
-import runpy
 import selectors
 import signal
 import socket
 import struct
 import sys
 import time
-import traceback
 from typing import Any
 
 from pytest_autofl.run import meter, seclude
+from pytest_autofl.run.interpreter import exit_process, pythonpath, run_command
 from pytest_autofl.run.prefork_shim import HEADER
 
 PR_SET_CHILD_SUBREAPER = 36
 END_SECONDS = 10.0  # to kill and reap what is left at the end
 # How FLARE's simulator ends its workers (relayed by their shims): an end, not a kill.
 _ORDERLY = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def _exit_code(exc: SystemExit) -> int:
-    """What the interpreter would exit with for ``sys.exit(code)``."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)
-    return 1
-
-
-def pythonpath(env: dict[str, str]) -> list[str]:
-    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-
-
-def run_main(module: str, args: list[str]) -> int:
-    """``python -m module args`` in this process; the exit code."""
-    sys.argv = [module, *args]
-    return _run(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True))
-
-
-def run_command(args: list[str]) -> int:
-    """``python [-u] -m module ...`` or ``python [-u] script.py ...`` in this process; the exit code."""
-    if args[:1] == ["-u"]:
-        args = args[1:]
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(write_through=True)  # type: ignore[union-attr]
-    if args[0] == "-m":
-        return run_main(args[1], args[2:])
-    script = os.path.abspath(args[0])
-    sys.argv, sys.path[0] = [script, *args[1:]], os.path.dirname(script)
-    return _run(lambda: runpy.run_path(script, run_name="__main__"))
-
-
-def _run(main: Any) -> int:
-    try:
-        main()
-    except SystemExit as exc:
-        return _exit_code(exc)
-    except BaseException:
-        traceback.print_exc()
-        return 1
-    return 0
 
 
 def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
@@ -110,22 +64,6 @@ def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: l
         code = run_command(request["argv"])
     finally:
         exit_process(code)
-
-
-def exit_process(code: int) -> None:
-    """End a forked process as interpreter exit would (join threads, atexit, flush), without returning."""
-    try:
-        import threading
-
-        threading._shutdown()  # type: ignore[attr-defined]
-        import atexit
-
-        atexit._run_exitfuncs()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
 
 
 def _site(argv: list[str]) -> str:

@@ -36,7 +36,9 @@ class TrialResult:
     runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
     extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
     control: SeedRun | None = None  # a code change's zero-update control run (not a score: a check)
-    reference: SeedRun | None = None  # a code change's baseline run beside it: the compute reference
+    reference: SeedRun | None = (
+        None  # a code change's unchanged surface, same knobs, beside it: compute reference
+    )
     screen: SeedRun | None = None  # its run on the contract's screen (one seed, fewer rounds)
     screen_incumbent: float | None = None  # the incumbent's score on the same screen
     incumbent_confirm: dict[int, float] = field(default_factory=dict)

@@ -1,0 +1,102 @@
+"""A client's trainer process: what crosses its socket (``wire``: trees of numbers, strings and arrays, never
+a pickle) and what it may not do (start a process: ``seclude.no_new_processes``)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_autofl.run import wire
+
+scalars = st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.floats(allow_nan=False) | st.text()
+arrays = st.integers(0, 5).map(lambda n: np.arange(n * 3, dtype=np.float32).reshape(n, 3))
+trees = st.recursive(
+    scalars | arrays, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(), kids, max_size=3)
+)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    return a == b
+
+
+@given(trees)
+def test_a_message_arrives_as_it_was_sent(tree):
+    assert _same(wire.decode(wire.encode(tree)), tree)
+
+
+def test_tensors_and_numpy_scalars_travel_as_arrays_and_numbers():
+    sent = {"params": {"w": torch.ones(2, 2)}, "meta": {"steps": np.int64(7), "c": (np.zeros(3),)}}
+    got = wire.decode(wire.encode(sent))
+    assert np.array_equal(got["params"]["w"], np.ones((2, 2), dtype=np.float32))
+    assert got["meta"]["steps"] == 7 and isinstance(got["meta"]["c"], list)
+
+
+@pytest.mark.parametrize("value", [object(), {"f": print}, np.array([object()]), {1, 2}])
+def test_anything_else_is_refused_before_it_is_sent(value):
+    with pytest.raises(wire.WireError, match="cannot send"):
+        wire.encode(value)
+
+
+def test_a_pickle_is_never_loaded():
+    buffer = io.BytesIO()
+    np.savez(buffer, a0=np.array([{"x": 1}], dtype=object), __tree__=np.frombuffer(b'{"a": "a0"}', np.uint8))
+    with pytest.raises(wire.WireError, match="not a message"):
+        wire.decode(buffer.getvalue())
+    for garbage in (b"", b"PK\x03\x04 not a zip", wire.encode(1)[:-5]):
+        with pytest.raises(wire.WireError):
+            wire.decode(garbage)
+
+
+def test_a_frame_cut_short_or_too_large_is_an_error_and_a_clean_close_is_the_end():
+    left, right = socket.socketpair()
+    wire.send(left, {"kind": "task"})
+    assert wire.receive(right) == {"kind": "task"}
+    left.sendall((10).to_bytes(8, "big") + b"abc")
+    left.close()
+    with pytest.raises(wire.WireError, match="closed inside a message"):
+        wire.receive(right)
+    a, b = socket.socketpair()
+    a.sendall((wire.MAX_BYTES + 1).to_bytes(8, "big"))
+    with pytest.raises(wire.WireError, match="cap"):
+        wire.receive(b)
+    a.close()
+    c, d = socket.socketpair()
+    c.close()
+    assert wire.receive(d) is None
+
+
+@pytest.mark.subprocess
+def test_a_trainer_may_start_threads_but_no_process():
+    code = """
+import os, subprocess, threading, multiprocessing
+from pytest_autofl.run import seclude
+seclude.no_new_processes()
+done = []
+t = threading.Thread(target=lambda: done.append(1)); t.start(); t.join()
+assert done == [1]
+for start in (os.fork, lambda: subprocess.run(["true"]), lambda: os.posix_spawn("/bin/true", ["true"], {}),
+              lambda: multiprocessing.Process(target=print).start()):
+    try:
+        start()
+    except OSError as exc:
+        assert exc.errno == 1, exc
+    else:
+        raise SystemExit("a process was started")
+print("refused")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr
