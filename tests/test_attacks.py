@@ -42,6 +42,10 @@ def _attacks(project) -> dict[str, dict]:
         "injected": {"description": "server adds weights", "files": {"strategies.py": injected}},
         "pooled": {"description": "client reads every shard", "files": {"client_train.py": pooled}},
         "overrun": {
+            "description": "4x the step cap, reports the cap",
+            "files": {"client_train.py": _overrun(project, 4)},
+        },
+        "overrun-2": {
             "description": "2x the step cap, reports the cap",
             "files": {"client_train.py": _overrun(project, 2)},
         },
@@ -68,7 +72,7 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "overrun": ({"invalid"}, "measured compute:"),
 }
 # reported either way: caught, or within the tolerance that lets it pass (the closing note gives the figures)
-MARGIN = {"overrun-1.5": "measured compute:"}
+MARGIN = {"overrun-2": "measured compute:", "overrun-1.5": "measured compute:"}
 
 
 def _digest(directory) -> str:

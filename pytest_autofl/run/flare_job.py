@@ -28,9 +28,10 @@ def _script(spec: dict[str, Any]) -> tuple[Path, str]:
     """The directory to build the job in and the client script's path relative to it: FLARE starts the script
     as ``custom/<that path>`` in each client's own process (``commands.TRAINER_COMMAND``)."""
     script = Path(spec["train_script"])
-    for base in (Path(spec["surface_parent"]), PACKAGE_ROOT):
-        if script.is_relative_to(base):
-            return base, str(script.relative_to(base))
+    if script.is_relative_to(PACKAGE_ROOT):  # the harness' own (the zero client): run as its module
+        return PACKAGE_ROOT, ".".join(script.relative_to(PACKAGE_ROOT).with_suffix("").parts)
+    if script.is_relative_to(spec["surface_parent"]):
+        return Path(spec["surface_parent"]), str(script.relative_to(spec["surface_parent"]))
     raise ValueError(f"the client script {script} is neither in the trial's surface nor in the harness")
 
 
@@ -45,7 +46,8 @@ class _TrainerRunner:
 
         executor = TrainerExecutor(self.script, self.script_args, TRAINER_COMMAND)
         job.add_executor(executor, tasks=kwargs.get("tasks", ["*"]), ctx=ctx)
-        job.add_resources(resources=[self.script], ctx=ctx)
+        if self.script.endswith(".py"):  # a module of the harness is installed where the job runs
+            job.add_resources(resources=[self.script], ctx=ctx)
         return {}
 
 
@@ -63,13 +65,16 @@ def build_recipe(spec: dict[str, Any]) -> Any:
         def _create_client_runner(self, site_config: dict[str, Any]) -> Any:
             return _TrainerRunner(self.train_script, self.train_args)
 
+    # A deployment (POC, production) runs FLARE's own in-process Client API: its clients' compute is not
+    # metered here, and the harness' executor would need the whole harness importable in every client.
+    deployed = bool(spec.get("startup_kit"))
     knobs = spec["knobs"]
-    recipe = Recipe(
+    recipe = (FedAvgRecipe if deployed else Recipe)(
         name=spec["job_name"],
         model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"], **spec["task"]),
         min_clients=spec["num_clients"],
         num_rounds=spec["rounds"],
-        train_script=_script(spec)[1],
+        train_script=spec["train_script"] if deployed else _script(spec)[1],
         train_args=f"--config {spec['client_config']}",
         aggregator=build_aggregator(knobs),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,

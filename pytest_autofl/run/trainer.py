@@ -1,4 +1,5 @@
-"""``python -m pytest_autofl.run.trainer SCRIPT ARGS...``: a client's training script in a process of its own,
+"""``python -m pytest_autofl.run.trainer SCRIPT|MODULE ARGS...``: a client's training script (or a module of
+the harness: the zero client) in a process of its own,
 started by the client's FLARE process (``trainer_executor``); the process whose CPU time, task by task, is the
 candidate's measured compute. It may start threads but no process (``seclude.no_new_processes``).
 
@@ -126,7 +127,7 @@ def main() -> int:
     if len(sys.argv) < 2:
         print("usage: python -m pytest_autofl.run.trainer SCRIPT [ARGS...]", file=sys.stderr)
         return 2
-    script = os.path.abspath(sys.argv[1])
+    target = sys.argv[1]
     _session = _connect()  # the FLARE process stops us here until the first task: nothing runs before it
     seclude.no_new_processes()  # threads yes (counted: stopped with the process), processes no
     _session.site = os.environ.get("AUTOFL_SITE", "")
@@ -138,8 +139,13 @@ def main() -> int:
     import nvflare
 
     nvflare.client = api
+    raised = f"{RAISED} ({get_site_name()}):"
+    if not target.endswith(".py"):
+        sys.argv = [target, *sys.argv[2:]]
+        return run_guarded(lambda: runpy.run_module(target, run_name="__main__", alter_sys=True), raised)
+    script = os.path.abspath(target)
     sys.argv, sys.path[0] = [script, *sys.argv[2:]], os.path.dirname(script)
-    return run_guarded(lambda: runpy.run_path(script, run_name="__main__"), f"{RAISED} ({get_site_name()}):")
+    return run_guarded(lambda: runpy.run_path(script, run_name="__main__"), raised)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class TrainerExecutor(Executor):
             "AUTOFL_JOB_ID": str(fl_ctx.get_job_id()),
             "PYTHONPATH": os.pathsep.join([custom, os.environ.get("PYTHONPATH", "")]),
         }
-        argv = [*shlex.split(self.command), "-m", TRAINER, os.path.join(custom, self.script)]
+        script = os.path.join(custom, self.script) if self.script.endswith(".py") else self.script
+        argv = [*shlex.split(self.command), "-m", TRAINER, script]
         self._process = subprocess.Popen(
             [*argv, *shlex.split(self.script_args)], cwd=os.path.dirname(custom), env=env
         )
