@@ -77,3 +77,20 @@ def test_an_entry_not_signed_by_the_harness_is_ignored_and_a_reused_run_is_score
     third = Inner(tmp_path / "t3")
     other_key = ResumingRunner(third, tmp_path / "finished", "k" * 64, tmp_path / "t3", print, b"another key")
     assert other_key.run(0).score == 0.5 and third.calls == [(0, "")]
+
+
+def test_an_entry_from_another_version_of_the_harness_is_run_again(tmp_path):
+    from pytest_autofl.run.resume import _mac
+
+    runner = ResumingRunner(
+        Inner(tmp_path / "t1"), tmp_path / "finished", "k" * 64, tmp_path / "t1", print, SECRET
+    )
+    runner.run(0)
+    (entry,) = (tmp_path / "finished").glob("*.json")
+    facts = json.loads(entry.read_text())["facts"] | {
+        "cpu_seconds": 3.5
+    }  # a field this SeedRun no longer has
+    entry.write_text(json.dumps({"facts": facts, "mac": _mac(SECRET, facts)}))
+    second = Inner(tmp_path / "t2")
+    again = ResumingRunner(second, tmp_path / "finished", "k" * 64, tmp_path / "t2", print, SECRET)
+    assert again.run(0).score == 0.5 and second.calls == [(0, "")]

@@ -22,6 +22,9 @@ CLIENT_CONFIG: dict[str, Any] = {  # recipe.add_client_config: top-level keys of
     "task_check_timeout": 60.0,
     "task_check_interval": 1.0,
 }
+# How each client's script runs: in a trainer process of its own, metered per task (``trainer_executor``);
+# a finished run from another way is not reused, and its rows say they differ.
+CLIENT_SCRIPT = "trainer-process"
 # A seed run the machine broke (``outcome.TRANSIENT``) runs again up to RETRIES times, fresh each time.
 RETRIES = 2
 RETRY_PAUSE_SECONDS = 2.0
@@ -34,5 +37,6 @@ def fingerprint() -> str:
         "client": CLIENT_CONFIG,
         "retries": RETRIES,
         "pause": RETRY_PAUSE_SECONDS,
+        "client_script": CLIENT_SCRIPT,
     }
     return sha256_of(settings)[:12]

@@ -174,7 +174,6 @@ def run_simulation(
     measured = meter.read()
     if measured is not None:
         run.task_seconds = measured.task_seconds
-        run.cpu_seconds = sum(sum(tasks) for tasks in measured.task_seconds.values())
         (run.directory / "meter.json").write_text(json.dumps(dataclasses.asdict(measured)))
     run.audit = read_audit(audit_path)
     if tree.timed_out:

@@ -1,17 +1,16 @@
 """The harness' own measure of the clients' compute, which no candidate can misreport.
 
 Candidate code may report anything about its work (steps, epochs); the kernel's CPU accounting it cannot.
-``prefork``'s zygote forks every client worker of a simulation and reaps it with ``wait4``: the CPU seconds
-of the worker and of everything it started (the zygote is the subreaper of the workers' orphans). At the end
-it writes one JSON line, CPU seconds per site and the workers killed by a signal it did not relay or send
-itself (``outcome``: a client killed mid-run is the candidate's doing, not the machine's), to a pipe only the
-harness reads: the pipe's write end goes
-from the harness to the launcher (``AUTOFL_METER_FD``), which hands it to the zygote before any candidate
-code runs and closes its own; the zygote is undumpable (``seclude``) and its workers close it, so no process
-of the run can write to it. No line (the zygote was killed) means no measurement.
-
-On the benchmarks' small models, a client's CPU is mostly FLARE's own work (polling, messages): the measure
-is coarse, and the contract's ``max_cpu_ratio`` says how far above the baseline's a code change may go.
+``prefork``'s zygote forks every client's FLARE process and every client's trainer (the process that runs the
+client script, ``trainer``) and reaps each with ``wait4``: the CPU seconds of the process and of everything
+it started (the zygote is the subreaper of orphans). Each client's executor (``trainer_executor``) reads its
+trainer's CPU clock around every task and gives the zygote those task windows, the compute bound's measure. At
+the end the zygote writes one JSON line (whole-process CPU of trainers and FLARE processes per site, the task
+windows, and the processes killed by a signal it did not relay or send itself: ``outcome``, a client killed
+mid-run is the candidate's doing) to a pipe only the harness reads: the pipe's write end goes from the harness
+to the launcher (``AUTOFL_METER_FD``), which hands it to the zygote before any candidate code runs and closes
+its own; the zygote is undumpable (``seclude``) and its children close it, so no process of the run can write
+to it. No line (the zygote was killed) means no measurement.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ ENV = "AUTOFL_METER_FD"
 
 @dataclass(frozen=True)
 class Measurement:
-    cpu_seconds: dict[
-        str, float
-    ]  # the candidate's code per site: its trainers ("": orphans of no known site)
+    # the candidate's code per site, whole processes: its trainers ("": orphans of no known site)
+    cpu_seconds: dict[str, float]
     flare_seconds: dict[str, float] = field(default_factory=dict)  # each client's FLARE process
     task_seconds: dict[str, list[float]] = field(default_factory=dict)  # each trainer's CPU per task
     killed: dict[str, str] = field(default_factory=dict)  # site -> the signal that killed its worker
@@ -78,8 +76,12 @@ def report(
     killed: dict[str, str],
 ) -> None:
     """The zygote's side: the one line, then the pipe is closed."""
-    line = {"cpu_seconds": cpu_seconds, "flare_seconds": flare_seconds, "task_seconds": task_seconds}
-    line["killed"] = killed
+    line = {
+        "cpu_seconds": cpu_seconds,
+        "flare_seconds": flare_seconds,
+        "task_seconds": task_seconds,
+        "killed": killed,
+    }
     try:
         os.write(fd, json.dumps(line).encode() + b"\n")
     finally:

@@ -50,8 +50,7 @@ PRELOAD = (
     "aiohttp.web",
     "nvflare.client",
     "nvflare.app_opt.pt",
-    "nvflare.app_common.executors.client_api.external_process_backend",
-    "nvflare.client.cell.api",
+    "nvflare.app_common.utils.fl_model_utils",  # the client's executor (``trainer_executor``), its trainer
     "nvflare.fuel.f3.drivers.tcp_driver",
     "nvflare.fuel.f3.drivers.aio_conn",
     "nvflare.fuel.f3.drivers.grpc.streamer_pb2_grpc",

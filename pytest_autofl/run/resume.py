@@ -17,12 +17,14 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from pytest_autofl.run.runner import Runner
 from pytest_autofl.run.seedrun import SeedRun
+
+_FIELDS = {f.name for f in fields(SeedRun)}
 
 
 def _mac(secret: bytes, facts: dict[str, Any]) -> str:
@@ -86,6 +88,8 @@ class ResumingRunner:
                 f"seed {seed}{tag}: ignoring {entry}: it is not signed by this harness; running again"
             )
             return None
+        if not isinstance(facts, dict) or not set(facts) <= _FIELDS:
+            return None  # written by another version of the harness: run it again
         old = Path(facts["directory"])
         if not old.is_dir():
             return None  # its artifacts are gone: run it again

@@ -41,6 +41,7 @@ TRAINER_MODULES = (
     "run/seclude.py",
     "run/prefork_shim.py",
     "run/interpreter.py",
+    "run/kernel.py",
 )
 SIMULATION_MODULES = (
     *CORE_MODULES,

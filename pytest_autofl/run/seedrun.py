@@ -26,8 +26,7 @@ class SeedRun:
         None  # the untrained model: its score, the chance level, an output digest
     )
     digest: str | None = None  # of the final model's outputs on the held-out inputs
-    cpu_seconds: float | None = None  # the trainers' CPU in their task windows, summed (the harness' meter)
-    task_seconds: dict[str, list[float]] | None = None  # the same per site and task
+    task_seconds: dict[str, list[float]] | None = None  # the trainers' CPU per site and task (the meter)
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
     transient: bool = False  # its error is the machine's, not the candidate's (``outcome``): run it again
@@ -37,6 +36,13 @@ class SeedRun:
     def round_models(self, rounds: int) -> tuple[Path, ...]:
         """Where the harness' server filter saved the global model after rounds 1 .. ``rounds`` - 1."""
         return tuple(self.directory / ROUNDS_DIR / f"round-{k}.pt" for k in range(1, rounds))
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """The trainers' CPU in their task windows, summed over sites and tasks."""
+        if self.task_seconds is None:
+            return None
+        return sum(sum(tasks) for tasks in self.task_seconds.values())
 
     @property
     def log_path(self) -> Path:

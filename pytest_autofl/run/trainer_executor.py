@@ -22,7 +22,6 @@ import shlex
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import time
@@ -37,7 +36,7 @@ from nvflare.apis.signal import Signal
 from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
 from nvflare.app_common.utils.fl_model_utils import FLModelUtils
 
-from pytest_autofl.run import wire
+from pytest_autofl.run import kernel, wire
 from pytest_autofl.run.prefork_shim import HEADER
 from pytest_autofl.run.prefork_shim import SOCKET_ENV as ZYGOTE_SOCKET_ENV
 from pytest_autofl.run.trainer import SOCKET_ENV, TOKEN_ENV
@@ -108,7 +107,7 @@ class TrainerExecutor(Executor):
                 hello = wire.receive(conn)
                 if isinstance(hello, dict) and hello.get("token") == self._token:
                     conn.settimeout(None)
-                    self._conn, self._pid = conn, _peer(conn)
+                    self._conn, self._pid = conn, kernel.peer_pid(conn)
                     _freeze(self._pid)
                     break
             conn.close()
@@ -131,7 +130,7 @@ class TrainerExecutor(Executor):
             "current_round": model.current_round,
             "total_rounds": model.total_rounds,
         }
-        before = _cpu(self._pid)
+        before = kernel.cpu_seconds(self._pid)
         try:
             os.kill(self._pid, signal.SIGCONT)
             wire.send(
@@ -142,7 +141,9 @@ class TrainerExecutor(Executor):
             return self._failed(fl_ctx, abort_signal, f"broke the connection ({exc})")
         finally:
             _freeze(self._pid)
-            if after := _cpu(self._pid):  # a trainer that died mid-task has no clock left: the run failed
+            if after := kernel.cpu_seconds(
+                self._pid
+            ):  # a trainer that died mid-task has no clock left: the run failed
                 self._windows.append(after - before)
         if reply is None:
             return self._failed(fl_ctx, abort_signal, "ended without a result")
@@ -199,32 +200,12 @@ class TrainerExecutor(Executor):
         self._process = self._listener = self._conn = None
 
 
-def _peer(conn: socket.socket) -> int:
-    creds = struct.Struct("3i")
-    return int(creds.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, creds.size))[0])
-
-
-def _cpu(pid: int) -> float:
-    """The CPU seconds of every thread of ``pid`` so far (its process CPU clock; nanoseconds); 0 if gone."""
-    try:
-        return time.clock_gettime(((~pid) << 3) | 2)  # CPUCLOCK_SCHED of the whole process
-    except OSError:
-        return 0.0
-
-
 def _freeze(pid: int) -> None:
     """Stop ``pid`` and wait until it is stopped (a signal is delivered, not obeyed, at once)."""
     with contextlib.suppress(OSError):
         os.kill(pid, signal.SIGSTOP)
     deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                state = fh.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return
-        if state in (b"T", b"t", b"Z", b"X"):
-            return
+    while not kernel.stopped(pid) and time.monotonic() < deadline:
         time.sleep(0.0002)
 
 

@@ -13,12 +13,11 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 from typing import Any
 
-from pytest_autofl.run import meter, seclude
+from pytest_autofl.run import kernel, meter, seclude
 from pytest_autofl.run.interpreter import exit_process, pythonpath, run_command
 from pytest_autofl.run.prefork_shim import HEADER
 
@@ -69,20 +68,6 @@ def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: l
 def _site(argv: list[str]) -> str:
     """The client a worker's command line runs (``--client NAME``), or "" for anything else."""
     return argv[argv.index("--client") + 1] if "--client" in argv[:-1] else ""
-
-
-def _peer(conn: socket.socket) -> int:
-    creds = struct.Struct("3i")
-    return int(creds.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, creds.size))[0])
-
-
-def _parent(pid: int) -> int:
-    """The parent of ``pid`` (0 once it is gone): the field after the command name in ``/proc/PID/stat``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 FLARE, TRAINER = "flare", "trainer"  # a client's FLARE process (harness and FLARE code); candidate code
@@ -163,7 +148,7 @@ class Zygote:
     def _windows(self, conn: socket.socket, windows: Any) -> None:
         """A site's trainer CPU seconds per task, from that site's FLARE process (``trainer_executor``) only:
         a report from anyone else, or a second one, is dropped."""
-        kind, site = self.roles.get(_peer(conn), ("", ""))
+        kind, site = self.roles.get(kernel.peer_pid(conn), ("", ""))
         if kind == FLARE and site not in self.windows and isinstance(windows, list):
             with contextlib.suppress(TypeError, ValueError):
                 self.windows[site] = [float(w) for w in windows]
@@ -174,9 +159,9 @@ class Zygote:
     def _role(self, conn: socket.socket, argv: list[str]) -> tuple[str, str]:
         """What a requested process is, from who asked (the kernel's word, ``SO_PEERCRED``): below a process
         the zygote forked, the candidate's code of that site; else a FLARE client the simulator starts."""
-        pid = _peer(conn)
+        pid = kernel.peer_pid(conn)
         for _ in range(64):
-            pid = _parent(pid)
+            pid = kernel.parent(pid)
             if pid in self.roles:
                 return TRAINER, self.roles[pid][1]
             if pid <= 1 or pid == os.getpid():
