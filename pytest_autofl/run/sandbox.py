@@ -1,10 +1,11 @@
 """The operating-system sandbox around every process that runs candidate code: the FLARE job export, the
 simulation (server and clients) and the predict process.
 
-With bubblewrap (``bwrap``, Linux namespaces) each such process tree gets: a read-only view of the machine; the
-harness' workdir (harness key, ledger heads, reuse index, noise cache, every other trial and shard), the
-ledger and the data set's own files hidden; the harness package hidden except the few modules the process
-itself runs (the audit filter, prefork, the job builder); its trial directory as the only writable place; its
+With bubblewrap (``bwrap``, Linux namespaces) each such process tree gets: a root with only what it runs on
+(``allowlist``: /usr, the interpreter, the distributions of FLARE, torch and numpy; nothing else of the
+machine, so no copy of a data set, no workdir, ledger or key); of the harness package only the few modules the
+process itself runs (the audit filter, prefork, the job builder, the trainer); the data set's files hidden
+where the root would show them; its trial directory as the only writable place; its
 own /tmp, process and network namespaces (loopback only: the simulation's server and clients talk inside it);
 no capabilities; and an environment with only what it needs (no API keys). ``off`` runs the same command
 unwrapped: the mode is recorded in every ledger row.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_autofl.core.errors import AutoFLError
+from pytest_autofl.run import allowlist
 from pytest_autofl.run.commands import PACKAGE_ROOT
 
 NOBODY = 65534
@@ -91,14 +93,6 @@ def probe() -> str | None:
     return None
 
 
-def _interpreter_paths_in_tmp() -> list[str]:
-    """The interpreter's prefixes and import paths that lie under /tmp, which the sandbox replaces with its own:
-    without them a virtualenv or a checkout in /tmp (CI) would vanish from the sandbox."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path, str(PACKAGE_ROOT)}
-    under = [p for p in candidates if p and os.path.isdir(p) and os.path.realpath(p).startswith("/tmp/")]
-    return sorted({os.path.realpath(p) for p in under})
-
-
 def _namespaces() -> list[str]:
     # Our own ids inside; root appears as nobody (65534), the same files and rights: a user namespace nested
     # in the sandbox (``seclude``) may map a non-root user to itself, never root.
@@ -152,10 +146,11 @@ class Sandbox:
         bwrap = shutil.which("bwrap") or "bwrap"
         args = [bwrap, *_namespaces(), "--cap-drop", "ALL", "--die-with-parent"]
         args += [] if network else ["--unshare-net"]
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for kept in _interpreter_paths_in_tmp():  # a venv or checkout under /tmp stays usable (read-only)
-            args += ["--ro-bind", kept, kept]
-        for hidden in (*self.hidden, str(PACKAGE)):
+        root = allowlist.root()
+        args += root
+        for hidden in (*self.hidden, str(PACKAGE)):  # only what the root shows needs hiding
+            if not allowlist.mounted(hidden, root):
+                continue
             if os.path.isdir(hidden):
                 args += ["--tmpfs", hidden]
             elif os.path.exists(hidden):
