@@ -4,8 +4,12 @@ own trial directory, and must find every door shut. Plus the sandbox's command l
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +17,27 @@ import yaml
 from pytest_autofl.ledger import store as ledger
 from pytest_autofl.run.sandbox import BWRAP, NONE, OFF, Sandbox, resolve
 
-PROBE = """
+SEARCH = """
+def copies_of_the_data(root, size, sha):  # what a lookup needs: a copy of the data set, anywhere it can see
+    import hashlib, os
+    hits = []
+    for top, dirs, files in os.walk(root):
+        if top in ("/proc", "/sys", "/dev"):
+            dirs[:] = []
+            continue
+        for f in files:
+            path = os.path.join(top, f)
+            try:
+                if os.path.getsize(path) == size and hashlib.sha256(open(path, "rb").read()).hexdigest() == sha:
+                    hits.append(path)
+            except OSError:
+                pass
+    return hits
+"""
+
+PROBE = (
+    SEARCH
+    + """
 
 def _probe():  # the lint (AF108) reads import statements; an agent just calls __import__ (lint is not a wall)
     import json, os, sys
@@ -84,9 +108,10 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
             break
         return count
 
+    copies = copies_of_the_data("/", COPY_SIZE, COPY_SHA)
     name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
     found.pop("forge the harness' files")  # a write to a hidden (tmpfs) path succeeds unseen: see the test
-    record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable()})
+    record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable(), "copies": copies})
     try:
         (trial / name).write_text(record)
     except OSError:  # the predict process may write its own directory only
@@ -95,10 +120,38 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
 
 _probe()
 """
+)
+
+
+def _digits_file() -> Path:
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+
+
+@pytest.fixture
+def planted(project):
+    """Copies of the data set where a machine keeps them: /opt, the home directory, a pip cache, another
+    virtualenv's scikit-learn, the project's .git; removed afterwards."""
+    data = _digits_file().read_bytes()
+    home, tag = Path.home(), f"autofl-probe-{os.getpid()}"
+    places = [
+        Path("/opt") / tag / "digits.csv.gz",
+        home / tag / "digits.csv.gz",
+        home / ".cache" / "pip" / tag / "digits.csv.gz",
+        Path("/srv") / tag / "venv/lib/python3.11/site-packages/sklearn/datasets/data/digits.csv.gz",
+        project / ".git" / "objects" / tag / "digits.csv.gz",
+    ]
+    for path in places:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    yield places
+    for root in (Path("/opt") / tag, home / tag, home / ".cache" / "pip" / tag, Path("/srv") / tag):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.e2e
-def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
+def test_candidate_code_finds_every_door_shut(pytester, project, planted, monkeypatch):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -107,9 +160,7 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     model = (project / "surfaces" / "model.py").read_text()
     (project / "candidates").mkdir()
     (project / "candidates" / "probe.yaml").write_text(
-        yaml.safe_dump(
-            {"description": "probe", "files": {"model.py": model + PROBE.replace("PORT", str(port))}}
-        )
+        yaml.safe_dump({"description": "probe", "files": {"model.py": model + _probe_code(port)}})
     )
     result = pytester.runpytest("candidates/probe.yaml", "--autofl-sandbox", "on", "-p", "no:cacheprovider")
     listener.close()
@@ -125,6 +176,12 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     kinds = {" ".join(p["argv"]) for p in probes}
     assert any("flare_job" in k for k in kinds) and any("predict" in k for k in kinds)
     assert any("simulator" in k or "client" in k for k in kinds), kinds
+    copies = {c for p in probes for c in p["copies"]}
+    assert copies == set(), f"copies of the data set candidate code can read: {copies}"
+    scope: dict = {}
+    exec(SEARCH, scope)  # the same search, outside the sandbox, finds what was planted
+    size, sha = len(_digits_file().read_bytes()), hashlib.sha256(_digits_file().read_bytes()).hexdigest()
+    assert scope["copies_of_the_data"](str(planted[0].parent), size, sha) == [str(planted[0])]
     opened = {name for p in probes for name, ok in p["found"].items() if ok}
     assert opened == set(), f"doors open to candidate code: {opened}"
     readable = {(" ".join(p["argv"]), p["shards"]) for p in probes}
@@ -132,6 +189,14 @@ def test_candidate_code_finds_every_door_shut(pytester, project, monkeypatch):
     assert {n for k, n in readable if "client_train" not in k} == {0}, readable  # server, export, predict
     assert (project / "surfaces" / "model.py").read_text() == model
     assert not list((project / ".autofl").rglob("forged.json"))  # the evaluator's and other runs' files
+
+
+def _probe_code(port: int) -> str:
+    data = _digits_file().read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    return (
+        PROBE.replace("PORT", str(port)).replace("COPY_SHA", repr(sha)).replace("COPY_SIZE", str(len(data)))
+    )
 
 
 def test_the_sandbox_command_hides_the_harness_state_and_shows_only_what_it_is_given(tmp_path):
