@@ -69,3 +69,32 @@ def test_model_needs_net_with_arch_and_seed():
     assert (
         check_model("class Net:\n    def __init__(self, arch, seed, in_features, num_classes): pass\n") == []
     )
+
+
+def _digits_rows(n: int) -> list[list[int]]:
+    from sklearn.datasets import load_digits
+
+    return load_digits().data[:n].astype(int).tolist()
+
+
+@pytest.mark.parametrize(
+    ("smuggled", "named"),
+    [
+        # a shard's rows, base64 in one string
+        (
+            lambda: (
+                f"ROWS = {__import__('base64').b64encode(bytes(sum(_digits_rows(200), []))).decode()!r}\n"
+            ),
+            "a literal of",
+        ),
+        # the same cut into strings under the single-literal cap
+        (lambda: "".join(f"R{i} = {'x' * 3000!r}\n" for i in range(8)), "characters of literals"),
+        # a table of numbers
+        (lambda: f"TABLE = {_digits_rows(60)}\n", "numeric constants"),
+        # a file too large to be code
+        (lambda: "# " + "x" * (70 * 1024) + "\n", "bytes (cap"),
+    ],
+)
+def test_a_code_change_that_carries_data_is_refused_before_it_runs(client_source, smuggled, named):
+    violations = check_client_script(client_source + "\n" + smuggled(), "client_train.py")
+    assert any(v.rule == "AF109" and named in str(v) for v in violations), [str(v) for v in violations]

@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import sklearn.datasets  # here, not first inside pytester's in-process run: it drops what the run imported, and numpy's C parts load once
 import yaml
 
 from pytest_autofl.ledger import store as ledger
@@ -109,13 +110,20 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
         return count
 
     copies = copies_of_the_data("/", COPY_SIZE, COPY_SHA)
+    own = f"left-by-{os.urandom(6).hex()}.txt"  # what one process leaves in the trial for another to read
+    try:
+        (trial / own).write_text("rows")
+    except OSError:
+        pass
+    left = sum(1 for p in trial.glob("left-by-*.txt") if p.name != own and p.read_text() == "rows")
     name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
     found.pop("forge the harness' files")  # a write to a hidden (tmpfs) path succeeds unseen: see the test
-    record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable(), "copies": copies})
-    try:
-        (trial / name).write_text(record)
-    except OSError:  # the predict process may write its own directory only
-        (Path.cwd() / name).write_text(record)
+    record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable(), "copies": copies, "left": left})
+    for where in (trial, Path.cwd()):  # the predict process may write its own directory only
+        try:
+            (where / name).write_text(record)
+        except OSError:
+            pass
 
 
 _probe()
@@ -124,8 +132,6 @@ _probe()
 
 
 def _digits_file() -> Path:
-    import sklearn.datasets
-
     return Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
 
 
@@ -170,12 +176,16 @@ def test_candidate_code_finds_every_door_shut(pytester, project, planted, monkey
     assert [r.sandbox for r in rows] == [BWRAP, BWRAP]
     trial = project / rows[-1].trial_dir
     evaluator = trial.with_name(trial.name + ".evaluator")
-    probes = [
-        json.loads(p.read_text()) for p in [*trial.glob("probe-*.json"), *evaluator.rglob("probe-*.json")]
-    ]
+    files = {p.name: p for p in [*trial.glob("probe-*.json"), *evaluator.rglob("probe-*.json")]}
+    probes = [json.loads(p.read_text()) for p in files.values()]
     kinds = {" ".join(p["argv"]) for p in probes}
     assert any("flare_job" in k for k in kinds) and any("predict" in k for k in kinds)
     assert any("simulator" in k or "client" in k for k in kinds), kinds
+    # the predict process sees the model's code and nothing else of the trial
+    assert all(p["left"] == 0 for p in probes if "predict" in " ".join(p["argv"])), probes
+    assert list(trial.glob("left-by-*.txt")), (
+        "no process left a file in the trial: the check above checks nothing"
+    )
     copies = {c for p in probes for c in p["copies"]}
     assert copies == set(), f"copies of the data set candidate code can read: {copies}"
     scope: dict = {}

@@ -18,6 +18,9 @@ MODEL = "model.py"
 FORBIDDEN_MODULES = ("pytest_autofl", "subprocess", "socket", "ctypes", "multiprocessing", "shutil")
 MODEL_ARGS = ("arch", "seed", "in_features", "num_classes")  # what the harness builds Net with
 AGGREGATOR_METHODS = ("accept_model", "aggregate_model", "reset_stats")
+# What a file may carry as data (AF109): ample for a method's constants and docstrings (the bundled surface's
+# largest file has 1,193 characters of literals), far too little for a data set (a digits shard is ~29 KB).
+MAX_SOURCE_BYTES, MAX_LITERAL_CHARS, MAX_LITERALS_CHARS, MAX_NUMBERS = 64 * 1024, 4096, 16 * 1024, 2000
 
 RULES = {
     "AF100": "the file must parse as Python",
@@ -30,6 +33,7 @@ RULES = {
     "AF107": "the training update must be FLModel(params_type=ParamsType.DIFF, meta=...) with "
     "'NUM_STEPS_CURRENT_ROUND' as a meta key (the aggregation weight)",
     "AF108": "surface code may not import harness or process/network modules",
+    "AF109": "surface code may not carry data: its literals and its size are capped",
     "AF120": "strategies.py must define build_aggregator(knobs)",
     "AF121": "every ModelAggregator subclass must implement accept_model, aggregate_model, reset_stats",
     "AF130": "model.py must define class Net with __init__(self, arch, seed, in_features, num_classes)",
@@ -132,13 +136,31 @@ def _forbidden_imports(tree: ast.AST, path: str) -> list[Violation]:
     return out
 
 
+def _embedded_data(tree: ast.AST, path: str) -> list[Violation]:
+    constants = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    texts = [(n.lineno, len(n.value)) for n in constants if isinstance(n.value, (str, bytes))]
+    numbers = sum(1 for n in constants if isinstance(n.value, (int, float, complex)))
+    out = [
+        Violation("AF109", path, line, f"a literal of {size} characters (cap {MAX_LITERAL_CHARS})")
+        for line, size in texts
+        if size > MAX_LITERAL_CHARS
+    ]
+    if (total := sum(size for _, size in texts)) > MAX_LITERALS_CHARS:
+        out.append(Violation("AF109", path, 1, f"{total} characters of literals (cap {MAX_LITERALS_CHARS})"))
+    if numbers > MAX_NUMBERS:
+        out.append(Violation("AF109", path, 1, f"{numbers} numeric constants (cap {MAX_NUMBERS})"))
+    return out
+
+
 def _checked(source: str, path: str, rules: Callable[[ast.Module, str], list[Violation]]) -> list[Violation]:
-    """Parse once (a syntax error is AF100), then the import rule and the file's own rules."""
+    """Parse once (a syntax error is AF100), then the import and data rules and the file's own rules."""
+    if (size := len(source.encode())) > MAX_SOURCE_BYTES:
+        return [Violation("AF109", path, 1, f"{size} bytes (cap {MAX_SOURCE_BYTES})")]
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as exc:
         return [Violation("AF100", path, exc.lineno or 0, str(exc.msg))]
-    return _forbidden_imports(tree, path) + rules(tree, path)
+    return _forbidden_imports(tree, path) + _embedded_data(tree, path) + rules(tree, path)
 
 
 def check_client_script(source: str, path: str = CLIENT_SCRIPT) -> list[Violation]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pytest_autofl.run.sandbox import PREDICT_MODULES, Sandbox
+from pytest_autofl.run.surface import SURFACE_PACKAGE
 
 EVAL_PREFIX = "AUTOFL_EVAL="
 POLL_SECONDS = 0.05
@@ -116,10 +117,10 @@ class Predictor:
         )
         sandbox = Sandbox(spec["sandbox"]["mode"], tuple(spec["sandbox"]["hidden"]))
         argv = [sys.executable, "-I", "-u", str(PREDICT), str(spec_path)]
-        surface = Path(spec["surface_parent"])
-        argv = sandbox.wrap(
-            argv, writable=[work], readable=[surface] if surface != work else [], modules=PREDICT_MODULES
-        )
+        # the model's code alone: nothing else of the trial (a trainer or the server may have written files there)
+        package = Path(spec["surface_parent"]) / SURFACE_PACKAGE
+        shown = [package / "__init__.py", package / "model.py"] if package.is_dir() else []
+        argv = sandbox.wrap(argv, writable=[work], readable=shown, modules=PREDICT_MODULES)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 argv,
