@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from pytest_autofl.core.surface_rules import MODEL
 from pytest_autofl.run.sandbox import PREDICT_MODULES, Sandbox
 from pytest_autofl.run.surface import SURFACE_PACKAGE
 
@@ -119,7 +120,7 @@ class Predictor:
         argv = [sys.executable, "-I", "-u", str(PREDICT), str(spec_path)]
         # the model's code alone: nothing else of the trial (a trainer or the server may have written files there)
         package = Path(spec["surface_parent"]) / SURFACE_PACKAGE
-        shown = [package / "__init__.py", package / "model.py"] if package.is_dir() else []
+        shown = [package / "__init__.py", package / MODEL] if package.is_dir() else []
         argv = sandbox.wrap(argv, writable=[work], readable=shown, modules=PREDICT_MODULES)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
