@@ -55,8 +55,8 @@ class Stopper(threading.Thread):
                     found.append(proc)
         return found
 
-    def _suspend(self, run: Path, whose: str) -> bool:
-        procs = self._holders(run / "ws" / "trial" / whose / "log.txt")
+    def _suspend(self, run: Path, whose: str, procs: list[psutil.Process]) -> bool:
+        procs = procs or self._holders(run / "ws" / "trial" / whose / "log.txt")
         for proc in procs:
             with contextlib.suppress(psutil.Error):
                 proc.suspend()
@@ -69,14 +69,23 @@ class Stopper(threading.Thread):
         return bool(procs)
 
     def run(self) -> None:
+        # The target's processes are found as soon as its log is open, not when site-1 has its task: on a loaded
+        # machine the search through every process' open files takes longer than site-1's task, and the stop
+        # would come after the moment it is meant to hit.
         targets, seen = self.targets, set()
+        found: dict[Path, list[psutil.Process]] = {}
         while targets and not self.done.is_set():
+            for log in self.root.rglob(f"seed-*/ws/trial/{targets[0]}/log.txt"):
+                run = log.parents[3]
+                if run not in seen and not found.get(run):
+                    found[run] = self._holders(log)
             for log in self.root.rglob("seed-*/ws/trial/site-1/log.txt"):
                 run = log.parents[3]
                 if run in seen or "got task assignment" not in log.read_text(errors="replace"):
                     continue
                 seen.add(run)
-                if self._suspend(run, targets[0]):
+                if self._suspend(run, targets[0], found.pop(run, [])):
                     targets.pop(0)
+                    found.clear()
                 break
             time.sleep(0.1)

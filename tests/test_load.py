@@ -47,7 +47,7 @@ def test_a_run_flare_recovered_from_is_a_success_with_its_errors_counted(repo, t
     results makes FLARE log "received TIMEOUT from server" and push the results anyway: the round completes,
     and the run is a success with the errors counted, not a crash (as it was when any ERROR line was one)."""
     monkeypatch.setattr(infrastructure, "CLIENT_CONFIG", {})  # FLARE's defaults for the exported job
-    search, factory = _sim(repo, tmp_path, print)
+    search, factory = _sim(repo, tmp_path, print, surface=_slow_surface(repo, tmp_path))
     stopper = Stopper(tmp_path / "a", ("server",))
     stopper.start()
     run = _runner(search, factory, tmp_path / "a", print).run(0)
@@ -94,13 +94,26 @@ def test_a_run_the_machine_broke_runs_again_fresh_and_scores_as_an_undisturbed_o
     shutil.rmtree(private, ignore_errors=True)
 
 
-def _sim(repo, tmp_path, progress):
+def _slow_surface(repo, tmp_path):
+    """The surface with a client that takes 2 s over each task: the server is then surely stopped before the
+    client checks its task in (digits-smoke's own task ends 0.1 s after it arrives, sooner than the stop can
+    follow the log line that announces it)."""
+    surface = tmp_path / "slow-surface"
+    shutil.copytree(repo / "surfaces", surface)
+    script = surface / "client_train.py"
+    receive = "        input_model = flare.receive()\n"
+    assert receive in script.read_text()
+    script.write_text(script.read_text().replace(receive, receive + "        __import__('time').sleep(2)\n"))
+    return surface
+
+
+def _sim(repo, tmp_path, progress, surface=None):
     """A search on digits-smoke (its contract, shards, surface) and the runners ``--autofl-env sim`` makes."""
     search = Search(
         rootdir=tmp_path,
         benchmarks_dir=repo / "benchmarks",
         benchmark="digits-smoke",
-        surface_dir=repo / "surfaces",
+        surface_dir=surface or repo / "surfaces",
         workdir=tmp_path / "work",
         ledger_path=tmp_path / "results.tsv",
         progress=progress,
