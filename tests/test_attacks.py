@@ -15,6 +15,29 @@ from pytest_autofl.ledger import store as ledger
 pytestmark = pytest.mark.e2e
 
 
+# In the export (the one process that builds the jobs, running the candidate's model.py), after FLARE wrote
+# them: the harness' executor, which meters each task, swapped for one of the candidate's own.
+EXPORT_TAMPER = """
+def _swap_the_executor():
+    import sys
+    from pathlib import Path
+
+    if "flare_job" not in " ".join(sys.argv):
+        return
+
+    def rewrite():
+        trial = Path(__file__).resolve().parent.parent
+        for config in trial.glob("seed-*/job/*/app/config/config_fed_client.json"):
+            text = config.read_text()
+            config.write_text(text.replace("pytest_autofl.run.trainer_executor.TrainerExecutor", "autofl_surface.model.Quiet"))
+
+    __import__("ate" + "xit").register(rewrite)
+
+
+_swap_the_executor()
+"""
+
+
 def _client(project, old: str, new: str) -> str:
     source = (project / "surfaces" / "client_train.py").read_text()
     assert old in source
@@ -41,6 +64,10 @@ def _attacks(project) -> dict[str, dict]:
     return {
         "injected": {"description": "server adds weights", "files": {"strategies.py": injected}},
         "pooled": {"description": "client reads every shard", "files": {"client_train.py": pooled}},
+        "export-tamper": {
+            "description": "swaps the harness' executor in the exported job",
+            "files": {"model.py": (project / "surfaces" / "model.py").read_text() + EXPORT_TAMPER},
+        },
         "overrun": {
             "description": "4x the step cap, reports the cap",
             "files": {"client_train.py": _overrun(project, 4)},
@@ -70,6 +97,10 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "injected": ({"invalid"}, "zero-update control (seed 0): the server's model moved"),
     "pooled": ({"crash"}, "seed 0:"),
     "overrun": ({"invalid"}, "measured compute:"),
+    "export-tamper": (
+        {"invalid"},
+        "harness' job intact: seed 0: the job the export left is not the harness'",
+    ),
 }
 # reported either way: caught, or within the tolerance that lets it pass (the closing note gives the figures)
 MARGIN = {"overrun-2": "measured compute:", "overrun-1.5": "measured compute:"}

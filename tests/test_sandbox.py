@@ -98,6 +98,17 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
 
     attempt("forge the harness' files", forge_harness_files)  # checked from outside
 
+    def rewrite_a_client_configuration():  # its own seed's or another's: the budget every client reads
+        for config in [*trial.glob("seed-*/client.json"), *trial.glob("seed-*/job/*/app/config/*.json")]:
+            try:
+                open(config, "r+").close()
+                return True
+            except OSError:
+                pass
+        return False
+
+    attempt("rewrite what the harness wrote for a seed run", rewrite_a_client_configuration)
+
     def shards_readable():  # a client must read its own shard and no other; nothing else may read any
         count = 0
         for config in trial.glob("seed-*/client.json"):
@@ -111,15 +122,17 @@ def _probe():  # the lint (AF108) reads import statements; an agent just calls _
 
     copies = copies_of_the_data("/", COPY_SIZE, COPY_SHA)
     own = f"left-by-{os.urandom(6).hex()}.txt"  # what one process leaves in the trial for another to read
-    try:
-        (trial / own).write_text("rows")
-    except OSError:
-        pass
-    left = sum(1 for p in trial.glob("left-by-*.txt") if p.name != own and p.read_text() == "rows")
+    for where in (trial, Path.cwd()):
+        try:
+            (where / own).write_text("rows")
+        except OSError:
+            pass
+    left = sum(1 for p in trial.rglob("left-by-*.txt") if p.name != own and p.read_text() == "rows")
     name = f"probe-{os.urandom(6).hex()}.json"  # pids repeat: every sandbox has its own pid namespace
     found.pop("forge the harness' files")  # a write to a hidden (tmpfs) path succeeds unseen: see the test
     record = json.dumps({"argv": sys.argv[:3], "found": found, "shards": shards_readable(), "copies": copies, "left": left})
-    for where in (trial, Path.cwd()):  # the predict process may write its own directory only
+    print(f"PROBE-RECORD {name} {record}", file=sys.stderr)  # the export may write nowhere but its jobs
+    for where in (trial, Path.cwd()):  # a simulation writes its seed run's directory, predict its own only
         try:
             (where / name).write_text(record)
         except OSError:
@@ -176,14 +189,19 @@ def test_candidate_code_finds_every_door_shut(pytester, project, planted, monkey
     assert [r.sandbox for r in rows] == [BWRAP, BWRAP]
     trial = project / rows[-1].trial_dir
     evaluator = trial.with_name(trial.name + ".evaluator")
-    files = {p.name: p for p in [*trial.glob("probe-*.json"), *evaluator.rglob("probe-*.json")]}
-    probes = [json.loads(p.read_text()) for p in files.values()]
+    files = {p.name: p.read_text() for p in [*trial.rglob("probe-*.json"), *evaluator.rglob("probe-*.json")]}
+    for log in trial.glob("export-*.log"):  # the export's probe, from its output
+        for line in log.read_text().splitlines():
+            if line.startswith("PROBE-RECORD "):
+                _, name, record = line.split(" ", 2)
+                files[name] = record
+    probes = [json.loads(text) for text in files.values()]
     kinds = {" ".join(p["argv"]) for p in probes}
     assert any("flare_job" in k for k in kinds) and any("predict" in k for k in kinds)
     assert any("simulator" in k or "client" in k for k in kinds), kinds
     # the predict process sees the model's code and nothing else of the trial
     assert all(p["left"] == 0 for p in probes if "predict" in " ".join(p["argv"])), probes
-    assert list(trial.glob("left-by-*.txt")), (
+    assert list(trial.rglob("left-by-*.txt")), (
         "no process left a file in the trial: the check above checks nothing"
     )
     copies = {c for p in probes for c in p["copies"]}

@@ -24,7 +24,7 @@ from pytest_autofl.run.surface import ARCH_KNOB
 ADMIN = "admin@nvidia.com"  # the admin identity of a POC deployment's startup kit (ProdEnv's default)
 
 
-def _script(spec: dict[str, Any]) -> tuple[Path, str]:
+def client_script(spec: dict[str, Any]) -> tuple[Path, str]:
     """The directory to build the job in and the client script's path relative to it: FLARE starts the script
     as ``custom/<that path>`` in each client's own process (``commands.TRAINER_COMMAND``)."""
     script = Path(spec["train_script"])
@@ -52,7 +52,7 @@ class _TrainerRunner:
 
 
 def build_recipe(spec: dict[str, Any]) -> Any:
-    """The job; build and export it in ``_script(spec)[0]`` (the client script's path is relative to it)."""
+    """The job; build and export it in ``client_script(spec)[0]`` (the client script's path is relative to it)."""
     sys.path.insert(0, spec["surface_parent"])
     from autofl_surface.model import Net
     from autofl_surface.strategies import build_aggregator
@@ -74,7 +74,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
         model=Net(arch=knobs[ARCH_KNOB], seed=spec["seed"], **spec["task"]),
         min_clients=spec["num_clients"],
         num_rounds=spec["rounds"],
-        train_script=spec["train_script"] if deployed else _script(spec)[1],
+        train_script=spec["train_script"] if deployed else client_script(spec)[1],
         train_args=f"--config {spec['client_config']}",
         aggregator=build_aggregator(knobs),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
@@ -96,24 +96,23 @@ def build_and_run(spec: dict[str, Any]) -> str:
     from nvflare.recipe import SimEnv
 
     env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
-    with contextlib.chdir(_script(spec)[0]):
+    with contextlib.chdir(client_script(spec)[0]):
         run = build_recipe(spec).execute(env)
     return str(run.get_result())
 
 
 def export(spec: dict[str, Any]) -> None:
     """Write the job folder to ``<job_root>/<job_name>``: for SimEnv, with the workspace prepared as
-    ``SimEnv.deploy`` does; for a deployment (``startup_kit``), as ``ProdEnv`` submits it. Runs candidate code
+    ``SimEnv.deploy`` does (its workspace policy the harness writes, ``job.export_jobs``); for a deployment (``startup_kit``), as ``ProdEnv`` submits it. Runs candidate code
     (the model and aggregator are built), so it runs in the sandbox, without network."""
     from nvflare.recipe import SimEnv
 
-    with contextlib.chdir(_script(spec)[0]):
+    with contextlib.chdir(client_script(spec)[0]):
         if spec.get("startup_kit"):  # what ProdEnv submits: the plain job folder (the kit is not needed here)
             build_recipe(spec).export(spec["job_root"])
             return
         env = SimEnv(num_clients=spec["num_clients"], workspace_root=spec["workspace_root"])
         build_recipe(spec).export(spec["job_root"], env=env)
-    SimEnv._ensure_default_component_policy(str(Path(spec["workspace_root"]) / spec["job_name"]))
 
 
 def submit(spec: dict[str, Any]) -> None:

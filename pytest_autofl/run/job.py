@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.contract import Contract
 from pytest_autofl.core.progress import Progress, Round
 from pytest_autofl.data.datasets import task_of
-from pytest_autofl.run import infrastructure, outcome
+from pytest_autofl.run import export_check, infrastructure, outcome
 from pytest_autofl.run.commands import FLARE_JOB, PACKAGE_ROOT, preforked, python_module, simulator
+from pytest_autofl.run.flare_job import client_script
 from pytest_autofl.run.meter import Measurement, Meter
 from pytest_autofl.run.outcome import EXCEPTION_RE
 from pytest_autofl.run.prefork import SHARDS_ENV
@@ -84,30 +86,74 @@ def seed_spec(
     return spec
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportFailure:
+    """Why the jobs of a candidate cannot run: the export failed (a crash), or what it left is not the job the
+    harness asked for (``tampered``: the candidate is invalid)."""
+
+    reason: str
+    tampered: bool = False
+
+
 def export_jobs(
     specs: list[dict[str, Any]], surface_parent: Path, log_path: Path, sandbox: Sandbox = NO_SANDBOX
-) -> str | None:
-    """Export the FLARE jobs of several seeds in one process (in the sandbox: it runs candidate code); the
-    error, or None."""
+) -> ExportFailure | None:
+    """Export the FLARE jobs of several seeds in one process, in the sandbox (it runs candidate code: it may
+    write only the job folders), then check what it wrote (``export_check``) and give each simulation its
+    workspace policy; the failure, or None."""
+    surface = export_check.digests(surface_parent)
     specs_path = log_path.with_suffix(".json")
     specs_path.write_text(json.dumps(specs, indent=1))
+    roots = [Path(s["job_root"]) for s in specs]
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
     argv = python_module(FLARE_JOB, "export", str(specs_path))
     tree = run_tree(
-        sandbox.wrap(argv, writable=[surface_parent], modules=EXPORT_MODULES),
+        sandbox.wrap(argv, writable=roots, readable=[surface_parent], modules=EXPORT_MODULES),
         cwd=log_path.parent,
         env=sandbox.env(python_env([surface_parent, PACKAGE_ROOT])),
         log_path=log_path,
         timeout=EXPORT_TIMEOUT_SECONDS,
     )
-    if tree.returncode == 0 and all((Path(s["job_root"]) / JOB_NAME).is_dir() for s in specs):
-        return None
+    if tree.returncode == 0 and all((root / JOB_NAME).is_dir() for root in roots):
+        return _checked(specs, surface)
     if tree.timed_out:
-        return f"building the FLARE job took over {EXPORT_TIMEOUT_SECONDS:.0f} s; log: {log_path}"
+        return ExportFailure(
+            f"building the FLARE job took over {EXPORT_TIMEOUT_SECONDS:.0f} s; log: {log_path}"
+        )
     lines = log_path.read_text(errors="replace").strip().splitlines()
     detail = next(
         (ln for ln in reversed(lines) if EXCEPTION_RE.match(ln)), lines[-1] if lines else "(no output)"
     )
-    return f"building the FLARE job failed (exit {tree.returncode}): {detail[:300]}; log: {log_path}"
+    return ExportFailure(
+        f"building the FLARE job failed (exit {tree.returncode}): {detail[:300]}; log: {log_path}"
+    )
+
+
+def _checked(specs: list[dict[str, Any]], surface: dict[str, str]) -> ExportFailure | None:
+    """Each simulation's job as the harness built it (a deployment builds its own), and its workspace with
+    only the policy ``SimEnv.deploy`` writes: FLARE's default class allow-list, chosen by no candidate."""
+    from nvflare.apis.fl_constant import WorkspaceConstants
+    from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
+    from nvflare.app_common.widgets.component_path_authorizer import CLASS_ALLOW_LIST
+
+    for spec in specs:
+        if spec.get("startup_kit"):
+            continue
+        found = export_check.tampering(spec, surface, client_script(spec)[1])
+        if found:
+            return ExportFailure(
+                f"the job the export left is not the harness' ({found}): candidate code ran in the export and "
+                "changed it",
+                tampered=True,
+            )
+        local = Path(spec["workspace_root"]) / spec["job_name"] / WorkspaceConstants.SITE_FOLDER_NAME
+        shutil.rmtree(local.parent, ignore_errors=True)
+        local.mkdir(parents=True)
+        policy = {"format_version": 2, CLASS_ALLOW_LIST: list(DEFAULT_CLASS_ALLOW_LIST)}
+        (local / WorkspaceConstants.DEFAULT_RESOURCES_CONFIG).write_text(json.dumps(policy, indent=4))
+    return None
 
 
 def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox) -> list[str]:
@@ -123,7 +169,16 @@ def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox
     )
     if preload or sandbox.on:  # in the sandbox, prefork is what gives each client only its own shard
         argv = preforked(argv)
-    return sandbox.wrap(argv, writable=[trial], readable=[Path(spec["data_dir"])], modules=SIMULATION_MODULES)
+    # Its own seed directory only (not the trial's other seeds, the control run or the surface), and there not
+    # what the harness wrote for it: the clients' configuration, the spec, the checked job.
+    own = run.directory
+    return sandbox.wrap(
+        argv,
+        writable=[own],
+        readable=[trial, Path(spec["data_dir"])],
+        protected=[own / "client.json", own / "spec.json", Path(spec["job_root"])],
+        modules=SIMULATION_MODULES,
+    )
 
 
 def run_simulation(

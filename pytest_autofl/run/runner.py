@@ -32,7 +32,7 @@ from pytest_autofl.data.datasets import task_of
 from pytest_autofl.run import infrastructure
 from pytest_autofl.run.curves import write_curve
 from pytest_autofl.run.evaluator import Evaluator
-from pytest_autofl.run.job import export_jobs, run_simulation, seed_spec
+from pytest_autofl.run.job import ExportFailure, export_jobs, run_simulation, seed_spec
 from pytest_autofl.run.sandbox import NO_SANDBOX, Sandbox
 from pytest_autofl.run.seedrun import SeedRun
 from pytest_autofl.run.surface import model_entry, prepare_surface
@@ -101,14 +101,18 @@ class CandidateRunner:
         self.zero_meta = load_schema(surface_dir).zero_meta
         self._specs: dict[str, dict[str, Any]] = {}  # exported jobs, by seed directory name
         self._export_lock = threading.Lock()
+        self._tampered: ExportFailure | None = None
         self._evaluator: Evaluator | None = None  # started with the runs it will score
         self._evaluations = 0
         self._evaluator_lock = threading.Lock()
 
-    def _spec(self, seed: int, tag: str) -> dict[str, Any] | str:
-        """The exported job of ``seed``; the first call exports every selection seed at once (one process)."""
+    def _spec(self, seed: int, tag: str) -> dict[str, Any] | ExportFailure:
+        """The exported job of ``seed``; the first call exports every selection seed at once (one process).
+        A tampered export fails every later call too: nothing of that candidate runs."""
         name, c = f"seed-{seed}{tag}", self.contract
         with self._export_lock:
+            if self._tampered is not None:
+                return self._tampered
             if name not in self._specs:
                 wanted = [(seed, tag)] + [
                     (s, "") for s in self.contract.seeds if f"seed-{s}" not in self._specs
@@ -133,9 +137,10 @@ class CandidateRunner:
                             json.dumps(spec, indent=1)
                         )
                 log = self.trial_dir / f"export-{name}.log"
-                error = export_jobs(list(specs.values()), self.surface_parent, log, self.sandbox)
-                if error:
-                    return error
+                failure = export_jobs(list(specs.values()), self.surface_parent, log, self.sandbox)
+                if failure is not None:
+                    self._tampered = failure if failure.tampered else None
+                    return failure
                 self._specs.update(specs)
             return self._specs[name]
 
@@ -147,11 +152,12 @@ class CandidateRunner:
         self._warm_evaluator()
         try:
             spec = self._spec(seed, tag)
-            if isinstance(spec, str):
+            if isinstance(spec, ExportFailure):
                 return SeedRun(
                     seed=seed,
                     directory=self.trial_dir / f"seed-{seed}{tag}",
-                    error=f"seed {seed}{tag}: {spec}",
+                    error=f"seed {seed}{tag}: {spec.reason}",
+                    tampered=spec.tampered,
                 )
             run = self._simulate(spec, seed, tag)
         except BaseException:  # interrupted: the waiting evaluator exits now, not after its wait

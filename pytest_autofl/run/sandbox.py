@@ -5,7 +5,7 @@ With bubblewrap (``bwrap``, Linux namespaces) each such process tree gets: a roo
 (``allowlist``: /usr, the interpreter, the distributions of FLARE, torch and numpy; nothing else of the
 machine, so no copy of a data set, no workdir, ledger or key); of the harness package only the few modules the
 process itself runs (the audit filter, prefork, the job builder, the trainer); the data set's files hidden
-where the root would show them; its trial directory as the only writable place; its
+where the root would show them; its own seed run's directory as the only writable place (what the harness wrote there for it read-only); its
 own /tmp, process and network namespaces (loopback only: the simulation's server and clients talk inside it);
 no capabilities; and an environment with only what it needs (no API keys). ``off`` runs the same command
 unwrapped: the mode is recorded in every ledger row.
@@ -136,11 +136,13 @@ class Sandbox:
         *,
         writable: Sequence[Path],
         readable: Sequence[Path] = (),
+        protected: Sequence[Path] = (),
         modules: Sequence[str] = (),
         network: bool = False,
     ) -> list[str]:
         """``argv`` run inside the sandbox: ``writable`` and ``readable`` are the only parts of the hidden
-        paths it sees; ``modules`` the only files of this package it can import."""
+        paths it sees (``protected``: parts of a writable one it may only read, and neither move nor delete);
+        ``modules`` the only files of this package it can import."""
         if not self.on:
             return list(argv)
         bwrap = shutil.which("bwrap") or "bwrap"
@@ -158,6 +160,7 @@ class Sandbox:
         shown = {PACKAGE / "__init__.py"} | {PACKAGE / m for m in modules}
         shown |= {(PACKAGE / m).parent / "__init__.py" for m in modules}
         binds = [("--ro-bind", p) for p in sorted(shown) + list(readable)] + [("--bind", p) for p in writable]
+        binds += [("--ro-bind", p) for p in protected]
         for flag, path in binds:
             args += [flag, str(path), str(path)]
         return [*args, "--", *argv]

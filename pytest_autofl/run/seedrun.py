@@ -30,6 +30,7 @@ class SeedRun:
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
     transient: bool = False  # its error is the machine's, not the candidate's (``outcome``): run it again
+    tampered: bool = False  # its error: the candidate's code changed the harness' job (``export_check``)
     recovered: list[str] = field(default_factory=list)  # messaging errors FLARE recovered from
     retries: list[str] = field(default_factory=list)  # why each earlier attempt of this run was run again
 

@@ -24,6 +24,8 @@ from pytest_autofl.search.trial import TrialResult
 
 
 def verdict_of(result: TrialResult) -> Verdict:
+    if result.tampered:
+        return Verdict(INVALID, None, "fairness invariant violated: harness' job intact: " + result.tampered)
     if result.error:
         return Verdict(CRASH, None, result.error)
     if result.violations and not result.runs:

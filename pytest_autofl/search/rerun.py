@@ -71,7 +71,7 @@ def mismatches(row: Row, scores: dict[int, float], tolerance: float, surface_now
 def outcome_line(row: Row, result: TrialResult, tolerance: float) -> str:
     """The one line a rerun ends with: REPRODUCED, DOES NOT REPRODUCE, CRASH or INVALID, with the scores."""
     if result.error or result.violations:
-        outcome = "CRASH" if result.error else "INVALID"
+        outcome = "CRASH" if result.error and not result.tampered else "INVALID"
     else:
         outcome = "DOES NOT REPRODUCE" if result.mismatches else "REPRODUCED"
     seeds = ", ".join(f"seed {s}: {v:.6f}" for s, v in sorted(result.seed_scores.items()))

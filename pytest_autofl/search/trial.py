@@ -63,6 +63,11 @@ class TrialResult:
         return next((r.error for r in [*self.screen_runs, *self.runs, *self.extra_runs] if r.error), None)
 
     @property
+    def tampered(self) -> str | None:
+        """Why the candidate's code changed the harness' job, if it did: an invalid candidate, not a crash."""
+        return next((r.error for r in [*self.screen_runs, *self.runs, *self.extra_runs] if r.tampered), None)
+
+    @property
     def all_runs(self) -> list[SeedRun]:
         """Every seed run of the trial, checks included."""
         checks = [r for r in (self.control, self.reference) if r is not None]
