@@ -107,7 +107,7 @@ def _slow_surface(repo, tmp_path):
     return surface
 
 
-def _sim(repo, tmp_path, progress, surface=None):
+def _sim(repo, tmp_path, progress, surface=None, sandbox="off"):
     """A search on digits-smoke (its contract, shards, surface) and the runners ``--autofl-env sim`` makes."""
     search = Search(
         rootdir=tmp_path,
@@ -117,6 +117,7 @@ def _sim(repo, tmp_path, progress, surface=None):
         workdir=tmp_path / "work",
         ledger_path=tmp_path / "results.tsv",
         progress=progress,
+        sandbox=sandbox,
     )
     setup = EnvironmentSetup(search.workdir, search.contract.num_clients, sandbox=search.sandbox)
     return search, ENVIRONMENTS.get("sim")(setup).runner_factory()

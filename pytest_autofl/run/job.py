@@ -24,6 +24,7 @@ from pytest_autofl.run.processes import Watch, python_env, run_tree
 from pytest_autofl.run.sandbox import EXPORT_MODULES, NO_SANDBOX, SIMULATION_MODULES, Sandbox
 from pytest_autofl.run.seedrun import JOB_NAME, ROUNDS_DIR, SeedRun, read_audit
 from pytest_autofl.run.surface import SURFACE_PACKAGE
+from pytest_autofl.run.worker_request import JOB_ENV, Job
 
 EXPORT_TIMEOUT_SECONDS = 300.0
 _ROUND_RE = re.compile(r"Round (\d+) started")
@@ -137,6 +138,7 @@ def _checked(specs: list[dict[str, Any]], surface: dict[str, str]) -> ExportFail
     from nvflare.apis.fl_constant import WorkspaceConstants
     from nvflare.app_common.default_component_policy import DEFAULT_CLASS_ALLOW_LIST
     from nvflare.app_common.widgets.component_path_authorizer import CLASS_ALLOW_LIST
+    from nvflare.fuel.utils import log_utils
 
     for spec in specs:
         if spec.get("startup_kit"):
@@ -150,10 +152,20 @@ def _checked(specs: list[dict[str, Any]], surface: dict[str, str]) -> ExportFail
             )
         local = Path(spec["workspace_root"]) / spec["job_name"] / WorkspaceConstants.SITE_FOLDER_NAME
         shutil.rmtree(local.parent, ignore_errors=True)
-        local.mkdir(parents=True)
         policy = {"format_version": 2, CLASS_ALLOW_LIST: list(DEFAULT_CLASS_ALLOW_LIST)}
-        (local / WorkspaceConstants.DEFAULT_RESOURCES_CONFIG).write_text(json.dumps(policy, indent=4))
+        # and each client's ``local`` folder as the simulator makes it (the policy, FLARE's own log config),
+        # which its FLARE process sees in place of the one the simulator (candidate code) wrote (``worker_request``)
+        for folder in (local, _site_local(spec)):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            (folder / WorkspaceConstants.DEFAULT_RESOURCES_CONFIG).write_text(json.dumps(policy, indent=4))
+        log_config = Path(log_utils.__file__).with_name(WorkspaceConstants.LOGGING_CONFIG)
+        shutil.copyfile(log_config, _site_local(spec) / WorkspaceConstants.LOGGING_CONFIG)
     return None
+
+
+def _site_local(spec: dict[str, Any]) -> Path:
+    return Path(spec["client_config"]).parent / "site-local"
 
 
 def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox) -> list[str]:
@@ -176,9 +188,16 @@ def _command(spec: dict[str, Any], run: SeedRun, preload: bool, sandbox: Sandbox
         argv,
         writable=[own],
         readable=[trial, Path(spec["data_dir"])],
-        protected=[own / "client.json", own / "spec.json", Path(spec["job_root"])],
+        protected=[own / "client.json", own / "spec.json", Path(spec["job_root"]), _site_local(spec)],
         modules=SIMULATION_MODULES,
     )
+
+
+def _job(spec: dict[str, Any]) -> Job:
+    """The run as the zygote holds each client's FLARE process to it (``worker_request``)."""
+    job = Path(spec["job_root"]) / spec["job_name"]
+    workspace = Path(spec["workspace_root"]) / spec["job_name"]
+    return Job(str(workspace), str(job / "app"), str(_site_local(spec)), int(spec["num_clients"]))
 
 
 def run_simulation(
@@ -208,7 +227,7 @@ def run_simulation(
         [Path(spec["surface_parent"]), PACKAGE_ROOT],
         NVFLARE_SIMULATOR_WORKSPACE_ROOT=spec["workspace_root"],
         **meter.env,
-        **({SHARDS_ENV: spec["data_dir"]} if sandbox.on else {}),
+        **({SHARDS_ENV: spec["data_dir"], JOB_ENV: _job(spec).to_env()} if sandbox.on else {}),
     )
     argv = _command(spec, run, preload, sandbox)
     run.metered = not spec.get("startup_kit") and (

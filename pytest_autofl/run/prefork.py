@@ -38,6 +38,7 @@ from pytest_autofl.run import meter, seclude
 from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_PYTHON
 from pytest_autofl.run.interpreter import exit_process, pythonpath, run_main
 from pytest_autofl.run.prefork_shim import SOCKET_ENV
+from pytest_autofl.run.worker_request import JOB_ENV, Job
 from pytest_autofl.run.zygote import Zygote
 
 SHARDS_ENV = "AUTOFL_SHARDS"  # the run's shard directory, when each client must see only its own shard
@@ -97,6 +98,7 @@ def main() -> int:
     from pytest_autofl.run import ports
 
     shards, meter_fd = os.environ.pop(SHARDS_ENV, ""), meter.take_fd()
+    job = Job.from_env(os.environ.pop(JOB_ENV)) if JOB_ENV in os.environ else None
     if shards:  # while single-threaded: imports may start threads, and a user namespace needs one thread
         seclude.own_namespace()
     started = time.monotonic()
@@ -113,13 +115,15 @@ def main() -> int:
     # short (a Unix socket path has ~100 bytes) and named for its launcher, so _sweep can tell when it is stale
     directory = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
     try:
-        return _launch(args[1:], directory, shards, meter_fd, took)
+        return _launch(args[1:], directory, shards, meter_fd, took, job)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         ports.release(os.getpid())
 
 
-def _launch(argv: list[str], directory: str, shards: str, meter_fd: int | None, took: float) -> int:
+def _launch(
+    argv: list[str], directory: str, shards: str, meter_fd: int | None, took: float, job: Job | None
+) -> int:
     """Fork the zygote (it keeps the meter's pipe), then the simulator, hidden from every shard; wait for it."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(os.path.join(directory, "zygote"))
@@ -132,7 +136,7 @@ def _launch(argv: list[str], directory: str, shards: str, meter_fd: int | None, 
     zygote = os.fork()
     if zygote == 0:
         try:
-            Zygote(listener, launch_pythonpath, shards, meter_fd).serve(os.getppid())
+            Zygote(listener, launch_pythonpath, shards, meter_fd, job).serve(os.getppid())
         finally:
             os._exit(0)
     listener.close()

@@ -52,6 +52,7 @@ SIMULATION_MODULES = (
     "run/meter.py",
     "run/prefork.py",
     "run/zygote.py",
+    "run/worker_request.py",
     "run/ports.py",
     "run/commands.py",
     "run/audit.py",

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Sequence
 
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
-MS_BIND = 4096
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 1, 32, 4096, 16384
 PR_SET_DUMPABLE = 4
 _CAPABILITY_VERSION_3 = 0x20080522
 
@@ -58,18 +59,38 @@ def own_namespace() -> None:
             fh.write(text)
 
 
-def hide(directory: str, keep: str | None) -> None:
-    """Cover every entry of ``directory`` but ``keep`` with an empty file, in a mount namespace of this process
-    only, then drop every capability so nothing can uncover them. Call single-threaded, in ``own_namespace``."""
+def hide(directory: str, keep: str | None, pins: Sequence[tuple[str, str]] = ()) -> None:
+    """Cover every entry of ``directory`` but ``keep`` with an empty file, and each pin's target with its
+    source, read-only, in a mount namespace of this process only; then drop every capability so nothing can
+    uncover them. Call single-threaded, in ``own_namespace``."""
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNS), "unshare(mount namespace)")
     for name in sorted(os.listdir(directory)):
         if name != keep:
             path = os.path.join(directory, name).encode()
             _check(libc.mount(b"/dev/null", path, None, MS_BIND, None), f"covering {name}")
+    for source, target in pins:
+        _check(
+            libc.mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None), f"pinning {target}"
+        )
+        _read_only(libc, target)
     header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     _check(libc.capset(ctypes.byref(header), data), "capset")
 
+
+def _read_only(libc: ctypes.CDLL, target: str) -> None:
+    """A bind mount keeps its source's flags (the sandbox's read-only binds stay read-only); else remount it
+    read-only, keeping the flags a user namespace may not drop."""
+    flags = os.statvfs(target).f_flag
+    if not flags & os.ST_RDONLY:
+        kept = flags & (os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC)  # the same bits as MS_NOSUID, ...
+        kept |= sum(ms for st, ms in _ATIME if flags & st)
+        _check(libc.mount(None, target.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | kept, None), target)
+    if not os.statvfs(target).f_flag & os.ST_RDONLY:
+        raise OSError(0, f"{target} is still writable")
+
+
+_ATIME = ((os.ST_NOATIME, 1024), (os.ST_NODIRATIME, 2048), (os.ST_RELATIME, 1 << 21))
 
 # A seccomp filter (classic BPF over ``struct seccomp_data``: nr at 0, arch at 4, args[0] at 16): threads yes,
 # new processes no. Per architecture: its audit id, clone, clone3 and the fork-like calls it has.

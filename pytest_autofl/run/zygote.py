@@ -20,6 +20,7 @@ from typing import Any
 from pytest_autofl.run import kernel, meter, seclude
 from pytest_autofl.run.interpreter import exit_process, pythonpath, run_command
 from pytest_autofl.run.prefork_shim import HEADER
+from pytest_autofl.run.worker_request import Job, flare_env, flare_worker
 
 PR_SET_CHILD_SUBREAPER = 36
 END_SECONDS = 10.0  # to kill and reap what is left at the end
@@ -41,8 +42,11 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(body), fds
 
 
-def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: list[str]) -> None:
-    """In the forked child: turn into ``python <argv>`` started in a new session; never returns."""
+def _become_worker(
+    request: dict[str, Any], fds: list[int], launch_pythonpath: list[str], cwd_first: bool = True
+) -> None:
+    """In the forked child: turn into ``python <argv>`` started in a new session; never returns. Without
+    ``cwd_first`` the working directory is not on the import path (a FLARE process': it is writable there)."""
     code = 1
     try:
         os.setsid()
@@ -54,7 +58,7 @@ def _become_worker(request: dict[str, Any], fds: list[int], launch_pythonpath: l
         os.environ.update(request["env"])
         # sys.path as a fresh ``python -m`` would build it: cwd, then PYTHONPATH, then the interpreter's own.
         own = [p for p in sys.path[1:] if p not in launch_pythonpath]
-        sys.path[:] = [os.getcwd(), *pythonpath(request["env"]), *own]
+        sys.path[:] = [*([os.getcwd()] if cwd_first else []), *pythonpath(request["env"]), *own]
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
         # ``random`` reseeds itself after a fork (os.register_at_fork); numpy's global stream does not
@@ -81,10 +85,17 @@ class Zygote:
     counts as candidate code of no known site."""
 
     def __init__(
-        self, listener: socket.socket, launch_pythonpath: list[str], shards: str, meter_fd: int | None
+        self,
+        listener: socket.socket,
+        launch_pythonpath: list[str],
+        shards: str,
+        meter_fd: int | None,
+        job: Job | None = None,
     ) -> None:
         self.listener, self.launch_pythonpath = listener, launch_pythonpath
         self.shards, self.meter_fd = shards, meter_fd
+        self.job, self.launch_env = job, dict(os.environ)  # the sandbox's run (``worker_request``)
+        self.started: set[str] = set()  # the sites whose FLARE process was started
         self.workers: dict[int, socket.socket] = {}
         self.roles: dict[int, tuple[str, str]] = {}  # pid -> (FLARE or TRAINER, site)
         self.cpu: dict[tuple[str, str], float] = {}
@@ -135,15 +146,35 @@ class Zygote:
             self._windows(conn, request["windows"])
             return
         role = self._role(conn, request["argv"])
+        if role[0] == FLARE and self.job is not None:
+            try:
+                request, role = self._flare(request)
+            except ValueError as exc:
+                for fd in fds:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    conn.sendall(f"error {exc}\n".encode())
+                conn.close()
+                return
         pid = os.fork()
         if pid == 0:
             self._child(conn, wake, role)
-            _become_worker(request, fds, self.launch_pythonpath)
+            _become_worker(
+                request, fds, self.launch_pythonpath, cwd_first=self.job is None or role[0] != FLARE
+            )
         for fd in fds:
             os.close(fd)
         self.workers[pid], self.roles[pid] = conn, role
         self.selector.register(conn, selectors.EVENT_READ, pid)
         conn.sendall(f"pid {pid}\n".encode())
+
+    def _flare(self, request: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str]]:
+        """A client's FLARE process, as the harness runs it (``worker_request``); ValueError if it is none."""
+        assert self.job is not None
+        argv, site = flare_worker(request["argv"], self.job, self.started)
+        self.started.add(site)
+        env = flare_env(self.launch_env, self.job, site, self.listener.getsockname())
+        return {**request, "argv": argv, "env": env}, (FLARE, site)
 
     def _windows(self, conn: socket.socket, windows: Any) -> None:
         """A site's trainer CPU seconds per task, from that site's FLARE process (``trainer_executor``) only:
@@ -185,10 +216,11 @@ class Zygote:
         if self.shards:
             try:
                 kind, site = role
-                seclude.hide(self.shards, f"{site}.npz" if site and kind == TRAINER else None)
+                pins = self.job.pins(site) if self.job is not None and site else []  # its trainer's too
+                seclude.hide(self.shards, f"{site}.npz" if site and kind == TRAINER else None, pins)
             except OSError as exc:
                 print(
-                    f"[pytest-autofl prefork] cannot hide the other shards: {exc}",
+                    f"[pytest-autofl prefork] cannot hide the other shards or pin the job: {exc}",
                     file=sys.stderr,
                     flush=True,
                 )
