@@ -213,8 +213,8 @@ class Interrupted:
 
 def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Interrupted:
     """Run the campaign, SIGKILL its whole tree at a random moment (past a random number of rows, within 5 s of
-    a seed run finishing whose candidate has no row yet, so the rerun has finished work to take over), then run
-    the same command again to the end."""
+    a seed run finishing whose candidate has no row yet and before it gets one, so the rerun has finished work to
+    take over), then run the same command again to the end."""
     from pytest_autofl.ledger import store as ledger
 
     argv, env = command(size)
@@ -231,7 +231,9 @@ def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Inte
                 if first.poll() is not None:
                     raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
-            time.sleep(rng.uniform(0, 5))
+            deadline = time.monotonic() + rng.uniform(0, 5)  # later, unless that work gets its row first
+            while time.monotonic() < deadline and unrecorded_runs(root, ledger.read_rows(results)):
+                time.sleep(0.05)
         finally:  # also when this process is interrupted: the campaign does not run on unattended
             killed = kill_whole_tree(first.pid)
             first.wait()

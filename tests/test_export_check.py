@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_autofl.core.candidate import Candidate
-from pytest_autofl.core.contract import load_contract
+from pytest_autofl.core.contract import Contract, load_contract
 from pytest_autofl.core.schema import load_schema
 from pytest_autofl.run import export_check
 from pytest_autofl.run.flare_job import client_script
@@ -24,17 +24,32 @@ from pytest_autofl.run.surface import prepare_surface
 pytestmark = pytest.mark.subprocess  # one real export (torch and FLARE imported): seconds
 
 
+def _with_flare_defaults(repo: Path, tmp: Path) -> Contract:
+    """digits-smoke with FedAvg's default clients and rounds (3, 5), which FLARE leaves out of the job."""
+    shutil.copytree(repo / "benchmarks" / "digits-smoke", tmp / "benchmarks" / "defaults")
+    path = tmp / "benchmarks" / "defaults" / "contract.json"
+    raw = json.loads(path.read_text())
+    raw["name"], raw["split"]["num_clients"], raw["budget"]["rounds"] = "defaults", 3, 5
+    path.write_text(json.dumps(raw))
+    return load_contract(tmp / "benchmarks", "defaults")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The specs of a real export (seed 3, FedAvgM with non-default knobs; and its control run) and the
-    digests of the trial's surface."""
+    """The specs of a real export (seed 3, FedAvgM with non-default knobs; its control run; and the run of a
+    contract with FedAvg's default clients and rounds) and the digests of the trial's surface."""
     repo = Path(__file__).resolve().parent.parent
-    contract = load_contract(repo / "benchmarks", "digits-smoke")
     tmp = tmp_path_factory.mktemp("export")
+    smoke = load_contract(repo / "benchmarks", "digits-smoke")
     params = {**load_schema(repo / "surfaces").defaults(), "aggregator": "fedavgm", "server_momentum": 0.6}
     candidate = Candidate(params=params, family="fedavgm", description="knobs")
     parent = prepare_surface(repo / "surfaces", tmp)
-    specs = [seed_spec(candidate, contract, 3, tag, parent, tmp / "shards", tmp) for tag in ("", CONTROL_TAG)]
+    runs = [
+        (smoke, "", tmp / "a"),
+        (smoke, CONTROL_TAG, tmp / "a"),
+        (_with_flare_defaults(repo, tmp), "", tmp / "b"),
+    ]
+    specs = [seed_spec(candidate, c, 3, tag, parent, tmp / "shards", trial) for c, tag, trial in runs]
     assert export_jobs(specs, parent, tmp / "export.log") is None, (tmp / "export.log").read_text()[-2000:]
     return specs, export_check.digests(parent)
 

@@ -11,8 +11,12 @@ Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
     <trial>/seed-<s>/run.log          the simulator's output
     <trial>/seed-<s>/audit.jsonl      what the server received, written by the harness' audit filter
     <trial>/seed-<s>/ws/trial/...     the NVFlare workspace (final global model under server/simulate_job)
-    <trial>/evaluate-validation-<n>.* the n-th evaluator: spec, the models it scored, its log, and its predict
-                                      process' spec, inputs (never labels), outputs per model and log
+    <trial>.evaluator/evaluate-validation-<n>.*  beside the trial: the n-th evaluator's spec, the models it
+                                      scored, its log, and its predict process' spec, inputs (never labels),
+                                      outputs per model and log
+
+The export writes only ``seed-<s>/job/``; a simulation only its own ``seed-<s>/`` and there not ``client.json``,
+``spec.json``, the checked job or the clients' ``site-local/`` (read-only).
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ class Runner(Protocol):
 
 
 def beside(trial_dir: Path, what: str) -> Path:
-    """A directory next to a trial's, never inside it: the trial's simulations may write anywhere in their
-    own trial directory, so the harness' files (the evaluator's) and other candidates' runs (the incumbent
-    confirmed against it, the compute reference) live outside, where the sandbox shows nothing."""
+    """A directory next to a trial's, never inside it: the trial is what candidate processes see, so the
+    harness' files (the evaluator's) and other candidates' runs (the incumbent confirmed against it, the compute
+    reference) live outside, where the sandbox shows nothing."""
     return trial_dir.with_name(f"{trial_dir.name}.{what}")
 
 
