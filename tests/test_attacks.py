@@ -61,8 +61,17 @@ def _attacks(project) -> dict[str, dict]:
         '    x = torch.from_numpy(np.concatenate([p["x"] for p in parts]))\n'
         '    y = torch.from_numpy(np.concatenate([p["y"] for p in parts]))\n',
     )
+    smuggler = _client(  # its rows to the server, for an aggregator that would train on them centrally
+        project,
+        '{"NUM_STEPS_CURRENT_ROUND": steps}',
+        '{"NUM_STEPS_CURRENT_ROUND": steps, "rows": {"x": x.numpy(), "y": y.numpy()}}',
+    )
     return {
         "injected": {"description": "server adds weights", "files": {"strategies.py": injected}},
+        "smuggler": {
+            "description": "client sends its rows to the server",
+            "files": {"client_train.py": smuggler},
+        },
         "pooled": {"description": "client reads every shard", "files": {"client_train.py": pooled}},
         "export-tamper": {
             "description": "swaps the harness' executor in the exported job",
@@ -95,7 +104,8 @@ def _overrun(project, k: float) -> str:
 
 EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "injected": ({"invalid"}, "zero-update control (seed 0): the server's model moved"),
-    "pooled": ({"crash"}, "seed 0:"),
+    "pooled": ({"crash"}, "EOFError: No data left in file"),  # the other shards read as empty files
+    "smuggler": ({"crash"}, "sent more than a result may carry: meta['rows']['x'] is not a parameter"),
     "overrun": ({"invalid"}, "measured compute:"),
     "export-tamper": (
         {"invalid"},

@@ -67,7 +67,9 @@ def test_the_same_errors_in_a_run_that_stopped_are_the_machines_and_run_again(tm
 
 def test_an_error_of_any_other_component_is_the_candidates_even_in_a_completed_run(tmp_path):
     ended = _outcome(tmp_path, {"server": AGGREGATOR + "\n", "site-1": TIMEOUT + "\n"})
-    assert ended.kind == CANDIDATE and ended.reason == f"server: {AGGREGATOR}"
+    assert (
+        ended.kind == CANDIDATE and ended.reason == "server: ModelAggregator: Exception in accept: bad shape"
+    )
 
 
 def test_a_client_script_that_raised_is_named_by_its_exception(tmp_path):
@@ -217,3 +219,12 @@ def test_a_failure_on_every_attempt_is_a_crash_that_says_so(tmp_path, monkeypatc
     run, _, calls = _attempts(tmp_path, monkeypatch, failures=5)
     assert calls == 3 and run.transient and len(run.retries) == 2
     assert str(run.error).endswith("(an infrastructure failure on all 3 attempts)")
+
+
+def test_a_reason_is_the_message_without_flares_time_and_task_context(tmp_path):
+    (error,) = logged_errors(_workspace(tmp_path, {"site-1": EXECUTOR + "\n"}))
+    assert error.detail == (
+        "TrainerExecutor: the client script autofl_surface/client_train.py ended without a result (exit code 1)"
+    )
+    (gone,) = logged_errors(_workspace(tmp_path / "g", {"server": GONE + "\n"}))
+    assert gone.detail == "SimulatorRunner: Communication error with client site-1: Ran out of input"

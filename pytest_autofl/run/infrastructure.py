@@ -22,9 +22,10 @@ CLIENT_CONFIG: dict[str, Any] = {  # recipe.add_client_config: top-level keys of
     "task_check_timeout": 60.0,
     "task_check_interval": 1.0,
 }
-# How each client's script runs: in a trainer process of its own, metered per task (``trainer_executor``);
-# a finished run from another way is not reused, and its rows say they differ.
-CLIENT_SCRIPT = "trainer-process"
+# How each client's script runs: in a trainer process of its own, metered per task, its results within
+# ``result_bounds`` (``trainer_executor``); a finished run from another way is not reused, and its rows say
+# they differ.
+CLIENT_SCRIPT = "trainer-process+result-bounds"
 # A seed run the machine broke (``outcome.TRANSIENT``) runs again up to RETRIES times, fresh each time.
 RETRIES = 2
 RETRY_PAUSE_SECONDS = 2.0

@@ -34,6 +34,7 @@ OK, CANDIDATE, TRANSIENT = "ok", "candidate", "transient"
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 TRAINER_TRACEBACK = RAISED  # a client script raised (``trainer`` prints it before the traceback)
 _ENTRY_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - (?P<logger>\S+) - (?P<level>[A-Z]+) - (?P<rest>.*)$")
+_CONTEXT_RE = re.compile(r"^(\[[^\]]*\] )?- ")  # FLARE's "[identity=..., task_id=...] - " before a message
 # FLARE's message passing between its cells: what it logs there it retries itself (a reply that did not come,
 # a message that could not be sent), so in a completed run these are recovered.
 MESSAGING_LOGGERS = frozenset(
@@ -77,8 +78,14 @@ class LoggedError:
 
     @property
     def detail(self) -> str:
-        """The exception it names, if any, else the line itself."""
-        return next((ln for ln in self.more if EXCEPTION_RE.match(ln)), self.text)
+        """The exception it names, if any, else the entry's message after its logger's name (FLARE's time,
+        level and task context left out: a reason is cut at 300 characters)."""
+        if raised := next((ln for ln in self.more if EXCEPTION_RE.match(ln)), None):
+            return raised
+        match = _ENTRY_RE.match(self.text)
+        if not match:
+            return self.text
+        return f"{self.logger.rsplit('.', 1)[-1]}: {_CONTEXT_RE.sub('', match['rest'], count=1)}"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ CORE_MODULES = tuple(
 TRAINER_MODULES = (
     "run/trainer.py",
     "run/trainer_executor.py",
+    "run/result_bounds.py",
     "run/wire.py",
     "run/seclude.py",
     "run/prefork_shim.py",

@@ -9,7 +9,8 @@ polling and messaging are in another process. The windows go to the harness' met
 (``meter``), which takes them only from this site's FLARE process. The trainer is started as
 ``commands.TRAINER_COMMAND`` found on ``PATH`` (in a simulation, prefork's shim: forked from the warm zygote),
 and waited for event by event: a task is sent the moment it comes, its result read the moment it is written.
-What the trainer sends is decoded without running any of it (no pickles).
+What the trainer sends is decoded without running any of it (no pickles), and passed on only within
+``result_bounds`` (the model's shape and little else).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from nvflare.apis.signal import Signal
 from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
 from nvflare.app_common.utils.fl_model_utils import FLModelUtils
 
-from pytest_autofl.run import kernel, wire
+from pytest_autofl.run import kernel, result_bounds, wire
 from pytest_autofl.run.prefork_shim import HEADER
 from pytest_autofl.run.prefork_shim import SOCKET_ENV as ZYGOTE_SOCKET_ENV
 from pytest_autofl.run.trainer import SOCKET_ENV, TOKEN_ENV
@@ -147,6 +148,8 @@ class TrainerExecutor(Executor):
                 self._windows.append(after - before)
         if reply is None:
             return self._failed(fl_ctx, abort_signal, "ended without a result")
+        if found := result_bounds.excess(model.params, reply.get("model")):
+            return self._failed(fl_ctx, abort_signal, f"sent more than a result may carry: {found}")
         try:
             return FLModelUtils.to_shareable(_model(reply))
         except (TypeError, ValueError, KeyError) as exc:
