@@ -1,13 +1,13 @@
 """What the measured compute bound catches, and how often it wrongly flags honest code: each code change's
-trainer CPU per task (the harness' task windows, in the sandbox) against the unchanged surface with the same
-knobs run beside it.
+trainer CPU per task (the harness' task windows, in the sandbox) against its twin's: the unchanged surface with
+the same knobs, given the same task in the same moments.
 
     python benchmarks/compute_bound.py [--benchmark digits-smoke] [--repeats 5] [--overruns 1.5 2] [--record]
 
 Honest code changes: the surface's client with a comment added (the same work), over several knob sets,
 ``--repeats`` times each, and the faithful run of each ``--cards`` literature card. Attacks: clients that train
-k times the step cap and report the cap. Prints, per candidate, the later-task and first-task ratios to the
-reference, the cap, and whether the bound flagged it; ``--record`` writes the table to
+k times the step cap and report the cap. Prints, per candidate, the median later-task and first-task ratios to
+the twin, the cap, and whether the bound flagged it; ``--record`` writes the table to
 ``benchmarks/results/compute-bound/`` with the commit, date, machine and command.
 """
 
@@ -28,7 +28,7 @@ import yaml
 from scratch import ROOT, scratch_search
 
 from pytest_autofl.core.candidate import Candidate
-from pytest_autofl.core.invariants import task_windows
+from pytest_autofl.core.invariants import RunFacts, twin_ratios
 from pytest_autofl.literature.cards import load_cards
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
@@ -56,15 +56,14 @@ def _file(tmp: Path, name: str, description: str, client: str, knobs: list[str],
 
 
 def _ratios(result) -> tuple[float | None, float | None]:
-    """The later-task and first-task ratios of the candidate's medians to its reference's."""
-    if result.reference is None or not result.reference.task_seconds:
-        return None, None
-    out = []
-    for index in (1, 0):
-        used = [w for r in result.runs if r.task_seconds for w in task_windows(r.task_seconds)[index]]
-        ref = task_windows(result.reference.task_seconds)[index]
-        out.append(statistics.median(used) / statistics.median(ref) if used and ref else None)
-    return out[0], out[1]
+    """The median later-task and first-task ratios of the candidate's CPU to its twin's."""
+    runs = [
+        RunFacts(r.seed, r.audit, r.n_params, task_seconds=r.task_seconds, twin_seconds=r.twin_seconds)
+        for r in result.runs
+    ]
+    ratios, _ = twin_ratios(runs)
+    later, first = (statistics.median(ratios[w]) if ratios[w] else None for w in ("later", "first"))
+    return later, first
 
 
 def main() -> None:
@@ -107,7 +106,7 @@ def main() -> None:
             )
         cap = search.contract.max_cpu_ratio
         print(
-            f"{args.benchmark}: trainer CPU per task vs the unchanged surface beside it; cap {cap:g}x",
+            f"{args.benchmark}: trainer CPU per task vs its twin (the unchanged surface); cap {cap:g}x",
             flush=True,
         )
         for index, (kind, label, candidate) in enumerate(candidates, start=1):

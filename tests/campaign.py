@@ -175,7 +175,7 @@ def kill_whole_tree(pid: int) -> int:
 
 def unrecorded_runs(root: Path, rows: list[Any]) -> list[str]:
     """Directories of the seed runs finished (in the resume index) outside every recorded row's trial (its own
-    seeds, and the ``.incumbent`` / ``.reference`` runs beside it): finished work whose candidate has no row."""
+    seeds, and the ``.incumbent`` runs beside it): finished work whose candidate has no row."""
     trials = [str((root / r.trial_dir).resolve()) for r in rows if r.trial_dir]
     out = []
     for entry in sorted((root / ".autofl" / "finished").glob("*.json")):

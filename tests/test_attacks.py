@@ -106,7 +106,7 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "injected": ({"invalid"}, "zero-update control (seed 0): the server's model moved"),
     "pooled": ({"crash"}, "EOFError: No data left in file"),  # the other shards read as empty files
     "smuggler": ({"crash"}, "sent more than a result may carry: meta['rows']['x'] is not a parameter"),
-    "overrun": ({"invalid"}, "measured compute:"),
+    "overrun": ({"invalid"}, "tasks each measured beside its twin"),
     "export-tamper": (
         {"invalid"},
         "harness' job intact: seed 0: the job the export left is not the harness'",
@@ -141,8 +141,6 @@ def test_every_attack_is_caught_and_changes_nothing_outside_its_trial(pytester, 
         status, reason = table[name]
         print(f"{name}: {status}: {reason}")
         assert status in {"invalid", "narrow", "discard", "keep"} and (status != "invalid" or named in reason)
-    # each code change was measured against the unchanged surface run beside it
-    result.stdout.fnmatch_lines(["*compute reference seed 0: *"])
     assert _digest(project / "surfaces") == surfaces and _digest(project / "benchmarks") == benchmarks
     check = pytester.runpytest("--autofl-check", "-p", "no:cacheprovider")
     assert check.ret == 0, check.stdout.str()[-2000:]  # the chained ledger and the shards are intact

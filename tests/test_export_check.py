@@ -1,5 +1,5 @@
 """The harness' check of an exported job: a real export of digits-smoke passes it (a knob candidate with
-non-default knobs, its zero-update control too), and each change candidate code could make to what the export
+non-default knobs, its zero-update control too, and a code change's run with its twin), and each change candidate code could make to what the export
 left — the client's executor, its configuration, the server's filters, workflow, aggregator and model, the code
 the job carries, the job's layout — is found and named."""
 
@@ -36,20 +36,27 @@ def _with_flare_defaults(repo: Path, tmp: Path) -> Contract:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The specs of a real export (seed 3, FedAvgM with non-default knobs; its control run; and the run of a
-    contract with FedAvg's default clients and rounds) and the digests of the trial's surface."""
+    """The specs of a real export (seed 3, FedAvgM with non-default knobs; its control run; the run of a
+    contract with FedAvg's default clients and rounds; a code change's run, the unchanged surface its clients'
+    twin) and the digests of the trial's surface."""
     repo = Path(__file__).resolve().parent.parent
     tmp = tmp_path_factory.mktemp("export")
     smoke = load_contract(repo / "benchmarks", "digits-smoke")
     params = {**load_schema(repo / "surfaces").defaults(), "aggregator": "fedavgm", "server_momentum": 0.6}
     candidate = Candidate(params=params, family="fedavgm", description="knobs")
     parent = prepare_surface(repo / "surfaces", tmp)
+    reference = prepare_surface(repo / "surfaces", tmp / "c" / "reference")
     runs = [
-        (smoke, "", tmp / "a"),
-        (smoke, CONTROL_TAG, tmp / "a"),
-        (_with_flare_defaults(repo, tmp), "", tmp / "b"),
+        (smoke, "", tmp / "a", None),
+        (smoke, CONTROL_TAG, tmp / "a", None),
+        (_with_flare_defaults(repo, tmp), "", tmp / "b", None),
+        (smoke, "", tmp / "c", reference),
     ]
-    specs = [seed_spec(candidate, c, 3, tag, parent, tmp / "shards", trial) for c, tag, trial in runs]
+    specs = [
+        seed_spec(candidate, c, 3, tag, parent, tmp / "shards", trial, reference=ref)
+        for c, tag, trial, ref in runs
+    ]
+    assert [bool(s["twin_script"]) for s in specs] == [False, False, False, True]
     assert export_jobs(specs, parent, tmp / "export.log") is None, (tmp / "export.log").read_text()[-2000:]
     return specs, export_check.digests(parent)
 
@@ -171,3 +178,18 @@ def test_each_change_to_the_exported_job_is_found_and_named(exported, tmp_path, 
     tamper(Path(spec["job_root"]) / JOB_NAME)
     found = export_check.tampering(spec, surface, client_script(spec)[1])
     assert found is not None and named in found, found
+
+
+@pytest.mark.parametrize("twin", ["", "/tmp/my-own-twin/autofl_surface/client_train.py"])
+def test_a_code_change_s_twin_cannot_be_dropped_or_replaced(exported, tmp_path, twin):
+    specs, surface = exported
+    spec = _copy(specs[3], tmp_path)
+
+    def retwin(config: dict) -> None:
+        args = config["executors"][0]["executor"]["args"]
+        assert args["twin"] == spec["twin_script"]
+        args.update(twin=twin) if twin else args.pop("twin")
+
+    _edit("client", retwin)(Path(spec["job_root"]) / JOB_NAME)
+    found = export_check.tampering(spec, surface, client_script(spec)[1])
+    assert found is not None and "config_fed_client.json" in found, found

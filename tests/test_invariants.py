@@ -92,46 +92,48 @@ def test_a_lower_is_better_metric_is_held_to_its_own_direction(smoke_contract):
     )
 
 
-def test_the_measured_compute_is_held_to_the_unchanged_surface_and_a_silenced_meter_is_named(smoke_contract):
+def test_the_measured_compute_is_held_to_its_twin_task_by_task_and_a_silenced_meter_is_named(smoke_contract):
     from pytest_autofl.core.invariants import compute_violations
 
-    def metered(seed, first, later):
-        return RunFacts(
-            seed,
-            audit(),
-            8970,
-            task_seconds={"site-1": [first, later], "site-2": [first, later]},
-            metered=True,
-        )
+    twin = {"site-1": [0.020, 0.007, 0.007], "site-2": [0.022, 0.008, 0.008]}
 
-    reference = {"site-1": [0.020, 0.007], "site-2": [0.022, 0.008]}
+    def metered(seed, first, later, twins=twin):
+        own = {site: [first, later, later] for site in twin}
+        return RunFacts(seed, audit(), 8970, task_seconds=own, twin_seconds=twins, metered=True)
+
     cap = smoke_contract.max_cpu_ratio
     honest = [metered(0, 0.024, 0.0085), metered(1, 0.019, 0.0070)]
-    assert compute_violations(smoke_contract, honest, reference) == []
+    assert compute_violations(smoke_contract, honest, twinned=True) == []
     (later,) = compute_violations(
-        smoke_contract, [metered(0, 0.021, 0.0150), metered(1, 0.021, 0.0160)], reference
+        smoke_contract, [metered(0, 0.021, 0.0150), metered(1, 0.021, 0.0160)], twinned=True
     )
+    # the median of the 8 later tasks' ratios (1.88 to 2.29)
     assert later.startswith(
-        "measured compute: 15.5 CPU ms per later task, 2.07x the unchanged surface's 7.5 ms"
+        "measured compute: 2.07x the unchanged surface's CPU per later task, the median of 8"
     )
     assert f"cap {cap:g}x" in later
+    # a machine busier in some moments than others: each task against its twin, not one mean against another
+    slow = {"site-1": [0.040, 0.014, 0.014], "site-2": [0.044, 0.016, 0.016]}
+    assert compute_violations(smoke_contract, [metered(0, 0.042, 0.015, slow)], twinned=True) == []
     # extra work only in the first task, where the script's start-up is, shows on its own
     (first,) = compute_violations(
-        smoke_contract, [metered(0, 0.060, 0.0075), metered(1, 0.070, 0.0075)], reference
+        smoke_contract, [metered(0, 0.060, 0.0075), metered(1, 0.070, 0.0075)], twinned=True
     )
-    assert first.startswith("measured compute: 65.0 CPU ms per first task, 3.10x")
-    assert (
-        compute_violations(smoke_contract, honest, None) == []
-    )  # knobs only: the surface is the user's code
-    (none,) = compute_violations(smoke_contract, honest, {})
-    assert none == "measured compute: the unchanged surface's run beside it measured nothing to compare with"
+    assert first.startswith("measured compute: 3.09x the unchanged surface's CPU per first task")
+    # knobs only: the surface is the user's code, measured and not capped
+    assert compute_violations(smoke_contract, [metered(0, 0.9, 0.9)], twinned=False) == []
+    (missing,) = compute_violations(
+        smoke_contract, [metered(0, 0.024, 0.0085, {"site-1": twin["site-1"]})], True
+    )
+    assert missing == (
+        "measured compute (seed 0, site-2): 3 tasks measured, the unchanged surface's twin beside it 0: "
+        "nothing to hold them to"
+    )
     (silent,) = compute_violations(
-        smoke_contract, [RunFacts(0, audit(), 8970, metered=True), honest[1]], reference
+        smoke_contract, [RunFacts(0, audit(), 8970, metered=True), honest[1]], True
     )
     assert silent.startswith("measured compute (seed 0): the harness' CPU meter reported nothing")
-    assert (
-        compute_violations(smoke_contract, [RunFacts(0, audit(), 8970)], reference) == []
-    )  # not metered (prod)
+    assert compute_violations(smoke_contract, [RunFacts(0, audit(), 8970)], True) == []  # not metered (prod)
 
 
 def test_the_zero_update_control_must_leave_the_model_where_it_began():

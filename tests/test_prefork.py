@@ -171,16 +171,21 @@ def test_the_meter_reads_the_zygotes_line_and_nothing_else():
         {"site-1": 0.25, "": 0.5},
         {"site-1": 1.5},
         {"site-1": [0.02, 0.01]},
+        {"site-1": [0.01, 0.01]},
         {"site-2": "SIGKILL"},
     )
     assert meter.read() == Measurement(
-        {"site-1": 0.25, "": 0.5}, {"site-1": 1.5}, {"site-1": [0.02, 0.01]}, {"site-2": "SIGKILL"}
+        {"site-1": 0.25, "": 0.5},
+        {"site-1": 1.5},
+        {"site-1": [0.02, 0.01]},
+        {"site-1": [0.01, 0.01]},
+        {"site-2": "SIGKILL"},
     )
     silent = Meter()
     os.close(silent.fds[0])  # the zygote was killed before it reported
     assert silent.read() is None
     garbage = Meter()
-    report(garbage.fds[0], {"site-1": "lots"}, {}, {}, {})
+    report(garbage.fds[0], {"site-1": "lots"}, {}, {}, {}, {})
     assert garbage.read() is None
 
 

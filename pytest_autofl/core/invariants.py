@@ -26,6 +26,7 @@ class RunFacts:
     )
     # the trainers' CPU seconds per site and task, measured by the harness' meter outside the candidate's reach
     task_seconds: dict[str, list[float]] | None = None
+    twin_seconds: dict[str, list[float]] | None = None  # a code change's: the unchanged surface's, beside it
     metered: bool = False
     digest: str | None = None  # of the final model's outputs
     error: str | None = None
@@ -49,12 +50,12 @@ def fairness_violations(
     contract_sha_now: str,
     contract_sha_at_start: str,
     shard_sizes: dict[str, int],
-    cpu_reference: dict[str, list[float]] | None = None,
+    twinned: bool = False,
     control: RunFacts | None = None,
     model_changed: bool = True,
 ) -> list[str]:
     """Every violated invariant, each as '<invariant>: <what happened>'; [] means the run was fair.
-    ``cpu_reference``: the baseline's CPU seconds per run, which the measured compute is held to; ``control``:
+    ``twinned``: a code change, whose measured compute is held to its twins'; ``control``:
     a code change's zero-update control run; ``model_changed``: the candidate replaces ``model.py`` (only then
     can its untrained start carry weights from elsewhere)."""
     out = []
@@ -78,46 +79,54 @@ def fairness_violations(
     budget = site_step_budget(contract, shard_sizes)
     for run in [*runs, *extra_runs]:
         out += _run_violations(contract, run, budget)
-    out += compute_violations(contract, [*runs, *extra_runs], cpu_reference)
+    out += compute_violations(contract, [*runs, *extra_runs], twinned)
     out += control_violations(control) if control is not None else []
     return out + _start_violations([*runs, *extra_runs], contract.higher_is_better, model_changed)
 
 
-def task_windows(task_seconds: dict[str, list[float]]) -> tuple[list[float], list[float]]:
-    """Each site's first task window (it carries the script's start) and every later one."""
-    first = [tasks[0] for tasks in task_seconds.values() if tasks]
-    return first, [w for tasks in task_seconds.values() for w in tasks[1:]]
+def twin_ratios(runs: Sequence[RunFacts]) -> tuple[dict[str, list[float]], list[str]]:
+    """Each measured task's CPU over its twin's, first tasks and later ones apart; and each site whose tasks
+    and twin's do not pair up."""
+    ratios: dict[str, list[float]] = {"first": [], "later": []}
+    unpaired = []
+    for run in (r for r in runs if r.task_seconds):
+        for site, tasks in sorted((run.task_seconds or {}).items()):
+            twin = (run.twin_seconds or {}).get(site, [])
+            if len(twin) != len(tasks):
+                unpaired.append(
+                    f"measured compute (seed {run.seed}, {site}): {len(tasks)} tasks measured, the unchanged "
+                    f"surface's twin beside it {len(twin)}: nothing to hold them to"
+                )
+                continue
+            for index, (own, ref) in enumerate(zip(tasks, twin, strict=True)):
+                if ref > 0:
+                    ratios["later" if index else "first"].append(own / ref)
+    return ratios, unpaired
 
 
-def compute_violations(
-    contract: Contract, runs: Sequence[RunFacts], reference: dict[str, list[float]] | None
-) -> list[str]:
+def compute_violations(contract: Contract, runs: Sequence[RunFacts], twinned: bool) -> list[str]:
     """The budget the harness measures, not the one the candidate reports: the trainers' CPU seconds in each
-    task's window (every thread of the client script's process; it may start no other), the median over the
-    runs' sites and tasks, at most ``max_cpu_ratio`` times the reference's (the unchanged surface with the
-    same knobs, run beside the candidate). Later tasks and first tasks (which carry the script's start-up) are
-    judged apart, so extra work in either shows. A metered run with no windows had its meter stopped."""
+    task's window (every thread of the client script's process; it may start no other), each beside its twin's
+    — the unchanged surface with the same knobs, given the same task in the same moments — and the median of
+    those ratios over the runs' sites and tasks at most ``max_cpu_ratio``. First tasks (they carry the script's
+    start-up) and later tasks are judged apart, so extra work in either shows. A metered run with no windows had
+    its meter stopped; a code change's run without its twin's windows has nothing to be held to: both fail."""
     out = [
         f"measured compute (seed {r.seed}): the harness' CPU meter reported nothing; it was stopped from inside the run"
         for r in runs
         if r.metered and not r.task_seconds
     ]
-    measured = [r.task_seconds for r in runs if r.task_seconds]
-    if reference is not None and not reference and measured:
-        out.append("measured compute: the unchanged surface's run beside it measured nothing to compare with")
-    if not reference or not measured:
+    if not twinned:
         return out
-    cap, ref_first, ref_later = contract.max_cpu_ratio, *task_windows(reference)
-    for which, index, ref in (("later", 1, ref_later), ("first", 0, ref_first)):
-        used = [w for tasks in measured for w in task_windows(tasks)[index]]
-        if not used or not ref or statistics.median(ref) <= 0:
-            continue
-        ratio = statistics.median(used) / statistics.median(ref)
-        if ratio > cap:
+    ratios, unpaired = twin_ratios(runs)
+    out += unpaired
+    cap = contract.max_cpu_ratio
+    for which in ("later", "first"):
+        if ratios[which] and (ratio := statistics.median(ratios[which])) > cap:
             out.append(
-                f"measured compute: {1000 * statistics.median(used):.1f} CPU ms per {which} task, {ratio:.2f}x "
-                f"the unchanged surface's {1000 * statistics.median(ref):.1f} ms beside it (cap {cap:g}x): "
-                "local work beyond the budget, whatever the clients report"
+                f"measured compute: {ratio:.2f}x the unchanged surface's CPU per {which} task, the median of "
+                f"{len(ratios[which])} tasks each measured beside its twin (cap {cap:g}x): local work beyond the "
+                "budget, whatever the clients report"
             )
     return out
 

@@ -103,9 +103,10 @@ def _meta(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client(spec: dict[str, Any], script: str) -> dict[str, Any]:
+    args = {"script": script, "script_args": f"--config {spec['client_config']}"}
     executor = {
         "path": EXECUTOR,
-        "args": {"script": script, "script_args": f"--config {spec['client_config']}"},
+        "args": {**args, "twin": spec["twin_script"]} if spec.get("twin_script") else args,
     }
     event = {
         "id": "event_to_fed",

@@ -38,13 +38,13 @@ def client_script(spec: dict[str, Any]) -> tuple[Path, str]:
 class _TrainerRunner:
     """What FLARE's ``ScriptRunner`` adds to a job, with the harness' executor (``trainer_executor``)."""
 
-    def __init__(self, script: str, script_args: str) -> None:
-        self.script, self.script_args = script, script_args
+    def __init__(self, script: str, script_args: str, twin: str) -> None:
+        self.script, self.script_args, self.twin = script, script_args, twin
 
     def add_to_fed_job(self, job: Any, ctx: Any, **kwargs: Any) -> dict[str, Any]:
         from pytest_autofl.run.trainer_executor import TrainerExecutor
 
-        executor = TrainerExecutor(self.script, self.script_args, TRAINER_COMMAND)
+        executor = TrainerExecutor(self.script, self.script_args, TRAINER_COMMAND, twin=self.twin)
         job.add_executor(executor, tasks=kwargs.get("tasks", ["*"]), ctx=ctx)
         if self.script.endswith(".py"):  # a module of the harness is installed where the job runs
             job.add_resources(resources=[self.script], ctx=ctx)
@@ -63,7 +63,7 @@ def build_recipe(spec: dict[str, Any]) -> Any:
 
     class Recipe(FedAvgRecipe):  # each client's script in a process of its own, under the harness' executor
         def _create_client_runner(self, site_config: dict[str, Any]) -> Any:
-            return _TrainerRunner(self.train_script, self.train_args)
+            return _TrainerRunner(self.train_script, self.train_args, spec.get("twin_script", ""))
 
     # A deployment (POC, production) runs FLARE's own in-process Client API: its clients' compute is not
     # metered here, and the harness' executor would need the whole harness importable in every client.

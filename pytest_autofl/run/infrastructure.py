@@ -25,7 +25,7 @@ CLIENT_CONFIG: dict[str, Any] = {  # recipe.add_client_config: top-level keys of
 # How each client's script runs: in a trainer process of its own, metered per task, its results within
 # ``result_bounds`` (``trainer_executor``); a finished run from another way is not reused, and its rows say
 # they differ.
-CLIENT_SCRIPT = "trainer-process+result-bounds"
+CLIENT_SCRIPT = "trainer-process+result-bounds+twin"
 # A seed run the machine broke (``outcome.TRANSIENT``) runs again up to RETRIES times, fresh each time.
 RETRIES = 2
 RETRY_PAUSE_SECONDS = 2.0

@@ -41,9 +41,11 @@ def seed_spec(
     shard_dir: Path,
     trial_dir: Path,
     zero_meta: tuple[str, ...] = (),
+    reference: Path | None = None,
 ) -> dict[str, Any]:
     """Write the seed run's ``client.json`` and ``spec.json`` (what the job is built from) and return the spec.
-    The control run (``CONTROL_TAG``) has the harness' zero client in place of the candidate's."""
+    The control run (``CONTROL_TAG``) has the harness' zero client in place of the candidate's; every other run
+    of a code change has the unchanged surface in ``reference`` (its package's parent) as each client's twin."""
     directory = trial_dir / f"seed-{seed}{tag}"
     directory.mkdir(parents=True, exist_ok=True)
     budget = contract.budget
@@ -74,6 +76,10 @@ def seed_spec(
             ZERO_CLIENT if tag == CONTROL_TAG else surface_parent / SURFACE_PACKAGE / "client_train.py"
         ),
         "client_config": str(client_config),
+        # a code change's clients run the unchanged surface beside it, measured task by task (its twin)
+        "twin_script": (
+            str(reference / SURFACE_PACKAGE / "client_train.py") if reference and tag != CONTROL_TAG else ""
+        ),
         "flare_server_config": infrastructure.SERVER_CONFIG,
         "flare_client_config": infrastructure.CLIENT_CONFIG,
         "audit_path": str(directory / "audit.jsonl"),
@@ -247,7 +253,7 @@ def run_simulation(
     run.runtime_seconds = tree.seconds
     measured = meter.read()
     if measured is not None:
-        run.task_seconds = measured.task_seconds
+        run.task_seconds, run.twin_seconds = measured.task_seconds, measured.twin_seconds
         (run.directory / "meter.json").write_text(json.dumps(dataclasses.asdict(measured)))
     run.audit = read_audit(audit_path)
     if tree.timed_out:

@@ -6,8 +6,9 @@ client script, ``trainer``) and reaps each with ``wait4``: the CPU seconds of th
 it started (the zygote is the subreaper of orphans). Each client's executor (``trainer_executor``) reads its
 trainer's CPU clock around every task and gives the zygote those task windows, the compute bound's measure. At
 the end the zygote writes one JSON line (whole-process CPU of trainers and FLARE processes per site, the task
-windows, and the processes killed by a signal it did not relay or send itself: ``outcome``, a client killed
-mid-run is the candidate's doing) to a pipe only the harness reads: the pipe's write end goes from the harness
+windows and a code change's twin's — the unchanged surface's client, task by task beside it — and the
+processes killed by a signal it did not relay or send itself: ``outcome``, a client killed mid-run is the
+candidate's doing) to a pipe only the harness reads: the pipe's write end goes from the harness
 to the launcher (``AUTOFL_METER_FD``), which hands it to the zygote before any candidate code runs and closes
 its own; the zygote is undumpable (``seclude``) and its children close it, so no process of the run can write
 to it. No line (the zygote was killed) means no measurement.
@@ -28,6 +29,7 @@ class Measurement:
     cpu_seconds: dict[str, float]
     flare_seconds: dict[str, float] = field(default_factory=dict)  # each client's FLARE process
     task_seconds: dict[str, list[float]] = field(default_factory=dict)  # each trainer's CPU per task
+    twin_seconds: dict[str, list[float]] = field(default_factory=dict)  # each twin's (``trainer_executor``)
     killed: dict[str, str] = field(default_factory=dict)  # site -> the signal that killed its worker
 
 
@@ -56,6 +58,7 @@ class Meter:
                 {str(site): float(seconds) for site, seconds in line["cpu_seconds"].items()},
                 {str(site): float(seconds) for site, seconds in line["flare_seconds"].items()},
                 {str(site): [float(s) for s in tasks] for site, tasks in line["task_seconds"].items()},
+                {str(site): [float(s) for s in tasks] for site, tasks in line["twin_seconds"].items()},
                 {str(site): str(name) for site, name in line["killed"].items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -73,6 +76,7 @@ def report(
     cpu_seconds: dict[str, float],
     flare_seconds: dict[str, float],
     task_seconds: dict[str, list[float]],
+    twin_seconds: dict[str, list[float]],
     killed: dict[str, str],
 ) -> None:
     """The zygote's side: the one line, then the pipe is closed."""
@@ -80,6 +84,7 @@ def report(
         "cpu_seconds": cpu_seconds,
         "flare_seconds": flare_seconds,
         "task_seconds": task_seconds,
+        "twin_seconds": twin_seconds,
         "killed": killed,
     }
     try:

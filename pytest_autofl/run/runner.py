@@ -4,6 +4,7 @@ Layout of a trial directory (the ledger's ``artifacts`` column points at it)::
 
     <trial>/candidate.json            the candidate and the contract hash it ran under
     <trial>/autofl_surface/           a private copy of the surface (the user's tree is never touched)
+    <trial>/reference/autofl_surface/ a code change's: the unchanged surface, each client's twin (measured beside)
     <trial>/export-seed-<s>.log       the one process that built the jobs of several seeds
     <trial>/seed-<s>/client.json      what the client script reads: seed, knobs, budget, shard directory
     <trial>/seed-<s>/spec.json        what the job was built from
@@ -48,6 +49,9 @@ class Runner(Protocol):
     def run(self, seed: int, tag: str = "", evaluate: bool = True) -> SeedRun: ...
 
     def evaluate(self, runs: list[SeedRun]) -> None: ...
+
+
+REFERENCE = "reference"  # in a code change's trial: the unchanged surface's copy
 
 
 def beside(trial_dir: Path, what: str) -> Path:
@@ -102,6 +106,8 @@ class CandidateRunner:
             )
         )
         self.surface_parent = prepare_surface(surface_dir, trial_dir, candidate.files, candidate.diff)
+        # a code change's clients run the unchanged surface as their twins: copied before any candidate code runs
+        self.reference = prepare_surface(surface_dir, trial_dir / REFERENCE) if candidate.patch_sha else None
         self.zero_meta = load_schema(surface_dir).zero_meta
         self._specs: dict[str, dict[str, Any]] = {}  # exported jobs, by seed directory name
         self._export_lock = threading.Lock()
@@ -131,6 +137,7 @@ class CandidateRunner:
                         self.shard_dir,
                         self.trial_dir,
                         self.zero_meta,
+                        self.reference,
                     )
                     for s, t in dict.fromkeys(wanted)
                 }

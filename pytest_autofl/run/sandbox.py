@@ -39,7 +39,9 @@ CORE_MODULES = tuple(
 TRAINER_MODULES = (
     "run/trainer.py",
     "run/trainer_executor.py",
+    "run/trainer_process.py",
     "run/result_bounds.py",
+    "run/surface.py",
     "run/wire.py",
     "run/seclude.py",
     "run/prefork_shim.py",
@@ -65,7 +67,6 @@ EXPORT_MODULES = (
     "run/commands.py",
     "run/flare_job.py",
     "run/audit.py",
-    "run/surface.py",
 )
 PREDICT_MODULES = ("run/predict.py",)
 

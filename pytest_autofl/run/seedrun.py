@@ -27,6 +27,7 @@ class SeedRun:
     )
     digest: str | None = None  # of the final model's outputs on the held-out inputs
     task_seconds: dict[str, list[float]] | None = None  # the trainers' CPU per site and task (the meter)
+    twin_seconds: dict[str, list[float]] | None = None  # a code change's twins', task by task beside them
     metered: bool = False  # ran under the meter: no measurement then means the meter was stopped
     curve: list[float | None] | None = None  # validation after round 0 (the start), 1, ..., the final model
     transient: bool = False  # its error is the machine's, not the candidate's (``outcome``): run it again

@@ -11,17 +11,21 @@ only for what the script does. Parameters arrive as torch tensors, as FLARE's Py
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import socket
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 from pytest_autofl.run import seclude, wire
 from pytest_autofl.run.interpreter import run_guarded
+from pytest_autofl.run.surface import ARCH_KNOB
 
 SOCKET_ENV, TOKEN_ENV = "AUTOFL_TRAINER_SOCKET", "AUTOFL_TRAINER_TOKEN"
+TWIN_ENV = "AUTOFL_TWIN"  # a twin (``trainer_executor``): its hello carries its model's initial weights
 RAISED = "Exception in the client script"  # how a script's exception starts in the run's log (``outcome``)
 TRAIN, EVALUATE = "train", "validate"
 
@@ -118,8 +122,26 @@ def get_job_id() -> str:
 def _connect() -> _Session:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(os.environ.pop(SOCKET_ENV))
-    wire.send(conn, {"kind": "hello", "token": os.environ.pop(TOKEN_ENV, "")})
+    hello: dict[str, Any] = {"kind": "hello", "token": os.environ.pop(TOKEN_ENV, "")}
+    if os.environ.pop(TWIN_ENV, ""):
+        hello["initial"] = _initial_params(sys.argv[2:])
+    wire.send(conn, hello)
     return _Session(conn)
+
+
+def _initial_params(args: list[str]) -> dict[str, Any]:
+    """A twin's model as the job's persistor builds it (``Net(arch, seed, **task)`` from the client's
+    configuration), for tasks whose model does not fit it; the modules it imported are forgotten again, so the
+    script's first task imports them as the candidate's does."""
+    config = json.loads(Path(args[args.index("--config") + 1]).read_text())
+    before = set(sys.modules)
+    from autofl_surface.model import Net
+
+    net = Net(arch=config["knobs"][ARCH_KNOB], seed=config["seed"], **config["task"])
+    params = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    return params
 
 
 def main() -> int:

@@ -8,9 +8,15 @@ the script spends, in any of its threads, falls in a task's window (it may start
 polling and messaging are in another process. The windows go to the harness' meter through the zygote
 (``meter``), which takes them only from this site's FLARE process. The trainer is started as
 ``commands.TRAINER_COMMAND`` found on ``PATH`` (in a simulation, prefork's shim: forked from the warm zygote),
-and waited for event by event: a task is sent the moment it comes, its result read the moment it is written.
-What the trainer sends is decoded without running any of it (no pickles), and passed on only within
-``result_bounds`` (the model's shape and little else).
+and waited for event by event: a task is sent the moment it comes, its result read the moment it is written
+(``trainer_process``). What the trainer sends is passed on only within ``result_bounds`` (the model's shape and
+little else).
+
+A code change's clients also run a **twin**: a second trainer with the unchanged surface's script (a copy the
+harness made before any candidate code ran, read-only), given every task too, in turns (which of the two goes
+first alternates task by task), its result dropped. Its windows, measured in the same moments on the same
+machine, are what the candidate's are held to, task by task (``core.invariants.compute_violations``). If the
+candidate's model does not fit the unchanged one, the twin trains its own model's initial weights each task.
 """
 
 from __future__ import annotations
@@ -18,14 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shlex
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
 from typing import Any
 
 from nvflare.apis.event_type import EventType
@@ -37,30 +36,28 @@ from nvflare.apis.signal import Signal
 from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
 from nvflare.app_common.utils.fl_model_utils import FLModelUtils
 
-from pytest_autofl.run import kernel, result_bounds, wire
+from pytest_autofl.run import result_bounds
 from pytest_autofl.run.prefork_shim import HEADER
 from pytest_autofl.run.prefork_shim import SOCKET_ENV as ZYGOTE_SOCKET_ENV
-from pytest_autofl.run.trainer import SOCKET_ENV, TOKEN_ENV
-
-TRAINER = "pytest_autofl.run.trainer"
-WAIT_SECONDS = 0.5  # how often a wait looks at the abort signal and the trainer's life: it wakes on data
-STOP_SECONDS = 10.0  # for the trainer to end after the last task before it is killed
+from pytest_autofl.run.trainer import TWIN_ENV
+from pytest_autofl.run.trainer_process import TrainerFailed, TrainerProcess
 
 
 class TrainerExecutor(Executor):
     def __init__(
-        self, script: str, script_args: str = "", command: str = "python3 -u", launch_timeout: float = 120.0
+        self,
+        script: str,
+        script_args: str = "",
+        command: str = "python3 -u",
+        launch_timeout: float = 120.0,
+        twin: str = "",
     ):
         super().__init__()
         self.script, self.script_args, self.command = script, script_args, command
-        self.launch_timeout = launch_timeout
-        self._process: subprocess.Popen[bytes] | None = None
-        self._listener: socket.socket | None = None
-        self._conn: socket.socket | None = None
-        self._directory = ""
-        self._token = ""
-        self._pid = 0  # the trainer's, from the kernel (SO_PEERCRED of its connection)
-        self._windows: list[float] = []  # CPU seconds of the trainer per task
+        self.launch_timeout, self.twin = launch_timeout, twin
+        self._trainer: TrainerProcess | None = None
+        self._twin: TrainerProcess | None = None
+        self._tasks = 0
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         if event_type == EventType.START_RUN:
@@ -69,60 +66,33 @@ class TrainerExecutor(Executor):
             self._stop()
 
     def _launch(self, fl_ctx: FLContext) -> None:
-        workspace = fl_ctx.get_engine().get_workspace()
-        custom = workspace.get_app_custom_dir(fl_ctx.get_job_id())
-        self._directory = tempfile.mkdtemp(prefix="autofl-trainer-")  # short: a socket path has ~100 bytes
-        path = os.path.join(self._directory, "socket")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(path)
-        self._listener.listen(4)
-        self._token = secrets.token_hex(16)
+        custom = fl_ctx.get_engine().get_workspace().get_app_custom_dir(fl_ctx.get_job_id())
         env = {
             **os.environ,
-            SOCKET_ENV: path,
-            TOKEN_ENV: self._token,
             "AUTOFL_SITE": fl_ctx.get_identity_name(),
             "AUTOFL_JOB_ID": str(fl_ctx.get_job_id()),
-            "PYTHONPATH": os.pathsep.join([custom, os.environ.get("PYTHONPATH", "")]),
         }
+        path = os.environ.get("PYTHONPATH", "")
         script = os.path.join(custom, self.script) if self.script.endswith(".py") else self.script
-        argv = [*shlex.split(self.command), "-m", TRAINER, script]
-        self._process = subprocess.Popen(
-            [*argv, *shlex.split(self.script_args)], cwd=os.path.dirname(custom), env=env
-        )
+        self._trainer = TrainerProcess(self.command, script, self.script_args, self.launch_timeout)
+        self._trainer.launch({**env, "PYTHONPATH": os.pathsep.join([custom, path])}, os.path.dirname(custom))
+        if (
+            self.twin
+        ):  # in the unchanged surface's folder (first on its path: what the simulator deployed is not)
+            reference = os.path.dirname(os.path.dirname(self.twin))
+            self._twin = TrainerProcess(self.command, self.twin, self.script_args, self.launch_timeout)
+            self._twin.launch(
+                {**env, TWIN_ENV: "1", "PYTHONPATH": os.pathsep.join([reference, path])}, reference
+            )
         self.log_info(fl_ctx, f"started the client script {self.script} in its own process")
-
-    def _connection(self, abort_signal: Signal) -> socket.socket | None:
-        """The trainer's connection: the first one that shows this launch's token."""
-        deadline = time.monotonic() + self.launch_timeout
-        while self._conn is None and self._listener is not None and time.monotonic() < deadline:
-            if abort_signal.triggered or not self._alive():
-                return None
-            self._listener.settimeout(WAIT_SECONDS)
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(self.launch_timeout)
-            with contextlib.suppress(OSError, wire.WireError):
-                hello = wire.receive(conn)
-                if isinstance(hello, dict) and hello.get("token") == self._token:
-                    conn.settimeout(None)
-                    self._conn, self._pid = conn, kernel.peer_pid(conn)
-                    _freeze(self._pid)
-                    break
-            conn.close()
-        return self._conn
-
-    def _alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def execute(
         self, task_name: str, shareable: Shareable, fl_ctx: FLContext, abort_signal: Signal
     ) -> Shareable:
-        conn = self._connection(abort_signal)
-        if conn is None:
-            return self._failed(fl_ctx, abort_signal, "did not start")
+        trainers = [t for t in (self._trainer, self._twin) if t is not None]
+        for trainer in trainers:
+            if not trainer.connected(abort_signal):
+                return self._failed(fl_ctx, abort_signal, trainer, "did not start")
         model = FLModelUtils.from_shareable(shareable, fl_ctx)
         fields = {
             "params": model.params,
@@ -131,95 +101,79 @@ class TrainerExecutor(Executor):
             "current_round": model.current_round,
             "total_rounds": model.total_rounds,
         }
-        before = kernel.cpu_seconds(self._pid)
-        try:
-            os.kill(self._pid, signal.SIGCONT)
-            wire.send(
-                conn, {"kind": "task", "task": task_name, "site": fl_ctx.get_identity_name(), "model": fields}
-            )
-            reply = self._reply(conn, abort_signal)
-        except (OSError, wire.WireError) as exc:
-            return self._failed(fl_ctx, abort_signal, f"broke the connection ({exc})")
-        finally:
-            _freeze(self._pid)
-            if after := kernel.cpu_seconds(
-                self._pid
-            ):  # a trainer that died mid-task has no clock left: the run failed
-                self._windows.append(after - before)
-        if reply is None:
-            return self._failed(fl_ctx, abort_signal, "ended without a result")
+        message = {"kind": "task", "task": task_name, "site": fl_ctx.get_identity_name(), "model": fields}
+        self._tasks += 1
+        replies: dict[int, dict[str, Any]] = {}
+        for trainer in trainers if self._tasks % 2 else trainers[::-1]:  # who goes first alternates
+            try:
+                reply = trainer.task(
+                    message if trainer is self._trainer else _for_twin(message, trainer), abort_signal
+                )
+            except TrainerFailed as exc:
+                return self._failed(fl_ctx, abort_signal, trainer, str(exc))
+            if reply is None:
+                return self._failed(fl_ctx, abort_signal, trainer, "ended without a result")
+            replies[id(trainer)] = reply
+        reply = replies[id(trainers[0])]
         if found := result_bounds.excess(model.params, reply.get("model")):
-            return self._failed(fl_ctx, abort_signal, f"sent more than a result may carry: {found}")
+            return self._failed(
+                fl_ctx, abort_signal, trainers[0], f"sent more than a result may carry: {found}"
+            )
         try:
             return FLModelUtils.to_shareable(_model(reply))
         except (TypeError, ValueError, KeyError) as exc:
-            return self._failed(fl_ctx, abort_signal, f"sent a result that is not an FLModel ({exc})")
+            return self._failed(
+                fl_ctx, abort_signal, trainers[0], f"sent a result that is not an FLModel ({exc})"
+            )
 
-    def _reply(self, conn: socket.socket, abort_signal: Signal) -> dict[str, Any] | None:
-        conn.settimeout(WAIT_SECONDS)
-        while True:
-            try:
-                head = conn.recv(1, socket.MSG_PEEK)
-            except TimeoutError:
-                if abort_signal.triggered or not self._alive():
-                    return None
-                continue
-            conn.settimeout(None)
-            if not head:
-                return None
-            reply = wire.receive(conn)
-            if not isinstance(reply, dict) or reply.get("kind") != "result":
-                raise wire.WireError("the trainer sent something other than a result")
-            return reply
-
-    def _failed(self, fl_ctx: FLContext, abort_signal: Signal, what: str) -> Shareable:
+    def _failed(
+        self, fl_ctx: FLContext, abort_signal: Signal, trainer: TrainerProcess, what: str
+    ) -> Shareable:
         if abort_signal.triggered:
             return make_reply(ReturnCode.TASK_ABORTED)
-        code = self._process.poll() if self._process is not None else None
+        code = trainer.exit_code()
         ended = f" (exit code {code})" if code is not None else ""
-        self.log_error(fl_ctx, f"the client script {self.script} {what}{ended}")
+        who = (
+            f"the client script {self.script}" if trainer is self._trainer else "the unchanged surface's twin"
+        )
+        self.log_error(fl_ctx, f"{who} {what}{ended}")
         return make_reply(ReturnCode.EXECUTION_EXCEPTION)
 
     def _stop(self) -> None:
-        """Report the task windows to the meter; tell the trainer the run is over, give it a moment, then
-        kill it; the socket goes."""
-        _report(self._windows)
-        if self._pid:
-            with contextlib.suppress(OSError):
-                os.kill(self._pid, signal.SIGCONT)
-        if self._conn is not None:
-            with contextlib.suppress(OSError, wire.WireError):
-                wire.send(self._conn, {"kind": "stop"})
-            self._conn.close()
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._listener is not None:
-            self._listener.close()
-        shutil.rmtree(self._directory, ignore_errors=True)
-        self._process = self._listener = self._conn = None
+        """Report the task windows to the meter, then end the trainers."""
+        if self._trainer is not None:
+            _report(self._trainer.windows, self._twin.windows if self._twin is not None else None)
+        for trainer in (self._trainer, self._twin):
+            if trainer is not None:
+                trainer.stop()
+        self._trainer = self._twin = None
 
 
-def _freeze(pid: int) -> None:
-    """Stop ``pid`` and wait until it is stopped (a signal is delivered, not obeyed, at once)."""
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + 1.0
-    while not kernel.stopped(pid) and time.monotonic() < deadline:
-        time.sleep(0.0002)
+def _for_twin(message: dict[str, Any], twin: TrainerProcess) -> dict[str, Any]:
+    """The task as the twin gets it: as it came, if the candidate's model fits the unchanged one; else with the
+    twin's own initial weights (and no model-shaped meta, such as SCAFFOLD's control variate)."""
+    initial = twin.hello.get("initial")
+    fields = message["model"]
+    params = fields.get("params") or {}
+    if not isinstance(initial, dict) or _shapes(params) == _shapes(initial):
+        return message
+    meta = {k: v for k, v in (fields.get("meta") or {}).items() if not isinstance(v, dict)}
+    return {**message, "model": {**fields, "params": initial, "meta": meta}}
 
 
-def _report(windows: list[float]) -> None:
-    """The task windows to the zygote (the meter); nothing to report to outside a preforked simulation."""
+def _shapes(params: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {str(k): tuple(getattr(v, "shape", ())) for k, v in params.items()}
+
+
+def _report(windows: list[float], twin: list[float] | None) -> None:
+    """The task windows (and the twin's) to the zygote, the meter; nothing to report to outside a preforked
+    simulation."""
     path = os.environ.get(ZYGOTE_SOCKET_ENV)
     if not path:
         return
     with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(path)
-        request = json.dumps({"windows": windows}).encode()
+        request = json.dumps({"windows": windows, "twin": twin}).encode()
         conn.sendall(HEADER.pack(len(request)) + request)
         conn.recv(64)
 

@@ -100,6 +100,7 @@ class Zygote:
         self.roles: dict[int, tuple[str, str]] = {}  # pid -> (FLARE or TRAINER, site)
         self.cpu: dict[tuple[str, str], float] = {}
         self.windows: dict[str, list[float]] = {}  # site -> its trainer's CPU seconds per task
+        self.twins: dict[str, list[float]] = {}  # site -> its twin's (a code change's unchanged surface)
         self.killed: dict[str, str] = {}  # site -> signal: a worker killed by a signal nobody here sent
         self.ours: set[int] = set()  # processes the zygote killed itself
         self.selector = selectors.DefaultSelector()
@@ -143,7 +144,7 @@ class Zygote:
             conn.close()
             return
         if "windows" in request:
-            self._windows(conn, request["windows"])
+            self._windows(conn, request)
             return
         role = self._role(conn, request["argv"])
         if role[0] == FLARE and self.job is not None:
@@ -176,13 +177,16 @@ class Zygote:
         env = flare_env(self.launch_env, self.job, site, self.listener.getsockname())
         return {**request, "argv": argv, "env": env}, (FLARE, site)
 
-    def _windows(self, conn: socket.socket, windows: Any) -> None:
-        """A site's trainer CPU seconds per task, from that site's FLARE process (``trainer_executor``) only:
-        a report from anyone else, or a second one, is dropped."""
+    def _windows(self, conn: socket.socket, request: dict[str, Any]) -> None:
+        """A site's trainer (and twin) CPU seconds per task, from that site's FLARE process
+        (``trainer_executor``) only: a report from anyone else, or a second one, is dropped."""
         kind, site = self.roles.get(kernel.peer_pid(conn), ("", ""))
+        windows, twin = request.get("windows"), request.get("twin")
         if kind == FLARE and site not in self.windows and isinstance(windows, list):
             with contextlib.suppress(TypeError, ValueError):
                 self.windows[site] = [float(w) for w in windows]
+                if isinstance(twin, list):
+                    self.twins[site] = [float(w) for w in twin]
         with contextlib.suppress(OSError):
             conn.sendall(b"ok\n")
         conn.close()
@@ -264,4 +268,6 @@ class Zygote:
             per_kind = {
                 kind: {site: s for (k, site), s in self.cpu.items() if k == kind} for kind in (FLARE, TRAINER)
             }
-            meter.report(self.meter_fd, per_kind[TRAINER], per_kind[FLARE], self.windows, self.killed)
+            meter.report(
+                self.meter_fd, per_kind[TRAINER], per_kind[FLARE], self.windows, self.twins, self.killed
+            )

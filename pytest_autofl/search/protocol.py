@@ -85,7 +85,7 @@ class SeedProtocol:
 
     def sequential(self, runner: Runner, result: TrialResult) -> None:
         """Runs past the deciding look are left out of the row (and reused if a keep needs them). A code
-        change also runs its zero-update control and the compute reference, beside the first seeds."""
+        change also runs its zero-update control beside the first seeds."""
         incumbent = self.state.incumbent
         if self.screening is not None and incumbent is not None and self.screening.drops(result, incumbent):
             return
@@ -94,11 +94,10 @@ class SeedProtocol:
         first = max(min_seeds, min(width, len(seeds)))
         batch = [(runner, s, "") for s in seeds[:first]]
         if result.candidate.patch_sha:
-            batch[1:1] = [(self._reference_runner(result), seeds[0], "")]
             batch.append((runner, seeds[0], CONTROL_TAG))
         ahead = run_batch(batch, self.parallel)
         if result.candidate.patch_sha:
-            result.control, result.reference = ahead.pop(), ahead.pop(1)
+            result.control = ahead.pop()
         rest = list(seeds[first:])
         result.runs.extend(ahead[:min_seeds])
         ahead = ahead[min_seeds:]
@@ -122,15 +121,6 @@ class SeedProtocol:
                 return
             verdict = self._confirm(runner, result, verdict)
         result.verdict = verdict
-
-    def _reference_runner(self, result: TrialResult) -> Runner:
-        """The unchanged surface with the candidate's knobs, run beside its first seed: the measured compute's
-        reference, on the same load (a busy machine's caches and scheduling cost CPU too), for the same
-        method's honest cost: a code change may not take more compute than the code it changes."""
-        label = f"[autofl {result.slot:02d}] compute reference"
-        return self.runner_for(
-            self.factory.make(result.candidate.params), beside(result.trial_dir, "reference"), label, False
-        )
 
     def _confirm(self, runner: Runner, result: TrialResult, verdict: Verdict) -> Verdict:
         """Re-run a keep and the incumbent on fresh, never-used seeds before the keep may replace it."""

@@ -36,9 +36,6 @@ class TrialResult:
     runs: list[SeedRun] = field(default_factory=list)  # selection seeds, in contract order
     extra_runs: list[SeedRun] = field(default_factory=list)  # the determinism repeat, confirmation seeds
     control: SeedRun | None = None  # a code change's zero-update control run (not a score: a check)
-    reference: SeedRun | None = (
-        None  # a code change's unchanged surface, same knobs, beside it: compute reference
-    )
     screen: SeedRun | None = None  # its run on the contract's screen (one seed, fewer rounds)
     screen_incumbent: float | None = None  # the incumbent's score on the same screen
     incumbent_confirm: dict[int, float] = field(default_factory=dict)
@@ -70,7 +67,7 @@ class TrialResult:
     @property
     def all_runs(self) -> list[SeedRun]:
         """Every seed run of the trial, checks included."""
-        checks = [r for r in (self.control, self.reference) if r is not None]
+        checks = [self.control] if self.control is not None else []
         return [*self.screen_runs, *self.runs, *self.extra_runs, *checks]
 
     @property
