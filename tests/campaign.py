@@ -162,15 +162,20 @@ def _tree(pid: int) -> list[Any]:
         return []
 
 
-def kill_whole_tree(pid: int) -> int:
-    """SIGKILL ``pid`` and every process under it at once, as ``kill -9`` of the tree would; how many."""
+def signal_tree(pid: int, sig: int) -> int:
+    """Send ``sig`` to ``pid`` and every process under it; how many."""
     import psutil
 
     procs = _tree(pid)
     for proc in procs:
         with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(sig)
     return len(procs)
+
+
+def kill_whole_tree(pid: int) -> int:
+    """SIGKILL ``pid`` and every process under it at once, as ``kill -9`` of the tree would; how many."""
+    return signal_tree(pid, signal.SIGKILL)
 
 
 def unrecorded_runs(root: Path, rows: list[Any]) -> list[str]:
@@ -211,10 +216,38 @@ class Interrupted:
     seconds: tuple[float, float]  # the first run until the kill, the rerun
 
 
+def _moment(root: Path, results: Path, rows_at_kill: int, first: subprocess.Popen[bytes], log: Path) -> bool:
+    """Wait until the ledger has ``rows_at_kill`` rows and then for the next seed run to be indexed as
+    finished (a search indexes a batch's runs once they are scored, milliseconds before the candidate's row),
+    stop the campaign's whole tree at once and look: True (stopped with finished work that has no row: kill it
+    now), or False (the row came first; the tree runs on, and the next indexed run is the moment)."""
+    from pytest_autofl.ledger import store as ledger
+
+    index = root / ".autofl" / "finished"
+    seen = None
+    while True:
+        if first.poll() is not None:
+            raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
+        if seen is None:
+            if results.exists() and len(ledger.read_rows(results)) >= rows_at_kill:
+                seen = set(os.listdir(index)) if index.is_dir() else set()
+            time.sleep(0.2)
+            continue
+        now = set(os.listdir(index)) if index.is_dir() else set()
+        if any(name.endswith(".json") for name in now - seen):
+            break
+        time.sleep(0.002)  # the window is milliseconds wide
+    signal_tree(first.pid, signal.SIGSTOP)  # nothing writes while we look
+    if unrecorded_runs(root, ledger.read_rows(results)):
+        return True
+    signal_tree(first.pid, signal.SIGCONT)
+    return False
+
+
 def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Interrupted:
-    """Run the campaign, SIGKILL its whole tree at a random moment (past a random number of rows, within 5 s of
-    a seed run finishing whose candidate has no row yet and before it gets one, so the rerun has finished work to
-    take over), then run the same command again to the end."""
+    """Run the campaign, SIGKILL its whole tree at a random moment (past a random number of rows, as a seed run
+    is indexed as finished and before its candidate gets its row, so the rerun has finished work to take over),
+    then run the same command again to the end."""
     from pytest_autofl.ledger import store as ledger
 
     argv, env = command(size)
@@ -224,16 +257,8 @@ def kill_and_rerun(root: Path, size: int, rng: random.Random, log: Path) -> Inte
         first = subprocess.Popen(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         rows_at_kill = rng.randrange(1, size)
         try:  # the moment: past that many rows, once a seed run has finished whose candidate has no row yet
-            while True:
-                rows = ledger.read_rows(results) if results.exists() else []
-                if len(rows) >= rows_at_kill and unrecorded_runs(root, rows):
-                    break
-                if first.poll() is not None:
-                    raise RuntimeError(f"the campaign ended before it was killed:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-            deadline = time.monotonic() + rng.uniform(0, 5)  # later, unless that work gets its row first
-            while time.monotonic() < deadline and unrecorded_runs(root, ledger.read_rows(results)):
-                time.sleep(0.05)
+            while not _moment(root, results, rows_at_kill, first, log):
+                pass
         finally:  # also when this process is interrupted: the campaign does not run on unattended
             killed = kill_whole_tree(first.pid)
             first.wait()

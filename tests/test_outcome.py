@@ -106,6 +106,14 @@ def test_a_worker_killed_by_a_signal_nobody_in_the_harness_sent_is_the_candidate
     assert quiet.reason == "site-1: its process was killed by SIGKILL (not by the harness)"
     server = _outcome(tmp_path / "s", {}, audit=COMPLETE[:2], code=137, model=False)
     assert (server.kind, server.reason) == (CANDIDATE, "simulator exited with code 137 (killed by SIGKILL)")
+    # a trainer's link to the dead server
+    lost = ["ConnectionResetError: [Errno 104] Connection reset by peer"]
+    after = classify(137, [], lost, missing_results(COMPLETE[:2], 2, 2), False)
+    assert after.reason == "simulator exited with code 137 (killed by SIGKILL)"
+    own = classify(137, [], ["ValueError: x", *lost], [], False)  # a raise of its own still comes first
+    assert own.reason == "client script raised ValueError: x"
+    alive = classify(0, [], lost, [], True)  # with the simulator alive, a lost link is the script's
+    assert (alive.kind, alive.reason) == (CANDIDATE, f"client script raised {lost[0]}")
 
 
 def test_a_run_that_stopped_with_nothing_pointing_at_the_candidate_is_run_again(tmp_path):

@@ -33,6 +33,9 @@ from pytest_autofl.run.trainer import RAISED
 OK, CANDIDATE, TRANSIENT = "ok", "candidate", "transient"
 EXCEPTION_RE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 TRAINER_TRACEBACK = RAISED  # a client script raised (``trainer`` prints it before the traceback)
+# what a client script raises when the process at the other end of its connection is gone: after the simulator
+# was killed, a consequence of that kill, not a cause of its own
+LOST_LINK_RE = re.compile(r"^(ConnectionResetError|BrokenPipeError|ConnectionAbortedError|EOFError)\b")
 _ENTRY_RE = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ - (?P<logger>\S+) - (?P<level>[A-Z]+) - (?P<rest>.*)$")
 _CONTEXT_RE = re.compile(r"^(\[[^\]]*\] )?- ")  # FLARE's "[identity=..., task_id=...] - " before a message
 # FLARE's message passing between its cells: what it logs there it retries itself (a reply that did not come,
@@ -162,13 +165,14 @@ def classify(
         first = code_errors[0]
         detail = raised[0] if raised and not EXCEPTION_RE.match(first.detail) else first.detail
         return Outcome(CANDIDATE, f"{first.site}: {detail[:300]}")
-    if raised:
+    code = returncode or 0
+    signalled = code < 0 or code > 128  # the simulator itself killed by a signal
+    if raised and not (signalled and all(LOST_LINK_RE.match(r) for r in raised)):
         return Outcome(CANDIDATE, f"client script raised {raised[0][:300]}")
     if killed:
         site, name = min(killed.items())
         return Outcome(CANDIDATE, f"{site}: its process was killed by {name} (not by the harness)")
-    code = returncode or 0
-    if code < 0 or code > 128:  # the simulator itself killed by a signal
+    if signalled:
         return Outcome(CANDIDATE, f"simulator exited with {exit_text(code)}")
     recovered = tuple(f"{e.site}: {e.text[:300]}" for e in errors)
     if code == 0 and has_model and not missing:

@@ -14,7 +14,8 @@ little else).
 
 A code change's clients also run a **twin**: a second trainer with the unchanged surface's script (a copy the
 harness made before any candidate code ran, read-only), given every task too, in turns (which of the two goes
-first alternates task by task), its result dropped. Its windows, measured in the same moments on the same
+first alternates task by task, and on the first task from site to site: whoever starts first warms what both
+read, so a fixed order would bias the first-task ratio), its result dropped. Its windows, measured in the same moments on the same
 machine, are what the candidate's are held to, task by task (``core.invariants.compute_violations``). If the
 candidate's model does not fit the unchanged one, the twin trains its own model's initial weights each task.
 """
@@ -57,7 +58,7 @@ class TrainerExecutor(Executor):
         self.launch_timeout, self.twin = launch_timeout, twin
         self._trainer: TrainerProcess | None = None
         self._twin: TrainerProcess | None = None
-        self._tasks = 0
+        self._tasks = 0  # plus the site's turn: odd sites hand their first task to the twin first
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         if event_type == EventType.START_RUN:
@@ -67,9 +68,11 @@ class TrainerExecutor(Executor):
 
     def _launch(self, fl_ctx: FLContext) -> None:
         custom = fl_ctx.get_engine().get_workspace().get_app_custom_dir(fl_ctx.get_job_id())
+        site = fl_ctx.get_identity_name()
+        self._tasks = _turn(site)
         env = {
             **os.environ,
-            "AUTOFL_SITE": fl_ctx.get_identity_name(),
+            "AUTOFL_SITE": site,
             "AUTOFL_JOB_ID": str(fl_ctx.get_job_id()),
         }
         path = os.environ.get("PYTHONPATH", "")
@@ -147,6 +150,12 @@ class TrainerExecutor(Executor):
             if trainer is not None:
                 trainer.stop()
         self._trainer = self._twin = None
+
+
+def _turn(site: str) -> int:
+    """0 or 1, alternating over sites numbered as FLARE's simulator names them (site-1, site-2, ...)."""
+    digits = "".join(ch for ch in site[-6:] if ch.isdigit())
+    return int(digits) % 2 if digits else 0
 
 
 def _for_twin(message: dict[str, Any], twin: TrainerProcess) -> dict[str, Any]:
