@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pytest_autofl.core.surface_rules import MODEL
+from pytest_autofl.run.interpreter import exit_process
 from pytest_autofl.run.sandbox import PREDICT_MODULES, Sandbox
 from pytest_autofl.run.surface import SURFACE_PACKAGE
 
@@ -229,3 +230,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_process(0)

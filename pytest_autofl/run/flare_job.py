@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_COMMAND
+from pytest_autofl.run.interpreter import exit_process
 from pytest_autofl.run.surface import ARCH_KNOB
 
 ADMIN = "admin@nvidia.com"  # the admin identity of a POC deployment's startup kit (ProdEnv's default)
@@ -158,3 +159,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_process(0)

@@ -17,7 +17,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 
@@ -46,11 +45,14 @@ def main() -> int:
     _subreaper()
     child = subprocess.Popen(argv, close_fds=False)  # what the harness passed on (a meter's pipe) goes on
     me = psutil.Process()
-    while child.poll() is None:
-        if os.getppid() != parent:  # reparented: whoever ran us is dead
-            _kill_all(me)
-            return 137
-        time.sleep(POLL_SECONDS)
+    while True:
+        try:
+            child.wait(timeout=POLL_SECONDS)  # returns the moment it exits
+            break
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:  # reparented: whoever ran us is dead
+                _kill_all(me)
+                return 137
     _kill_all(me)  # what the tree left behind (orphans are ours: subreaper)
     return child.returncode
 

@@ -50,7 +50,8 @@ def run_guarded(main: Callable[[], object], raised: str = "") -> int:
 
 
 def exit_process(code: int) -> None:
-    """End a forked process as interpreter exit would (join threads, atexit, flush), without returning."""
+    """End a process as interpreter exit would (join threads, atexit, flush), without returning and without
+    tearing its modules down (with torch and nvflare imported that takes about 0.85 s)."""
     try:
         import threading
 

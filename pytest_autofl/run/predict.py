@@ -11,6 +11,7 @@ models (``[]``: nothing to do) for at most ``spec["wait_seconds"]``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,3 +58,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    sys.stdout.flush()
+    os._exit(0)  # without tearing torch's modules down (about 0.85 s)

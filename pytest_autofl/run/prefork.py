@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from pytest_autofl.run import meter, seclude
+from pytest_autofl.run import infrastructure, meter, seclude, waits
 from pytest_autofl.run.commands import PACKAGE_ROOT, TRAINER_PYTHON
 from pytest_autofl.run.interpreter import exit_process, pythonpath, run_main
 from pytest_autofl.run.prefork_shim import SOCKET_ENV
@@ -106,6 +106,9 @@ def main() -> int:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     took = time.monotonic() - started
+    table, env = infrastructure.waits_in_force()
+    waits.shorten(table)  # before anything forks: the simulator and every worker inherit them
+    os.environ.update(env)
     os.environ[ports.OWNER_ENV] = str(os.getpid())  # this simulation's ports are held until it ends
     try:
         ports.use_in_nvflare()
@@ -167,4 +170,4 @@ def _launch(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

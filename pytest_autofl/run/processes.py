@@ -150,6 +150,14 @@ def kill_tree(seen: dict[int, psutil.Process], root: psutil.Process, grace: floa
     return len(stopped)
 
 
+def _next_poll(proc: subprocess.Popen[bytes]) -> None:
+    """Wait until the next poll, or the moment the tree's root exits; KeyboardInterrupt once stopped."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=POLL_SECONDS)
+    if STOP.is_set():
+        raise KeyboardInterrupt("stopped: the run was interrupted")
+
+
 def run_tree(
     argv: Sequence[str],
     *,
@@ -200,8 +208,7 @@ def run_tree(
                     break
                 if watch and (exceeded := watch.exceeded(_alive(seen), time.monotonic())):
                     break
-                if STOP.wait(POLL_SECONDS):
-                    raise KeyboardInterrupt("stopped: the run was interrupted")
+                _next_poll(proc)
         finally:
             # Reached on success, on timeout and on KeyboardInterrupt alike: nothing may outlive the run.
             killed = kill_tree(seen, root)

@@ -54,6 +54,8 @@ SIMULATION_MODULES = (
     "run/zero_client.py",
     "run/meter.py",
     "run/prefork.py",
+    "run/infrastructure.py",
+    "run/waits.py",
     "run/zygote.py",
     "run/worker_request.py",
     "run/ports.py",
