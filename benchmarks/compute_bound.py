@@ -14,17 +14,12 @@ the twin, the cap, and whether the bound flagged it; ``--record`` writes the tab
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from records import Record
 from scratch import ROOT, scratch_search
 
 from pytest_autofl.core.candidate import Candidate
@@ -139,29 +134,8 @@ def main() -> None:
         f"(median {statistics.median(later):.2f}); first ratios {first[0]:.2f}-{first[-1]:.2f}"
     )
     if args.record:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip()
-        out = (
-            ROOT
-            / "benchmarks"
-            / "results"
-            / "compute-bound"
-            / f"{time.strftime('%Y-%m-%d')}-{commit}-{args.benchmark}.json"
-        )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        record = {
-            "commit": commit,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join(["python", *sys.argv]),
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end",
-            "cap": cap,
-            "rows": rows,
-            "honest_flagged": false,
-            "honest_runs": len(honest),
-        }
-        out.write_text(json.dumps(record, indent=1))
-        print(f"recorded: {out.relative_to(ROOT)}")
+        figures = {"cap": cap, "rows": rows, "honest_flagged": false, "honest_runs": len(honest)}
+        print(f"recorded: {Record('compute-bound', args.benchmark).write(figures).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Throughput: candidates per hour with ``-n 1`` and ``-n 2``, against a bare default SimEnv loop, side by side.
 
     python benchmarks/throughput.py [--benchmark digits-smoke digits] [--iterations 6] [--workers 1 2]
-                                    [--bare-runs 6] [--parallel auto] [--preload on]
+                                    [--bare-runs 6] [--parallel auto] [--preload on] [--record]
 
 For each benchmark and worker count, a fresh copy of the project (no cached noise floor, no finished runs to
 reuse) runs ``pytest [-n W] --autofl-iterations=N``: the real search, calibration included. Then the first
@@ -9,7 +9,8 @@ reuse) runs ``pytest [-n W] --autofl-iterations=N``: the real search, calibratio
 ``recipe.execute(SimEnv(...))`` with NVFlare's defaults and no harness (``bare_simenv.py``, one process each). The ratio
 compares the search's wall time with the bare loop's time for the same number of simulations (mean bare
 run x simulations), so it measures infrastructure throughput, not which candidates were proposed.
-Prints a table and one ``THROUGHPUT=`` JSON line. Not a test: numbers depend on the machine.
+Prints a table and one ``THROUGHPUT=`` JSON line (``--record``: also a record under
+``benchmarks/results/throughput/``). Not a test: numbers depend on the machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
+
+from records import Record  # noqa: E402
 
 from pytest_autofl.ledger import analysis  # noqa: E402
 
@@ -122,6 +125,7 @@ def main() -> None:
         default=Path("autofl-throughput"),
         help="where each search's report and ledger are kept",
     )
+    parser.add_argument("--record", action="store_true", help="write the table to benchmarks/results/")
     args = parser.parse_args()
     report = []
     for benchmark in args.benchmark:
@@ -175,6 +179,10 @@ def main() -> None:
                 f"{r['speedup_vs_bare_default_simenv']:>8}{r['speedup_vs_first']:>7}"
             )
     print("THROUGHPUT=" + json.dumps(report))
+    if args.record:
+        figures = {"iterations": args.iterations, "parallel": args.parallel, "preload": args.preload}
+        path = Record("throughput", "-".join(args.benchmark)).write({**figures, "report": report})
+        print(f"record: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,15 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
+from records import Record
 from scratch import ROOT, scratch_search
 
 from pytest_autofl.run import infrastructure
@@ -163,25 +162,17 @@ def main() -> None:
     for key, value in figures.items():
         print(f"{key}: {value}")
     if args.record:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        date = time.strftime("%Y-%m-%d")
-        out = ROOT / "benchmarks" / "results" / "timeline"
-        out.mkdir(parents=True, exist_ok=True)
-        name = f"{date}-{commit}-{args.benchmark}-{'nvflare' if args.nvflare_waits else 'harness'}-waits.json"
-        record = {
-            "commit": commit,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": "python benchmarks/timeline.py " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end",
-            "waits": waits,
-            "infra": infrastructure.fingerprint(),
-            "phases": [{"phase": n, "wall_seconds": round(s, 3)} for n, s in table],
-            **figures,
-        }
-        (out / name).write_text(json.dumps(record, indent=1) + "\n")
-        print(f"record: {out / name}")
+        label = f"{args.benchmark}-{'nvflare' if args.nvflare_waits else 'harness'}-waits"
+        record = Record("timeline", label).write(
+            {
+                "waits": waits,
+                "sandbox": args.sandbox,
+                "infra": infrastructure.fingerprint(),
+                "phases": [{"phase": n, "wall_seconds": round(s, 3)} for n, s in table],
+                **figures,
+            }
+        )
+        print(f"record: {record.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

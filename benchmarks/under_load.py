@@ -1,29 +1,25 @@
 """Under load: a knob-only search on an oversubscribed machine, against the same search on an idle one.
 
     python benchmarks/under_load.py [--benchmark digits-smoke] [--iterations 10] [--load 0 1 3 6]
-                                    [--out benchmarks/results/under-load]
 
 For each load, a fresh copy of the project runs ``pytest --autofl-iterations=N`` with ``load x cores``
 busy-loop processes beside it (``tests/load.py``; 0 is the idle reference), and, under load, one client and
 then one server of FLARE stopped (SIGSTOP) for 8 s, longer than FLARE's default message timeouts. Per load:
 crash rows (goal: 0), seed runs re-run for the machine's sake (``retries``), messaging errors FLARE recovered
 from (``recovered``), wall time, and whether every (candidate, seed) score equals the idle search's. Prints a
-table and writes the record (commit, date, machine, command, rows) to ``<out>/<date>-<commit>.json``.
+table and writes the record (commit, date, machine, command, rows) to ``benchmarks/results/under-load/``.
 Not a test: the numbers depend on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from load import Stopper, busy  # noqa: E402
+from records import Record  # noqa: E402
 
 from pytest_autofl.ledger import store  # noqa: E402
-from pytest_autofl.search.record import git_commit  # noqa: E402
 
 
 def search(benchmark: str, iterations: int, load: int) -> dict:
@@ -101,36 +97,15 @@ def main() -> None:
     parser.add_argument("--benchmark", default="digits-smoke")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--load", type=int, nargs="+", default=[0, 1, 3, 6])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "under-load")
     args = parser.parse_args()
     records: list[dict] = []
-    commit = git_commit(ROOT)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    path = args.out / f"{started[:10]}-{commit.replace('+', '-')}.json"
+    record = Record("under-load", args.benchmark)
     for load in args.load:  # the record is rewritten after each search: a stopped run keeps what it measured
         records.append(search(args.benchmark, args.iterations, load))
         print("\n".join(table(records)[-1:]), flush=True)
-        _write(path, commit, started, args, records)
+        path = record.write({"benchmark": args.benchmark, "iterations": args.iterations, "records": records})
     print("\n".join(table(records)))
-    print(f"record: {path}")
-
-
-def _write(path: Path, commit: str, started: str, args: argparse.Namespace, records: list[dict]) -> None:
-    record = {
-        "commit": commit,
-        "date_utc": started,
-        "machine": {
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "command": " ".join(["python", "benchmarks/under_load.py", *sys.argv[1:]]),
-        "benchmark": args.benchmark,
-        "iterations": args.iterations,
-        "records": records,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"record: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
