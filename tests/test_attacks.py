@@ -107,13 +107,14 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "pooled": ({"crash"}, "EOFError: No data left in file"),  # the other shards read as empty files
     "smuggler": ({"crash"}, "sent more than a result may carry: meta['rows']['x'] is not a parameter"),
     "overrun": ({"invalid"}, "tasks each measured beside its twin"),
+    "overrun-2": ({"invalid"}, "tasks each measured beside its twin"),  # at the margin
     "export-tamper": (
         {"invalid"},
         "harness' job intact: seed 0: the job the export left is not the harness'",
     ),
 }
 # reported either way: caught, or within the tolerance that lets it pass (the closing note gives the figures)
-MARGIN = {"overrun-2": "measured compute:", "overrun-1.5": "measured compute:"}
+MARGIN = {"overrun-1.5": "measured compute:"}
 
 
 def _digest(directory) -> str:
