@@ -4,9 +4,9 @@
 
 Runs the baseline's seed run the way a search does (exported job, prefork, sandbox, meter), then scores it.
 The phases come from the harness' clock (start, the export's end, the end of the run and of its scoring) and
-from NVFlare's own log lines (``ws/trial/*/log.txt``, millisecond timestamps). CPU: the whole process tree's
-(``RUSAGE_CHILDREN``: every process of the run is reaped by its parent), the clients' FLARE processes', the
-trainers' and the trainers' task windows (the meter). ``--nvflare-waits`` runs on NVFlare's own waits instead
+from NVFlare's own log lines (``ws/trial/*/log.txt``, millisecond timestamps). CPU: the export's, the
+simulation's and the scoring's process trees (``RUSAGE_CHILDREN``: every process is reaped by its parent), and
+within the simulation the clients' FLARE processes', the trainers' and the trainers' task windows (the meter). ``--nvflare-waits`` runs on NVFlare's own waits instead
 of the harness' (``infrastructure.WAITS``); ``--record`` writes the table to ``benchmarks/results/timeline/``
 with the commit, date, machine and command.
 """
@@ -128,13 +128,14 @@ def main() -> None:
             baseline, search.contract, search.surface_dir, shards, Path(tmp) / "trial", lambda e: None
         )
         cpu0, start = children_cpu(), time.time()
+        runner._spec(args.seed, "")  # the export alone (a search's first run of a candidate does it)
+        exported, cpu1 = time.time(), children_cpu()
         run = runner.run(args.seed, evaluate=False)
-        ran = time.time()
+        ran, cpu2 = time.time(), children_cpu()
         runner.evaluate([run])
-        scored, cpu = time.time(), children_cpu() - cpu0
+        scored, cpu3 = time.time(), children_cpu()
         if run.error:
             sys.exit(f"the run failed: {run.error}")
-        exported = min(p.stat().st_mtime for p in (Path(tmp) / "trial").glob("export-*.log"))
         evts = events(run.directory / "ws" / "trial")
         marks = {"start": start, "exported": exported, "ran": ran, "scored": scored}
         table = phases(evts, search.contract.rounds, marks)
@@ -143,7 +144,10 @@ def main() -> None:
     figures = {
         "wall_seconds": round(scored - start, 2),
         "simulation_wall_seconds": round(ran - exported, 2),
-        "tree_cpu_seconds": round(cpu, 2),
+        "simulation_wall_per_cpu": round((ran - exported) / (cpu2 - cpu1), 2),
+        "export_cpu_seconds": round(cpu1 - cpu0, 2),
+        "simulation_cpu_seconds": round(cpu2 - cpu1, 2),
+        "scoring_cpu_seconds": round(cpu3 - cpu2, 2),
         "client_flare_cpu_seconds": round(sum(meter["flare_seconds"].values()), 2),
         "trainer_cpu_seconds": round(sum(meter["cpu_seconds"].values()), 2),
         "task_window_cpu_seconds": round(sum(sum(v) for v in meter["task_seconds"].values()), 3),
