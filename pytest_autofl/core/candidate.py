@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_autofl.core.contract import canonical_json, sha256_of
+from pytest_autofl.core.contract import sha256_of
 from pytest_autofl.core.schema import Schema
 
 
@@ -53,10 +53,6 @@ class Candidate:
     @property
     def id(self) -> str:
         return f"{self.family}-{self.key[:10]}"
-
-    @property
-    def params_json(self) -> str:
-        return canonical_json(self.params)
 
 
 def candidate_key(params: dict[str, Any], patch_sha: str = "") -> str:
