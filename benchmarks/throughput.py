@@ -127,6 +127,7 @@ def main() -> None:
     )
     parser.add_argument("--record", action="store_true", help="write the table to benchmarks/results/")
     args = parser.parse_args()
+    record = Record("throughput", "-".join(args.benchmark))  # the commit that runs, not the one at the end
     report = []
     for benchmark in args.benchmark:
         runs = []
@@ -181,7 +182,7 @@ def main() -> None:
     print("THROUGHPUT=" + json.dumps(report))
     if args.record:
         figures = {"iterations": args.iterations, "parallel": args.parallel, "preload": args.preload}
-        path = Record("throughput", "-".join(args.benchmark)).write({**figures, "report": report})
+        path = record.write({**figures, "report": report})
         print(f"record: {path.relative_to(ROOT)}")
 
 

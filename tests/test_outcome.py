@@ -31,6 +31,8 @@ EXECUTOR = "2026-12-02 10:00:00,000 - TrainerExecutor - ERROR - [identity=site-1
 AGGREGATOR = (
     "2026-12-02 10:00:00,000 - ModelAggregator - ERROR - [identity=server] - Exception in accept: bad shape"
 )
+# a last round's submission the end of the run overtook (the server had its result; the reply came late)
+LATE = "2026-12-08 00:59:57,621 - SimulatorClientRunManager - ERROR - failed to send task result: timeout"
 GONE = "2026-12-02 10:00:00,000 - SimulatorRunner - ERROR - - Communication error with client site-1: Ran out of input"
 COMPLETE = [{"round": r, "site": f"site-{c}", "steps": 20} for r in range(2) for c in (1, 2)]
 
@@ -49,10 +51,12 @@ def _outcome(tmp_path, logs, audit=COMPLETE, code=0, model=True, killed=None, ru
 
 
 def test_a_run_flare_recovered_from_is_a_success_with_its_errors_counted(tmp_path):
-    ended = _outcome(tmp_path, {"site-1": TIMEOUT + "\n" + RESEND + "\n", "site-2": TIMEOUT + "\n"})
+    ended = _outcome(
+        tmp_path, {"site-1": TIMEOUT + "\n" + RESEND + "\n", "site-2": TIMEOUT + "\n", "site-3": LATE + "\n"}
+    )
     assert ended.kind == OK and ended.reason is None
     assert (
-        len(ended.recovered) == 3
+        len(ended.recovered) == 4
         and ended.recovered[0].startswith("site-1: ")
         and "TIMEOUT" in ended.recovered[0]
     )
@@ -143,13 +147,18 @@ def test_a_malformed_audit_record_is_a_missing_result():
     assert missing_results(broken, 2, 2) == ["round 1: site-2"]
 
 
-_MESSAGING = [LoggedError("site-1", "ClientRunner", TIMEOUT), LoggedError("site-2", "ClientRunner", RESEND)]
+_MESSAGING = [
+    LoggedError("site-1", "ClientRunner", TIMEOUT),
+    LoggedError("site-2", "ClientRunner", RESEND),
+    LoggedError("site-2", "SimulatorClientRunManager", LATE),
+]
 _CODE = [
     LoggedError("server", "ModelAggregator", AGGREGATOR),
     LoggedError("site-1", "", "garbage"),
     LoggedError("server", "SimulatorRunner", GONE + " (Connection reset by peer)"),  # a messaging phrase
     LoggedError("site-1", "ClientRunner", "... - RuntimeError from executor: Aborting the job!"),
     LoggedError("site-1", "ClientRunner", TIMEOUT, ("Traceback (most recent call last):", "ValueError: x")),
+    LoggedError("site-1", "ClientRunManager", "... - failed to send task result: timeout, and more"),
 ]
 
 

@@ -6,7 +6,7 @@ reach the server with every client's result (the harness' audit), is the final m
 end cleanly — and its errors are sorted by who can have caused them:
 
 - ``OK``: the run completed; the errors it logged, if any, came from FLARE's messaging (``MESSAGING_LOGGERS``,
-  ``CLIENT_RUNNER_MESSAGING``), which FLARE retried itself. They are counted (``recovered``), not failures.
+  ``CLIENT_RUNNER_MESSAGING``, ``RUN_MANAGER_MESSAGING``), which FLARE retried itself. They are counted (``recovered``), not failures.
 - ``CANDIDATE``: the candidate's doing: an exception raised in a client script, an error from any component that is not FLARE's messaging (the
   aggregator, the persistor, the executor running the client script: candidate code or its consequences), a
   process killed by a signal the harness did not send (the zygote saw it; an out-of-memory kill counts here).
@@ -53,11 +53,14 @@ MESSAGING_LOGGERS = frozenset(
     }
 )
 # ClientRunner also runs the executor (the candidate's client script): only its task-check and submission
-# messages are messaging (client_runner.py: _check_task_once, _try_send_result_once).
+# messages are messaging (client_runner.py: _check_task_once, _try_send_result_once). Its run manager logs
+# the return code of a submission that got no reply in time (client_run_manager.py: send_task_result): a
+# busy server, or the end of the run overtaking the last round's reply.
 CLIENT_RUNNER_MESSAGING = re.compile(
     r" - (programming error: received \w+ from|failed task_check with|bad task_check reply from"
     r"|\S+ rejected task_check|failed to send task result to .* - will try again)"
 )
+RUN_MANAGER_MESSAGING = re.compile(r" - failed to send task result: \w+$")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class LoggedError:
         logger = self.logger.rsplit(".", 1)[-1]
         if logger == "ClientRunner":
             return bool(CLIENT_RUNNER_MESSAGING.search(self.text))
+        if logger in ("ClientRunManager", "SimulatorClientRunManager"):
+            return bool(RUN_MANAGER_MESSAGING.search(self.text))
         return logger in MESSAGING_LOGGERS
 
     @property
