@@ -29,10 +29,10 @@ def client_script(spec: dict[str, Any]) -> tuple[Path, str]:
     """The directory to build the job in and the client script's path relative to it: FLARE starts the script
     as ``custom/<that path>`` in each client's own process (``commands.TRAINER_COMMAND``)."""
     script = Path(spec["train_script"])
-    if script.is_relative_to(PACKAGE_ROOT):  # the harness' own (the zero client): run as its module
+    if script.is_relative_to(spec["surface_parent"]):  # first: a work directory may lie in the package's
+        return Path(spec["surface_parent"]), str(script.relative_to(spec["surface_parent"]))  # checkout
+    if script.is_relative_to(PACKAGE_ROOT / "pytest_autofl"):  # the harness' own (the zero client)
         return PACKAGE_ROOT, ".".join(script.relative_to(PACKAGE_ROOT).with_suffix("").parts)
-    if script.is_relative_to(spec["surface_parent"]):
-        return Path(spec["surface_parent"]), str(script.relative_to(spec["surface_parent"]))
     raise ValueError(f"the client script {script} is neither in the trial's surface nor in the harness")
 
 
