@@ -66,11 +66,12 @@ RETRY_PAUSE_SECONDS = 2.0
 
 def fingerprint() -> str:
     """The ``infra`` column: a short hash of every setting above."""
+    table, env = waits_in_force()
     settings = {
         "server": SERVER_CONFIG,
         "client": CLIENT_CONFIG,
-        "waits": sorted([*key, value] for key, value in waits_in_force()[0].items()),
-        "wait_env": waits_in_force()[1],
+        "waits": sorted([*key, value] for key, value in table.items()),
+        "wait_env": env,
         "retries": RETRIES,
         "pause": RETRY_PAUSE_SECONDS,
         "client_script": CLIENT_SCRIPT,
