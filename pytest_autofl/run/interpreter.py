@@ -51,7 +51,7 @@ def run_guarded(main: Callable[[], object], raised: str = "") -> int:
 
 def exit_process(code: int) -> None:
     """End a process as interpreter exit would (join threads, atexit, flush), without returning and without
-    tearing its modules down (with torch and nvflare imported that takes about 0.85 s)."""
+    tearing its modules down (with torch and nvflare imported, most of a second)."""
     try:
         import threading
 

@@ -58,7 +58,9 @@ class TrainerExecutor(Executor):
         self.launch_timeout, self.twin = launch_timeout, twin
         self._trainer: TrainerProcess | None = None
         self._twin: TrainerProcess | None = None
-        self._tasks = 0  # plus the site's turn: odd sites hand their first task to the twin first
+        self._tasks = (
+            0  # handed so far, counted from the site's turn (``_turn``: odd sites start with the twin)
+        )
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         if event_type == EventType.START_RUN:

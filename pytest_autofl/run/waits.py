@@ -3,7 +3,7 @@
 Each wait in ``infrastructure.WAITS`` is a poll that checks its condition again, a pause before a retry, or a
 grace period once the run is over (read from NVFlare 2.9.0's source; ``../shared/notes/nvflare-idle-waits.md``
 ranks them): shortening it changes when the simulation moves on, not what it computes (``tests/test_waits.py``
-compares the final models with a run on NVFlare's own waits, ``--autofl-preload off``). ``time.sleep`` is
+compares the final models with a run on NVFlare's own waits, ``AUTOFL_NVFLARE_WAITS=1``). ``time.sleep`` is
 replaced by one that looks up the module that called it and the seconds it asked for; every other sleep, a
 candidate's included, is left as it is.
 """
