@@ -2,12 +2,14 @@
 trainer CPU per task (the harness' task windows, in the sandbox) against its twin's: the unchanged surface with
 the same knobs, given the same task in the same moments.
 
-    python benchmarks/compute_bound.py [--benchmark digits-smoke] [--repeats 5] [--overruns 1.5 2] [--record]
+    python benchmarks/compute_bound.py [--benchmark digits-smoke] [--repeats 5] [--overruns 1.5 2]
+        [--first-overruns 2] [--record]
 
 Honest code changes: the surface's client with a comment added (the same work), over several knob sets,
 ``--repeats`` times each, and the faithful run of each ``--cards`` literature card. Attacks: clients that train
-k times the step cap and report the cap. Prints, per candidate, the median later-task and first-task ratios to
-the twin, the cap, and whether the bound flagged it; ``--record`` writes the table to
+k times the step cap and report the cap, in every task or (``first``) in the first task only. Prints, per
+candidate, the median ratios to the twin of the script's start-up, its first task and its later tasks, the
+cap, and whether the bound flagged it; ``--record`` writes the table to
 ``benchmarks/results/compute-bound/`` with the commit, date, machine and command.
 """
 
@@ -23,22 +25,24 @@ from records import Record
 from scratch import ROOT, scratch_search
 
 from pytest_autofl.core.candidate import Candidate
-from pytest_autofl.core.invariants import RunFacts, twin_ratios
+from pytest_autofl.core.invariants import WINDOWS, RunFacts, twin_ratios
 from pytest_autofl.literature.cards import load_cards
 from pytest_autofl.proposers.candidate_file import load_candidate_file
 
 KNOBS = ([], ["fedprox_mu=0.1"], ["aggregator=scaffold"], ["arch=mlp_wide"], ["arch=cnn_small"], ["lr=0.1"])
 
 
-def overrun_client(k: float) -> str:
-    """The surface's client, training ``k`` times the step cap and reporting the cap."""
+def overrun_client(k: float, first_only: bool = False) -> str:
+    """The surface's client, training ``k`` times the step cap (in every round, or in the first only) and
+    reporting the cap."""
+    factor = f"({k} if round_num == 0 else 1)" if first_only else f"{k}"
     src = (ROOT / "surfaces" / "client_train.py").read_text()
-    src = src.replace("while steps < steps_per_round:", f"while steps < steps_per_round * {k}:")
-    src = src.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {k}:")
+    src = src.replace("while steps < steps_per_round:", f"while steps < steps_per_round * {factor}:")
+    src = src.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {factor}:")
     src = src.replace(
         '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
     )
-    assert src.count(f"steps_per_round * {k}:") == 2 and "min(steps, steps_per_round)" in src
+    assert src.count(f"steps_per_round * {factor}:") == 2 and "min(steps, steps_per_round)" in src
     return src
 
 
@@ -50,15 +54,14 @@ def _file(tmp: Path, name: str, description: str, client: str, knobs: list[str],
     return load_candidate_file(path, search.factory, ROOT / "surfaces")
 
 
-def _ratios(result) -> tuple[float | None, float | None]:
-    """The median later-task and first-task ratios of the candidate's CPU to its twin's."""
+def _ratios(result) -> dict[str, float | None]:
+    """The median ratio of the candidate's CPU to its twin's per kind of window (``WINDOWS``)."""
     runs = [
         RunFacts(r.seed, r.audit, r.n_params, task_seconds=r.task_seconds, twin_seconds=r.twin_seconds)
         for r in result.runs
     ]
     ratios, _ = twin_ratios(runs)
-    later, first = (statistics.median(ratios[w]) if ratios[w] else None for w in ("later", "first"))
-    return later, first
+    return {w: statistics.median(ratios[w]) if ratios[w] else None for w in WINDOWS}
 
 
 def main() -> None:
@@ -66,6 +69,7 @@ def main() -> None:
     parser.add_argument("--benchmark", default="digits-smoke")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--overruns", type=float, nargs="*", default=[1.5, 2.0])
+    parser.add_argument("--first-overruns", type=float, nargs="*", default=[2.0])
     parser.add_argument("--cards", nargs="*", default=["fedyogi", "fedadagrad"])
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--record", action="store_true")
@@ -99,6 +103,15 @@ def main() -> None:
                     _file(Path(tmp), f"o{k:g}", f"{k:g}x", overrun_client(k), [], search),
                 )
             )
+        for k in args.first_overruns:
+            client = overrun_client(k, first_only=True)
+            candidates.append(
+                (
+                    "attack",
+                    f"{k:g}x steps, first task only",
+                    _file(Path(tmp), f"f{k:g}", f"{k:g}x first", client, [], search),
+                )
+            )
         cap = search.contract.max_cpu_ratio
         print(
             f"{args.benchmark}: trainer CPU per task vs its twin (the unchanged surface); cap {cap:g}x",
@@ -109,30 +122,22 @@ def main() -> None:
             if index == 1:
                 search.record(result)  # the incumbent: the others then run the full seed protocol
                 continue
-            later, first = _ratios(result)
+            ratios = _ratios(result)
             flagged = any(v.startswith("measured compute") for v in result.violations)
-            rows.append(
-                {
-                    "kind": kind,
-                    "label": label,
-                    "later": later,
-                    "first": first,
-                    "flagged": flagged,
-                    "error": result.error,
-                }
-            )
+            rows.append({"kind": kind, "label": label, **ratios, "flagged": flagged, "error": result.error})
             shown = (
-                f"later {later:.2f}x  first {first:.2f}x" if later and first else f"no ratio ({result.error})"
+                "  ".join(f"{w} {ratios[w]:.2f}x" for w in WINDOWS)
+                if all(ratios.values())
+                else f"no ratio ({result.error})"
             )
             print(f"{kind:6s} {label:40s} {shown}  {'FLAGGED' if flagged else 'within'}", flush=True)
     honest = [r for r in rows if r["kind"] == "honest" and r["later"]]
     false = sum(r["flagged"] for r in honest)
-    later = sorted(r["later"] for r in honest)
-    first = sorted(r["first"] for r in honest)
-    print(
-        f"honest: {false} of {len(honest)} flagged; later ratios {later[0]:.2f}-{later[-1]:.2f} "
-        f"(median {statistics.median(later):.2f}); first ratios {first[0]:.2f}-{first[-1]:.2f}"
-    )
+    spans = []
+    for w in WINDOWS:
+        seen = sorted(r[w] for r in honest)
+        spans.append(f"{w} {seen[0]:.2f}-{seen[-1]:.2f} (median {statistics.median(seen):.2f})")
+    print(f"honest: {false} of {len(honest)} flagged; ratios " + "; ".join(spans))
     if args.record:
         figures = {"cap": cap, "rows": rows, "honest_flagged": false, "honest_runs": len(honest)}
         print(f"recorded: {Record('compute-bound', args.benchmark).write(figures).relative_to(ROOT)}")

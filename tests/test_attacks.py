@@ -111,8 +111,8 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "injected": ({"invalid"}, "zero-update control (seed 0): the server's model moved"),
     "pooled": ({"crash"}, "EOFError: No data left in file"),  # the other shards read as empty files
     "smuggler": ({"crash"}, "sent more than a result may carry: meta['rows']['x'] is not a parameter"),
-    "overrun": ({"invalid"}, "tasks each measured beside its twin"),
-    "overrun-2": ({"invalid"}, "tasks each measured beside its twin"),  # at the margin
+    "overrun": ({"invalid"}, "windows each measured beside its twin"),
+    "overrun-2": ({"invalid"}, "windows each measured beside its twin"),  # at the margin
     "export-tamper": (
         {"invalid"},
         "harness' job intact: seed 0: the job the export left is not the harness'",

@@ -14,7 +14,7 @@ CHANGE = Candidate(
     params={}, family="f", description="a code change", files=(("client_train.py", "x = 1\n"),)
 )
 KNOBS = Candidate(params={}, family="f", description="knobs only")
-TWIN = {"site-1": [0.02, 0.008], "site-2": [0.02, 0.008]}
+TWIN = {"site-1": [0.02, 0.008, 0.008], "site-2": [0.02, 0.008, 0.008]}  # start-up, 2 tasks
 
 
 class _Shards:
@@ -25,7 +25,7 @@ class _Shards:
 
 
 def _trial(smoke_contract, candidate: Candidate, later: float, twin: dict | None = TWIN) -> list[str]:
-    windows = {"site-1": [0.02, later], "site-2": [0.02, later]}
+    windows = {"site-1": [0.02, 0.008, later], "site-2": [0.02, 0.008, later]}
     runs = [
         SeedRun(seed=s, directory=Path("t"), task_seconds=windows, twin_seconds=twin, metered=True)
         for s in (0, 1)
@@ -46,7 +46,7 @@ def test_a_code_change_is_held_to_its_twins(smoke_contract):
 
 def test_a_code_change_whose_twin_measured_nothing_fails_closed(smoke_contract):
     assert _trial(smoke_contract, CHANGE, 0.008, twin=None) == [
-        f"measured compute (seed {s}, {site}): 2 tasks measured, the unchanged surface's twin beside it 0: "
+        f"measured compute (seed {s}, {site}): 3 windows measured, the unchanged surface's twin beside it 0: "
         "nothing to hold them to"
         for s in (0, 1)
         for site in ("site-1", "site-2")

@@ -1,12 +1,15 @@
 """A client's trainer process: what crosses its socket (``wire``: trees of numbers, strings and arrays, never
-a pickle) and what it may not do (start a process: ``seclude.no_new_processes``)."""
+a pickle), what it may not do (start a process: ``seclude.no_new_processes``), and when it runs (only in the
+windows its executor measures: ``trainer_process``)."""
 
 from __future__ import annotations
 
 import io
+import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -100,3 +103,50 @@ print("refused")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "refused", done.stderr
+
+
+SCRIPT = """
+import pathlib, sys, time
+pathlib.Path(sys.argv[1]).write_text("the script ran")
+import nvflare.client as flare
+import torch  # noqa: F401  (what receive() gives: torch tensors in an FLModel)
+from nvflare.app_common.abstract.fl_model import FLModel  # noqa: F401
+
+def burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+burn(0.3)  # its start-up: work before it asks for a task (pretraining, say)
+while flare.is_running():
+    model = flare.receive()
+    burn(0.1)
+    flare.send(model)
+"""
+
+
+@pytest.mark.subprocess
+def test_the_script_runs_nothing_before_its_start_up_window_and_each_window_holds_its_own_work(tmp_path):
+    from nvflare.apis.signal import Signal
+
+    from pytest_autofl.run.trainer_process import TrainerProcess
+
+    script, marker = tmp_path / "client.py", tmp_path / "ran"
+    script.write_text(SCRIPT)
+    trainer = TrainerProcess(f"{sys.executable} -u", str(script), str(marker), launch_timeout=60.0)
+    trainer.launch(dict(os.environ), str(tmp_path))
+    abort = Signal()
+    try:
+        time.sleep(1.0)  # launched at the run's start; its first task comes later
+        assert trainer.connected(abort)
+        assert not marker.exists()  # connected, and nothing of the script ran: it waits for its start-up
+        assert trainer.start_up(abort) and marker.exists()
+        fields = {"params": None, "params_type": None, "meta": {}, "current_round": 0, "total_rounds": 1}
+        reply = trainer.task({"kind": "task", "task": "train", "site": "site-1", "model": fields}, abort)
+        assert reply is not None and reply["kind"] == "result"
+        start_up, task = trainer.windows
+        assert (
+            start_up >= 0.3 and 0.1 <= task < 0.3
+        )  # each window its own work: the start-up's not in the task's
+    finally:
+        trainer.stop()

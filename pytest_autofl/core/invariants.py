@@ -84,33 +84,46 @@ def fairness_violations(
     return out + _start_violations([*runs, *extra_runs], contract.higher_is_better, model_changed)
 
 
+WINDOWS = (
+    "start-up",
+    "first",
+    "later",
+)  # a trainer's windows: its script's start-up, its first task, the rest
+_WHAT = {
+    "start-up": "start-up (the script before it asks for a task)",
+    "first": "first task",
+    "later": "later task",
+}
+
+
 def twin_ratios(runs: Sequence[RunFacts]) -> tuple[dict[str, list[float]], list[str]]:
-    """Each measured task's CPU over its twin's, first tasks and later ones apart; and each site whose tasks
-    and twin's do not pair up."""
-    ratios: dict[str, list[float]] = {"first": [], "later": []}
+    """Each measured window's CPU over its twin's, the start-ups, first tasks and later ones apart
+    (``WINDOWS``); and each site whose windows and twin's do not pair up."""
+    ratios: dict[str, list[float]] = {which: [] for which in WINDOWS}
     unpaired = []
     for run in (r for r in runs if r.task_seconds):
         for site, tasks in sorted((run.task_seconds or {}).items()):
             twin = (run.twin_seconds or {}).get(site, [])
             if len(twin) != len(tasks):
                 unpaired.append(
-                    f"measured compute (seed {run.seed}, {site}): {len(tasks)} tasks measured, the unchanged "
+                    f"measured compute (seed {run.seed}, {site}): {len(tasks)} windows measured, the unchanged "
                     f"surface's twin beside it {len(twin)}: nothing to hold them to"
                 )
                 continue
             for index, (own, ref) in enumerate(zip(tasks, twin, strict=True)):
                 if ref > 0:
-                    ratios["later" if index else "first"].append(own / ref)
+                    ratios[WINDOWS[min(index, 2)]].append(own / ref)
     return ratios, unpaired
 
 
 def compute_violations(contract: Contract, runs: Sequence[RunFacts], twinned: bool) -> list[str]:
     """The budget the harness measures, not the one the candidate reports: the trainers' CPU seconds in each
-    task's window (every thread of the client script's process; it may start no other), each beside its twin's
-    — the unchanged surface with the same knobs, given the same task in the same moments — and the median of
-    those ratios over the runs' sites and tasks at most ``max_cpu_ratio``. First tasks (they carry the script's
-    start-up) and later tasks are judged apart, so extra work in either shows. A metered run with no windows had
-    its meter stopped; a code change's run without its twin's windows has nothing to be held to: both fail."""
+    window (every thread of the client script's process; it may start no other), each beside its twin's — the
+    unchanged surface with the same knobs, in the same moments — and the median of those ratios over the runs'
+    sites at most ``max_cpu_ratio``. The script's start-up, its first task and its later tasks are judged
+    apart (``WINDOWS``), so extra work in any one shows, undiluted by the others. A metered run with no
+    windows had its meter stopped; a code change's run without its twin's windows has nothing to be held to:
+    both fail."""
     out = [
         f"measured compute (seed {r.seed}): the harness' CPU meter reported nothing; it was stopped from inside the run"
         for r in runs
@@ -121,12 +134,12 @@ def compute_violations(contract: Contract, runs: Sequence[RunFacts], twinned: bo
     ratios, unpaired = twin_ratios(runs)
     out += unpaired
     cap = contract.max_cpu_ratio
-    for which in ("later", "first"):
+    for which in reversed(WINDOWS):
         if ratios[which] and (ratio := statistics.median(ratios[which])) > cap:
             out.append(
-                f"measured compute: {ratio:.2f}x the unchanged surface's CPU per {which} task, the median of "
-                f"{len(ratios[which])} tasks each measured beside its twin (cap {cap:g}x): local work beyond the "
-                "budget, whatever the clients report"
+                f"measured compute: {ratio:.2f}x the unchanged surface's CPU per {_WHAT[which]}, the median of "
+                f"{len(ratios[which])} windows each measured beside its twin (cap {cap:g}x): local work beyond "
+                "the budget, whatever the clients report"
             )
     return out
 

@@ -35,10 +35,14 @@ class _Session:
         self.conn = conn
         self.task: dict[str, Any] | None = None  # the task received and not yet answered
         self.running = True
+        self.asked = False  # whether the script has asked for a task yet (its start-up is over)
         self.site = ""
 
     def next_task(self) -> dict[str, Any] | None:
         if self.task is None and self.running:
+            if not self.asked:  # the script's start-up ends here: the FLARE process stops us, then sends
+                wire.send(self.conn, {"kind": "ready"})
+                self.asked = True
             message = wire.receive(self.conn)
             if message is None or message.get("kind") != "task":
                 self.running = False
@@ -129,6 +133,14 @@ def _connect() -> _Session:
     return _Session(conn)
 
 
+def _await_start(session: _Session) -> bool:
+    """Wait, running nothing, until the FLARE process starts the script's start-up (its first window): a
+    trainer that went on after its hello would run the script unmetered until the first task. False: the run
+    ended first."""
+    message = wire.receive(session.conn)
+    return isinstance(message, dict) and message.get("kind") == "start"
+
+
 def _initial_params(args: list[str]) -> dict[str, Any]:
     """A twin's model as the job's persistor builds it (``Net(arch, seed, **task)`` from the client's
     configuration), for tasks whose model does not fit it. Built in a child forked for it (this process may
@@ -167,7 +179,9 @@ def main() -> int:
         print("usage: python -m pytest_autofl.run.trainer SCRIPT [ARGS...]", file=sys.stderr)
         return 2
     target = sys.argv[1]
-    _session = _connect()  # the FLARE process stops us here until the first task: nothing runs before it
+    _session = _connect()
+    if not _await_start(_session):  # the start-up is measured from here to the first request (``next_task``)
+        return 0
     seclude.no_new_processes()  # threads yes (counted: stopped with the process), processes no
     _session.site = os.environ.get("AUTOFL_SITE", "")
     api = types.ModuleType("nvflare.client", __doc__)

@@ -61,6 +61,7 @@ class TrainerExecutor(Executor):
         self._tasks = (
             0  # handed so far, counted from the site's turn (``_turn``: odd sites start with the twin)
         )
+        self._started = False  # whether the trainers' start-ups ran (before the first task, measured apart)
 
     def handle_event(self, event_type: str, fl_ctx: FLContext) -> None:
         if event_type == EventType.START_RUN:
@@ -71,7 +72,7 @@ class TrainerExecutor(Executor):
     def _launch(self, fl_ctx: FLContext) -> None:
         custom = fl_ctx.get_engine().get_workspace().get_app_custom_dir(fl_ctx.get_job_id())
         site = fl_ctx.get_identity_name()
-        self._tasks = _turn(site)
+        self._tasks, self._started = _turn(site), False
         env = {
             **os.environ,
             "AUTOFL_SITE": site,
@@ -108,8 +109,16 @@ class TrainerExecutor(Executor):
         }
         message = {"kind": "task", "task": task_name, "site": fl_ctx.get_identity_name(), "model": fields}
         self._tasks += 1
+        order = trainers if self._tasks % 2 else trainers[::-1]  # who goes first alternates
+        for trainer in order if not self._started else []:  # the start-ups, each its own window
+            try:
+                if not trainer.start_up(abort_signal):
+                    return self._failed(fl_ctx, abort_signal, trainer, "ended before it asked for a task")
+            except TrainerFailed as exc:
+                return self._failed(fl_ctx, abort_signal, trainer, str(exc))
+        self._started = True
         replies: dict[int, dict[str, Any]] = {}
-        for trainer in trainers if self._tasks % 2 else trainers[::-1]:  # who goes first alternates
+        for trainer in order:
             try:
                 reply = trainer.task(
                     message if trainer is self._trainer else _for_twin(message, trainer), abort_signal

@@ -1,5 +1,6 @@
 """One trainer process as a client's executor (``trainer_executor``) holds it: started, connected by its
-launch token, stopped (SIGSTOP) except while it holds a task, its CPU clock read around each task, and ended.
+launch token, stopped (SIGSTOP) except in its start-up and while it holds a task, its CPU clock read around
+each (the start-up's window apart), and ended.
 What it sends is decoded without running any of it (no pickles)."""
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TrainerProcess:
         self.command, self.script, self.script_args = command, script, script_args
         self.launch_timeout = launch_timeout
         self.hello: dict[str, Any] = {}  # what it said when it connected (a twin: its model's initial params)
-        self.windows: list[float] = []  # its CPU seconds per task
+        self.windows: list[float] = []  # its CPU seconds: the start-up, then one per task
         self._process: subprocess.Popen[bytes] | None = None
         self._listener: socket.socket | None = None
         self._conn: socket.socket | None = None
@@ -82,15 +83,24 @@ class TrainerProcess:
     def exit_code(self) -> int | None:
         return self._process.poll() if self._process is not None else None
 
+    def start_up(self, abort_signal: Signal) -> bool:
+        """Let it run the script up to its first request for a task (the script's start-up: imports, data,
+        model), its CPU in that window the first of ``windows``; False if it ended or the run was aborted
+        first. TrainerFailed if the connection broke."""
+        return self._window({"kind": "start"}, "ready", abort_signal) is not None
+
     def task(self, message: dict[str, Any], abort_signal: Signal) -> dict[str, Any] | None:
         """Hand it one task and wait for its result (None: it ended first, or the run was aborted); its CPU
         in that window is added to ``windows``. TrainerFailed if the connection broke."""
+        return self._window(message, "result", abort_signal)
+
+    def _window(self, message: dict[str, Any], kind: str, abort_signal: Signal) -> dict[str, Any] | None:
         assert self._conn is not None
         before = kernel.cpu_seconds(self._pid)
         try:
             os.kill(self._pid, signal.SIGCONT)
             wire.send(self._conn, message)
-            return self._reply(self._conn, abort_signal)
+            return self._reply(self._conn, kind, abort_signal)
         except (OSError, wire.WireError) as exc:
             raise TrainerFailed(f"broke the connection ({exc})") from None
         finally:
@@ -98,7 +108,7 @@ class TrainerProcess:
             if after := kernel.cpu_seconds(self._pid):  # one that died mid-task has no clock left
                 self.windows.append(after - before)
 
-    def _reply(self, conn: socket.socket, abort_signal: Signal) -> dict[str, Any] | None:
+    def _reply(self, conn: socket.socket, kind: str, abort_signal: Signal) -> dict[str, Any] | None:
         conn.settimeout(WAIT_SECONDS)
         while True:
             try:
@@ -111,8 +121,8 @@ class TrainerProcess:
             if not head:
                 return None
             reply = wire.receive(conn)
-            if not isinstance(reply, dict) or reply.get("kind") != "result":
-                raise wire.WireError("the trainer sent something other than a result")
+            if not isinstance(reply, dict) or reply.get("kind") != kind:
+                raise wire.WireError(f"the trainer sent something other than a {kind!r} message")
             return reply
 
     def stop(self) -> None:
