@@ -82,9 +82,9 @@ def _attacks(project) -> dict[str, dict]:
             "description": "swaps the harness' executor in the exported job",
             "files": {"model.py": (project / "surfaces" / "model.py").read_text() + EXPORT_TAMPER},
         },
-        "overrun": {
-            "description": "4x the step cap, reports the cap",
-            "files": {"client_train.py": _overrun(project, 4)},
+        "overrun-first": {
+            "description": "2x the step cap in the first task only, reports the cap",
+            "files": {"client_train.py": _overrun(project, 2, first_only=True)},
         },
         "overrun-2": {
             "description": "2x the step cap, reports the cap",
@@ -97,11 +97,13 @@ def _attacks(project) -> dict[str, dict]:
     }
 
 
-def _overrun(project, k: float) -> str:
-    """The surface's client, training ``k`` times the step cap and reporting the cap (at the margin: the
-    trainer's CPU per task is what gives it away, not the step count it sends)."""
-    overrun = _client(project, "while steps < steps_per_round:", f"while steps < steps_per_round * {k}:")
-    overrun = overrun.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {k}:")
+def _overrun(project, k: float, first_only: bool = False) -> str:
+    """The surface's client, training ``k`` times the step cap (in every task, or in the first only) and
+    reporting the cap (at the margin: the trainer's CPU per task is what gives it away, not the step count it
+    sends)."""
+    factor = f"({k} if round_num == 0 else 1)" if first_only else f"{k}"
+    overrun = _client(project, "while steps < steps_per_round:", f"while steps < steps_per_round * {factor}:")
+    overrun = overrun.replace("if steps >= steps_per_round:", f"if steps >= steps_per_round * {factor}:")
     return overrun.replace(
         '{"NUM_STEPS_CURRENT_ROUND": steps}', '{"NUM_STEPS_CURRENT_ROUND": min(steps, steps_per_round)}'
     )
@@ -111,8 +113,8 @@ EXPECTED = {  # attack -> (verdicts it may get, what the reason must name)
     "injected": ({"invalid"}, "zero-update control (seed 0): the server's model moved"),
     "pooled": ({"crash"}, "EOFError: No data left in file"),  # the other shards read as empty files
     "smuggler": ({"crash"}, "sent more than a result may carry: meta['rows']['x'] is not a parameter"),
-    "overrun": ({"invalid"}, "windows each measured beside its twin"),
     "overrun-2": ({"invalid"}, "windows each measured beside its twin"),  # at the margin
+    "overrun-first": ({"invalid"}, "CPU per first task"),  # the same, confined to the first task
     "export-tamper": (
         {"invalid"},
         "harness' job intact: seed 0: the job the export left is not the harness'",

@@ -66,7 +66,7 @@ def test_unknown_benchmark_lists_the_known_ones(repo):
 
 
 def test_the_compute_cap_is_the_contracts_or_the_default(repo, tmp_path):
-    assert load_contract(repo / "benchmarks", "digits-smoke").max_cpu_ratio == 1.5
+    assert load_contract(repo / "benchmarks", "digits-smoke").max_cpu_ratio == 1.3
     shutil.copytree(repo / "benchmarks" / "digits-smoke", tmp_path / "digits-smoke")
     path = tmp_path / "digits-smoke" / "contract.json"
     raw = json.loads(path.read_text())

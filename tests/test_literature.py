@@ -124,7 +124,8 @@ def test_the_review_scores_by_the_stated_formula_and_drops_what_cannot_run(repo,
     assert dict(found.dropped)["fedsam"] == "already run"
     tight = replace(skew, raw={**skew.raw, "budget": {**skew.raw["budget"], "max_cpu_ratio": 1.2}})
     dropped = dict(review(cards, rows[:3], tight, factory, surface_dir, surface, 1).dropped)
-    assert dropped["fedsam"] == "compute 2x exceeds the contract's 1.2x" and "fedntd" in dropped
+    assert dropped["fedsam"] == "compute 2x: not below the contract's cap of 1.2x" and "fedntd" in dropped
+    assert dict(found.dropped)["fedntd"] == "compute 1.3x: not below the contract's cap of 1.3x"  # at the cap
     narrow = CandidateFactory(Program(files=("strategies.py",)).narrow(factory.schema))
     dropped = dict(review(cards, rows[:3], skew, narrow, surface_dir, surface, 1).dropped)
     assert "not allowed here" in dropped["fedlc"] and "fedexp" not in dropped

@@ -69,7 +69,8 @@ OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         (int, float),
         lambda v: v >= 1 and math.isfinite(v),
         "must be a number >= 1",
-        1.5,  # the trainers' CPU per task: benchmarks/results/compute-bound/ (honest code vs 1.5x and 2x steps)
+        1.3,  # the trainers' CPU per window: benchmarks/results/compute-bound/2026-12-08-567b5fbebca3-digits-smoke.json
+        # (32 honest code changes at most 1.15x their twins; 2x the steps 1.42x-1.64x, 1.48x in a first task alone)
     ),
     # What one simulation (its whole process tree) may take of the machine: memory (proportional set size, so
     # pages a prefork zygote shares count once), processes, and disk in its trial directory. Past a limit the

@@ -8,7 +8,7 @@ Score (each input 1-5): ``2*gain + 2*contract_safety + simplicity + evidence + n
 - novelty: 5 when the ledger has no row of the card's family, 4 when that family has a keep or narrow,
   2 when it only ever lost.
 Dropped: a card already run (its faithful run is in the ledger), one whose compute exceeds the contract's
-``max_cpu_ratio`` (the measured-compute bound would void it), one the schema or the program does not allow.
+``max_cpu_ratio`` or at it (the measured-compute bound would void it), one the schema or the program does not allow.
 """
 
 from __future__ import annotations
@@ -128,9 +128,12 @@ def review(
         if f"card:{card.id}/faithful" in tried:
             dropped.append((card.id, "already run"))
             continue
-        if card.compute > contract.max_cpu_ratio:
+        if card.compute >= contract.max_cpu_ratio:  # at the cap, the meter would refuse it half the time
             dropped.append(
-                (card.id, f"compute {card.compute:g}x exceeds the contract's {contract.max_cpu_ratio:g}x")
+                (
+                    card.id,
+                    f"compute {card.compute:g}x: not below the contract's cap of {contract.max_cpu_ratio:g}x",
+                )
             )
             continue
         try:
