@@ -3,26 +3,31 @@ trainer CPU per task (the harness' task windows, in the sandbox) against its twi
 the same knobs, given the same task in the same moments.
 
     python benchmarks/compute_bound.py [--benchmark digits-smoke] [--repeats 5] [--overruns 1.5 2]
-        [--first-overruns 2] [--record]
+        [--first-overruns 2] [--busy 0] [--record]
 
 Honest code changes: the surface's client with a comment added (the same work), over several knob sets,
 ``--repeats`` times each, and the faithful run of each ``--cards`` literature card. Attacks: clients that train
 k times the step cap and report the cap, in every task or (``first``) in the first task only. Prints, per
 candidate, the median ratios to the twin of the script's start-up, its first task and its later tasks, the
-cap, and whether the bound flagged it; ``--record`` writes the table to
+cap, and whether the bound flagged it; ``--busy N`` runs N busy loops per core beside it all (``tests/load.py``); ``--record`` writes the table to
 ``benchmarks/results/compute-bound/`` with the commit, date, machine and command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 from records import Record
 from scratch import ROOT, scratch_search
+
+sys.path.insert(0, str(ROOT / "tests"))
+from load import busy  # noqa: E402
 
 from pytest_autofl.core.candidate import Candidate
 from pytest_autofl.core.invariants import WINDOWS, RunFacts, twin_ratios
@@ -72,11 +77,13 @@ def main() -> None:
     parser.add_argument("--first-overruns", type=float, nargs="*", default=[2.0])
     parser.add_argument("--cards", nargs="*", default=["fedyogi", "fedadagrad"])
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--busy", type=int, default=0, help="busy loops per core beside the runs")
     parser.add_argument("--record", action="store_true")
     args = parser.parse_args()
     honest_client = (ROOT / "surfaces" / "client_train.py").read_text() + "\n# the same work, written again\n"
     rows = []
-    with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp:
+    loaded = busy(args.busy) if args.busy else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="compute-bound-") as tmp, loaded:
         search = scratch_search(
             Path(tmp), args.benchmark, calibrate=False, force=True, parallel=args.parallel, sandbox="on"
         )
@@ -139,8 +146,15 @@ def main() -> None:
         spans.append(f"{w} {seen[0]:.2f}-{seen[-1]:.2f} (median {statistics.median(seen):.2f})")
     print(f"honest: {false} of {len(honest)} flagged; ratios " + "; ".join(spans))
     if args.record:
-        figures = {"cap": cap, "rows": rows, "honest_flagged": false, "honest_runs": len(honest)}
-        print(f"recorded: {Record('compute-bound', args.benchmark).write(figures).relative_to(ROOT)}")
+        figures = {
+            "cap": cap,
+            "busy_per_core": args.busy,
+            "rows": rows,
+            "honest_flagged": false,
+            "honest_runs": len(honest),
+        }
+        name = f"{args.benchmark}-busy{args.busy}" if args.busy else args.benchmark
+        print(f"recorded: {Record('compute-bound', name).write(figures).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
