@@ -24,6 +24,7 @@ cannot reach the zygote, falls back to the real interpreter. Only the standard l
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import shutil
@@ -131,6 +132,8 @@ def main() -> int:
             importlib.import_module(name)
     with contextlib.suppress(ImportError):
         _warm_torch()
+    gc.collect()
+    gc.freeze()  # what was imported stays out of every fork's collections: they neither walk nor copy it
     took = time.monotonic() - started
     table, env = infrastructure.waits_in_force()
     waits.shorten(table)  # before anything forks: the simulator and every worker inherit them
