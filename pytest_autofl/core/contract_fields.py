@@ -69,7 +69,7 @@ OPTIONAL: dict[str, tuple[Any, Callable[[Any], bool], str, Any]] = {
         (int, float),
         lambda v: v >= 1 and math.isfinite(v),
         "must be a number >= 1",
-        1.3,  # the trainers' CPU per window: benchmarks/results/compute-bound/2026-12-08-567b5fbebca3-digits-smoke.json
+        1.3,  # the trainers' CPU per window: benchmarks/results/compute-bound/2026-12-08-567b5fbebca3-digits-smoke.txt
         # (32 honest code changes at most 1.15x their twins; 2x the steps 1.42x-1.64x, 1.48x in a first task alone)
     ),
     # What one simulation (its whole process tree) may take of the machine: memory (proportional set size, so
