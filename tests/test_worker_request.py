@@ -30,11 +30,12 @@ def _argv(site: str = "site-1", **changed: str) -> list[str]:
     return ["-m", WORKER_MODULE, *(x for kv in options.items() for x in kv)]
 
 
-def test_the_simulators_worker_runs_with_the_harness_logging_configuration():
+def test_the_simulators_worker_runs_with_the_harness_logging_configuration_and_parent():
     started: set[str] = set()
-    argv, site = flare_worker(_argv(**{"--logging_config": "/r/seed-0/my_log.json"}), JOB, started)
-    assert site == "site-1" and argv == _argv(**{"--logging_config": LOG_CONFIG})
-    assert flare_worker(["-u", *_argv("site-2")], JOB, started)[0][:3] == ["-u", "-m", WORKER_MODULE]
+    asked = _argv(**{"--logging_config": "/r/seed-0/my_log.json", "--parent_pid": "99999"})
+    argv, site = flare_worker(asked, JOB, started, 4321)
+    assert site == "site-1" and argv == _argv(**{"--logging_config": LOG_CONFIG, "--parent_pid": "4321"})
+    assert flare_worker(["-u", *_argv("site-2")], JOB, started, 4321)[0][:3] == ["-u", "-m", WORKER_MODULE]
 
 
 @pytest.mark.parametrize(
@@ -52,12 +53,12 @@ def test_the_simulators_worker_runs_with_the_harness_logging_configuration():
 )
 def test_anything_else_is_refused_with_its_reason(argv, reason):
     with pytest.raises(ValueError, match=reason):
-        flare_worker(argv, JOB, set())
+        flare_worker(argv, JOB, set(), 4321)
 
 
 def test_a_site_runs_one_flare_process():
     with pytest.raises(ValueError, match="started already"):
-        flare_worker(_argv(), JOB, {"site-1"})
+        flare_worker(_argv(), JOB, {"site-1"}, 4321)
 
 
 def test_its_environment_and_import_path_are_the_launchers_not_the_requests():

@@ -65,9 +65,13 @@ class Job:
         ]
 
 
-def flare_worker(argv: list[str], job: Job, started: set[str]) -> tuple[list[str], str]:
+def flare_worker(argv: list[str], job: Job, started: set[str], parent: int) -> tuple[list[str], str]:
     """The command line to run for a request that claims to be a client's FLARE process (its logging
-    configuration the harness'), and its site; ValueError with the reason when it is not one."""
+    configuration the harness', its parent ``parent``: prefork's launcher), and its site; ValueError with the
+    reason when it is not one. FLARE's worker kills its own process group with SIGKILL within a second of its
+    ``--parent_pid`` going away: the simulator's process, which named itself, may end while a worker still
+    cleans up (a kill the harness counted against the candidate), and the aggregator that runs there could
+    name any pid; the launcher outlives every worker, and what is left when it ends is the zygote's to end."""
     rest = argv[1:] if argv[:1] == ["-u"] else argv
     if rest[:2] != ["-m", WORKER_MODULE] or len(rest) % 2:
         raise ValueError(f"not the simulator's worker command: {' '.join(argv)[:200]}")
@@ -85,7 +89,7 @@ def flare_worker(argv: list[str], job: Job, started: set[str]) -> tuple[list[str
         raise ValueError(f"a worker for {site} outside the run's workspace {job.workspace}")
     if options["--decomposer_module"] not in _DECOMPOSERS:
         raise ValueError(f"a worker that would import {options['--decomposer_module']!r}")
-    options["--logging_config"] = LOG_CONFIG
+    options["--logging_config"], options["--parent_pid"] = LOG_CONFIG, str(parent)
     return [
         *argv[: len(argv) - len(rest)],
         "-m",

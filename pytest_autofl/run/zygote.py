@@ -172,7 +172,7 @@ class Zygote:
     def _flare(self, request: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, str]]:
         """A client's FLARE process, as the harness runs it (``worker_request``); ValueError if it is none."""
         assert self.job is not None
-        argv, site = flare_worker(request["argv"], self.job, self.started)
+        argv, site = flare_worker(request["argv"], self.job, self.started, os.getppid())
         self.started.add(site)
         env = flare_env(self.launch_env, self.job, site, self.listener.getsockname())
         return {**request, "argv": argv, "env": env}, (FLARE, site)
