@@ -150,3 +150,20 @@ def test_the_script_runs_nothing_before_its_start_up_window_and_each_window_hold
         )  # each window its own work: the start-up's not in the task's
     finally:
         trainer.stop()
+
+
+@pytest.mark.subprocess
+def test_a_trainer_the_run_never_started_ends_at_once_and_quietly(tmp_path):
+    """A run that ends before a site's first task (a server that failed, say): its trainer, connected but
+    never accepted, is told so by the listener closing, not killed after the stop timeout."""
+    from pytest_autofl.run.trainer_process import TrainerProcess
+
+    script = tmp_path / "client.py"
+    script.write_text(SCRIPT)
+    trainer = TrainerProcess(f"{sys.executable} -u", str(script), str(tmp_path / "ran"), launch_timeout=60.0)
+    trainer.launch(dict(os.environ), str(tmp_path))
+    process = trainer._process
+    time.sleep(1.0)  # connected and waiting to be started
+    trainer.stop()
+    assert process is not None and process.returncode == 0  # not -9: it ended, it was not killed
+    assert not (tmp_path / "ran").exists()

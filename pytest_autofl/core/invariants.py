@@ -84,11 +84,8 @@ def fairness_violations(
     return out + _start_violations([*runs, *extra_runs], contract.higher_is_better, model_changed)
 
 
-WINDOWS = (
-    "start-up",
-    "first",
-    "later",
-)  # a trainer's windows: its script's start-up, its first task, the rest
+# A trainer's windows, in order: its script's start-up, its first task, and every later task.
+WINDOWS = ("start-up", "first", "later")
 _WHAT = {
     "start-up": "start-up (the script before it asks for a task)",
     "first": "first task",
@@ -112,7 +109,7 @@ def twin_ratios(runs: Sequence[RunFacts]) -> tuple[dict[str, list[float]], list[
                 continue
             for index, (own, ref) in enumerate(zip(tasks, twin, strict=True)):
                 if ref > 0:
-                    ratios[WINDOWS[min(index, 2)]].append(own / ref)
+                    ratios[WINDOWS[min(index, len(WINDOWS) - 1)]].append(own / ref)
     return ratios, unpaired
 
 

@@ -136,8 +136,11 @@ def _connect() -> _Session:
 def _await_start(session: _Session) -> bool:
     """Wait, running nothing, until the FLARE process starts the script's start-up (its first window): a
     trainer that went on after its hello would run the script unmetered until the first task. False: the run
-    ended first."""
-    message = wire.receive(session.conn)
+    ended first (told so, or its connection closed: the run ended before this site's first task)."""
+    try:
+        message = wire.receive(session.conn)
+    except (OSError, wire.WireError):
+        return False
     return isinstance(message, dict) and message.get("kind") == "start"
 
 

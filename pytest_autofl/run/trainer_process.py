@@ -134,14 +134,14 @@ class TrainerProcess:
             with contextlib.suppress(OSError, wire.WireError):
                 wire.send(self._conn, {"kind": "stop"})
             self._conn.close()
+        if self._listener is not None:  # one never accepted learns the run is over from this (``trainer``)
+            self._listener.close()
         if self._process is not None:
             try:
                 self._process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._listener is not None:
-            self._listener.close()
         shutil.rmtree(self._directory, ignore_errors=True)
         self._process = self._listener = self._conn = None
 
